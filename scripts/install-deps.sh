@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs emotune's Debian build and test dependencies; skips what is already present.
+# Usage: scripts/install-deps.sh            (build + test dependencies)
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config
+  libtorch-dev libopenblas0-openmp libopenblas-openmp-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libutf8proc-dev libgtest-dev
+  # test-only oracle: the same model computed by PyTorch
+  python3 python3-torch python3-numpy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,55 @@
+#include "cli/commands.h"
+
+#include <c10/util/Exception.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+namespace emotune::cli {
+
+namespace {
+
+// Error text on one line: libtorch messages carry backtraces and newlines.
+std::string first_line(std::string s) {
+  const auto nl = s.find('\n');
+  if (nl != std::string::npos) s.resize(nl);
+  return s;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"emotune: emotion recognition with fine-tuned transformer encoders"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "emotune 0.1.0");
+  Action action;
+  add_tokenize_command(app, action);
+  //add_init_command(app, action);
+  //add_predict_command(app, action);
+
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+  spdlog::set_default_logger(spdlog::default_logger());
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "emotune: error: " << first_line(e.what()) << " (see --help)\n";
+    return 2;
+  }
+  try {
+    return action();
+  } catch (const c10::Error& e) {
+    std::cerr << "emotune: error: " << first_line(e.what_without_backtrace()) << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "emotune: error: " << first_line(e.what()) << "\n";
+    return 2;
+  }
+}
+
+}  // namespace emotune::cli

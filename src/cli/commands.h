@@ -1,0 +1,26 @@
+// The emotune subcommands: each registers its flags on the CLI11 app and returns the action
+// to run when the user picked it. main() turns exceptions from an action into exit codes.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+namespace emotune::cli {
+
+using Action = std::function<int()>;
+
+// Bad input from the user (flags, files, data): one line on stderr and exit code 2.
+struct UserError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void add_tokenize_command(CLI::App& app, Action& action);
+void add_init_command(CLI::App& app, Action& action);
+void add_predict_command(CLI::App& app, Action& action);
+
+// Runs the emotune command line; returns the process exit code.
+int run(int argc, char** argv);
+
+}  // namespace emotune::cli

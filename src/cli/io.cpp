@@ -1,0 +1,29 @@
+#include "cli/io.h"
+
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace emotune::cli {
+
+void for_each_input_line(const std::string& path, const std::function<void(const std::string&)>& fn) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (!path.empty() && path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) throw UserError("cannot read input file " + path);
+    in = &file;
+  }
+  std::string line;
+  while (std::getline(*in, line, '\n')) fn(line);
+  if (in->bad()) throw UserError("error while reading " + (path.empty() ? std::string("stdin") : path));
+}
+
+std::vector<std::string> read_input_lines(const std::string& path) {
+  std::vector<std::string> lines;
+  for_each_input_line(path, [&](const std::string& l) { lines.push_back(l); });
+  return lines;
+}
+
+}  // namespace emotune::cli

@@ -1,0 +1,66 @@
+// `emotune tokenize`: one JSON object of ids and tokens per input line.
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/io.h"
+#include "text/tokenizer.h"
+#include "text/utf8.h"
+
+namespace emotune::cli {
+
+namespace {
+
+struct TokenizeArgs {
+  std::string model_dir;
+  std::string vocab_file;
+  std::size_t max_length = 512;
+  std::string input;
+};
+
+int tokenize(const TokenizeArgs& args) {
+  const text::Tokenizer tokenizer = args.model_dir.empty()
+                                        ? text::Tokenizer::from_vocab_file(args.vocab_file)
+                                        : text::Tokenizer::from_directory(args.model_dir);
+  std::size_t invalid_lines = 0;
+  std::string out;
+  for_each_input_line(args.input, [&](const std::string& line) {
+    if (!text::is_valid_utf8(line)) ++invalid_lines;
+    const text::Encoding enc = tokenizer.encode(line, args.max_length);
+    out = "{\"ids\":[";
+    for (std::size_t i = 0; i < enc.ids.size(); ++i) {
+      if (i) out += ',';
+      out += std::to_string(enc.ids[i]);
+    }
+    out += "],\"tokens\":[";
+    for (std::size_t i = 0; i < enc.ids.size(); ++i) {
+      if (i) out += ',';
+      out += nlohmann::json(tokenizer.token(enc.ids[i])).dump();
+    }
+    out += "]}\n";
+    std::cout << out;
+  });
+  std::cout.flush();
+  if (invalid_lines > 0) std::cerr << "emotune: " << invalid_lines << " input line(s) had invalid UTF-8 (replaced)\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_tokenize_command(CLI::App& app, Action& action) {
+  auto args = std::make_shared<TokenizeArgs>();
+  CLI::App* cmd = app.add_subcommand("tokenize", "Print WordPiece ids and tokens, one JSON object per input line");
+  auto* model = cmd->add_option("--model", args->model_dir, "Model or tokenizer directory");
+  auto* vocab = cmd->add_option("--vocab", args->vocab_file, "A bare vocab.txt (uncased defaults)");
+  model->excludes(vocab);
+  cmd->add_option("--max-length", args->max_length, "Maximum tokens including [CLS] and [SEP]")
+      ->check(CLI::Range(std::size_t{2}, std::size_t{1} << 30));
+  cmd->add_option("--input", args->input, "Input file (default: stdin), one text per line");
+  cmd->callback([args, &action] {
+    if (args->model_dir.empty() && args->vocab_file.empty()) throw CLI::RequiredError("--model or --vocab");
+    action = [args] { return tokenize(*args); };
+  });
+}
+
+}  // namespace emotune::cli

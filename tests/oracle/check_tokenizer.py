@@ -1,0 +1,80 @@
+"""Compares `emotune tokenize` with the reference tokenizer on every GoEmotions text and on a set
+of adversarial strings. Usage: check_tokenizer.py EMOTUNE_BINARY [SHARED_DIR]
+(SHARED_DIR defaults to $EMOTUNE_SHARED; exits 77, "skipped", when neither is there)."""
+import json
+import os
+import random
+import subprocess
+import sys
+import unicodedata
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
+
+
+def adversarial(seed=7, count=600):
+    fixed = [
+        "", " ", "\t\n", "Héllo Wörld", "ÀÉÎÕÜ çñ", "ΟΔΟΣ ΣΟΦΟΣ σοφός", "İstanbul", "ǅemal", "ß ẞ ﬃ",
+        "love🇨🇦", "😀😃 👍🏽 ❤️", "中文字符和English混合", "日本語のテキスト", "한국어 텍스트",
+        "[NAME] is [RELIGION]", "hello [SEP] world [CLS][MASK] [PAD][UNK]", "[sep] [Cls]",
+        "zero\u200bwidth\u200cjoin\u200d", "soft\u00adhyphen", "bell\x07char", "a\u2028b\u2029c",
+        "nbsp\u00a0here\u3000ideographic", "x" * 100, "x" * 101, "é" * 100 + "!", "a.b,c;d:e!f?g",
+        "«quotes» „low“ ‘single’", "—dash–en‐hyphen", "¿Qué? ¡Sí!", "$100 & 50% @home #tag ^_^ ~`|",
+        "\\n literal backslash \\", "e\u0301 combining", "ﬁne ligature", "Ⅻ roman", "①②③ circled",
+        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 math", "\u0000nul", "\ufeffbom", "tab\there", "مرحبا بالعالم", "שלום עולם",
+        "Привет, мир!", "Ελληνικά κείμενα", "ไทย", "देवनागरी", "a\u0303\u0304\u0305", "ǈ ǉ Ǌ",
+        "ΑΣ. ΣΑ", "ﾊﾝｶｸ ｶﾀｶﾅ", "ｆｕｌｌｗｉｄｔｈ", "\U0002A700 ext", "\uF900 compat",
+    ]
+    rng = random.Random(seed)
+    pools = [
+        [chr(c) for c in range(0x20, 0x7F)],
+        [chr(c) for c in range(0xA0, 0x250)],
+        [chr(c) for c in range(0x370, 0x400)],
+        [chr(c) for c in range(0x2000, 0x2070)],
+        [chr(c) for c in range(0x3000, 0x3100)],
+        [chr(c) for c in range(0x4E00, 0x4E80)],
+        [chr(c) for c in range(0x1F300, 0x1F650)],
+        [chr(c) for c in range(0x300, 0x370)],
+    ]
+    out = list(fixed)
+    while len(out) < count:
+        n = rng.randint(1, 40)
+        s = "".join(rng.choice(rng.choice(pools)) for _ in range(n))
+        s = "".join(c for c in s if unicodedata.category(c) != "Cn" and c != "\n")
+        out.append(s)
+    return out
+
+
+def main():
+    binary = sys.argv[1]
+    shared = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("EMOTUNE_SHARED", "")
+    if not shared or not os.path.isdir(os.path.join(shared, "models")):
+        print("SKIPPED: EMOTUNE_SHARED not set or without models/")
+        sys.exit(77)
+    model = os.path.join(shared, "models", "distilbert-base-uncased")
+    texts = []
+    for split in ("train", "dev", "test"):
+        with open(os.path.join(shared, "data", "goemotions", f"{split}.tsv"), encoding="utf-8") as f:
+            texts += [line.rstrip("\n").split("\t")[0] for line in f]
+    n_goemotions = len(texts)
+    texts += [t.replace("\n", " ") for t in adversarial()]
+    ref = ReferenceBertTokenizer(os.path.join(model, "vocab.txt"))
+    proc = subprocess.run([binary, "tokenize", "--model", model], input="\n".join(texts).encode() + b"\n",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == len(texts), f"{len(lines)} outputs for {len(texts)} inputs"
+    mismatches = 0
+    for i, (text, line) in enumerate(zip(texts, lines)):
+        got = json.loads(line)
+        want_ids, want_tokens = ref.encode(text)
+        if got["ids"] != want_ids or got["tokens"] != want_tokens:
+            mismatches += 1
+            if mismatches <= 10:
+                print(f"MISMATCH #{i}: {text!r}\n  emotune:   {got['tokens']}\n  reference: {want_tokens}")
+    print(f"tokenizer parity: {len(texts) - mismatches}/{len(texts)} identical "
+          f"({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
+    sys.exit(1 if mismatches else 0)
+
+
+if __name__ == "__main__":
+    main()
