@@ -1,6 +1,7 @@
 #include "cli/commands.h"
 
 #include <c10/util/Exception.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -24,11 +25,12 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", "emotune 0.1.0");
   Action action;
   add_tokenize_command(app, action);
-  //add_init_command(app, action);
-  //add_predict_command(app, action);
+  add_init_command(app, action);
+  add_predict_command(app, action);
 
+  // Logs go to stderr: stdout carries results (JSONL) that other tools read.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("emotune"));
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
-  spdlog::set_default_logger(spdlog::default_logger());
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,164 @@
+// `emotune predict`: emotions of texts from arguments, a file or stdin, as JSONL, TSV or bars.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "cli/commands.h"
+#include "cli/io.h"
+#include "infer/predictor.h"
+#include "model/runtime.h"
+
+namespace emotune::cli {
+
+namespace {
+
+struct PredictArgs {
+  std::string model_dir;
+  std::vector<std::string> texts;
+  std::string input;
+  std::string format;  // empty: pretty on a terminal, jsonl otherwise
+  std::optional<float> threshold;
+  std::size_t top_k = 0;  // 0 = no limit
+  bool logits = false;
+  std::size_t batch_size = 32;
+  std::size_t max_length = 0;
+  int threads = 0;
+  std::string device = "cpu";
+};
+
+double round6(double x) { return std::round(x * 1e6) / 1e6; }
+
+// Label ids at or above their threshold, highest score first, at most top_k.
+std::vector<std::size_t> chosen_labels(const infer::Prediction& p, const std::vector<float>& thresholds, std::size_t top_k) {
+  std::vector<std::size_t> ids;
+  for (std::size_t i = 0; i < p.probs.size(); ++i)
+    if (p.probs[i] >= thresholds[i]) ids.push_back(i);
+  std::stable_sort(ids.begin(), ids.end(), [&](std::size_t a, std::size_t b) { return p.probs[a] > p.probs[b]; });
+  if (top_k && ids.size() > top_k) ids.resize(top_k);
+  return ids;
+}
+
+class Printer {
+ public:
+  Printer(const PredictArgs& a, const std::vector<std::string>& labels, std::vector<float> thresholds)
+      : a_(a), labels_(labels), thresholds_(std::move(thresholds)) {
+    if (a_.format == "tsv") {
+      std::cout << "text\tlabels";
+      for (const auto& l : labels_) std::cout << '\t' << l;
+      std::cout << '\n';
+    }
+  }
+
+  void print(const std::string& text, const infer::Prediction& p) {
+    const auto ids = chosen_labels(p, thresholds_, a_.top_k);
+    if (a_.format == "jsonl") {
+      nlohmann::ordered_json j;
+      j["labels"] = nlohmann::json::array();
+      for (auto i : ids) j["labels"].push_back(labels_[i]);
+      nlohmann::ordered_json scores = nlohmann::ordered_json::object();
+      for (std::size_t i = 0; i < labels_.size(); ++i) scores[labels_[i]] = round6(p.probs[i]);
+      j["scores"] = std::move(scores);
+      if (p.truncated) j["truncated"] = true;
+      if (a_.logits) j["logits"] = p.logits;
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    } else if (a_.format == "tsv") {
+      std::string clean = text;
+      std::replace(clean.begin(), clean.end(), '\t', ' ');
+      std::replace(clean.begin(), clean.end(), '\r', ' ');
+      std::cout << clean << '\t';
+      for (std::size_t k = 0; k < ids.size(); ++k) std::cout << (k ? "," : "") << labels_[ids[k]];
+      for (std::size_t i = 0; i < labels_.size(); ++i) std::cout << '\t' << round6(p.probs[i]);
+      std::cout << '\n';
+    } else {
+      print_pretty(text, p);
+    }
+  }
+
+ private:
+  void print_pretty(const std::string& text, const infer::Prediction& p) {
+    std::cout << text << (p.truncated ? "  (truncated)" : "") << '\n';
+    std::vector<std::size_t> order(p.probs.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return p.probs[x] > p.probs[y]; });
+    const std::size_t shown = std::min<std::size_t>(a_.top_k ? a_.top_k : 5, order.size());
+    std::size_t width = 0;
+    for (const auto& l : labels_) width = std::max(width, l.size());
+    for (std::size_t k = 0; k < shown; ++k) {
+      const std::size_t i = order[k];
+      const int bar = static_cast<int>(std::lround(p.probs[i] * 30));
+      std::string bars;
+      for (int b = 0; b < bar; ++b) bars += "\u2588";
+      std::printf("  %-*s %s%*s %.3f%s\n", static_cast<int>(width), labels_[i].c_str(), bars.c_str(), 30 - bar, "",
+                  p.probs[i], p.probs[i] >= thresholds_[i] ? "  *" : "");
+    }
+    std::fflush(stdout);
+  }
+
+  const PredictArgs& a_;
+  const std::vector<std::string>& labels_;
+  std::vector<float> thresholds_;
+};
+
+int predict(PredictArgs a) {
+  if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) ? "pretty" : "jsonl";
+  model::configure_threads(a.threads);
+  const torch::Device device = model::resolve_device(a.device);
+  model::ModelBundle bundle = model::load_model_dir(a.model_dir);
+  infer::Predictor predictor(bundle, device, a.max_length);
+  std::vector<float> thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
+  if (a.threshold) std::fill(thresholds.begin(), thresholds.end(), *a.threshold);
+  Printer printer(a, bundle.labels(), thresholds);
+
+  auto run_chunk = [&](const std::vector<std::string>& chunk) {
+    const auto preds = predictor.predict(chunk, a.batch_size);
+    for (std::size_t i = 0; i < chunk.size(); ++i) printer.print(chunk[i], preds[i]);
+    std::cout.flush();
+  };
+  if (!a.texts.empty()) {
+    run_chunk(a.texts);
+    return 0;
+  }
+  // Streams large inputs in chunks: memory stays bounded and output starts early.
+  constexpr std::size_t kChunk = 2048;
+  std::vector<std::string> chunk;
+  for_each_input_line(a.input, [&](const std::string& line) {
+    chunk.push_back(line);
+    if (chunk.size() == kChunk) {
+      run_chunk(chunk);
+      chunk.clear();
+    }
+  });
+  if (!chunk.empty()) run_chunk(chunk);
+  return 0;
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app, Action& action) {
+  auto a = std::make_shared<PredictArgs>();
+  CLI::App* cmd = app.add_subcommand("predict", "Recognise the emotions of texts");
+  cmd->add_option("--model", a->model_dir, "Model directory")->required();
+  cmd->add_option("texts", a->texts, "Texts to classify (default: lines of --input, else of stdin)");
+  cmd->add_option("--input", a->input, "File with one text per line");
+  cmd->add_option("--format", a->format, "jsonl | tsv | pretty (default: pretty on a terminal, else jsonl)")
+      ->check(CLI::IsMember({"jsonl", "tsv", "pretty"}));
+  cmd->add_option("--threshold", a->threshold, "One threshold for every label (default: thresholds.json, else 0.5)")
+      ->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option("--top-k", a->top_k, "At most K labels per text");
+  cmd->add_flag("--logits", a->logits, "Add the raw logits (label-id order)");
+  cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");
+  cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", a->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->callback([a, &action] {
+    if (!a->texts.empty() && !a->input.empty()) throw CLI::ValidationError("give TEXT arguments or --input, not both");
+    action = [a] { return predict(*a); };
+  });
+}
+
+}  // namespace emotune::cli

@@ -1,0 +1,37 @@
+// Batch inference: texts in, per-label logits and sigmoid probabilities out, in input order.
+// Texts are sorted by length inside a call so that each batch pads to similar lengths.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/checkpoint.h"
+
+namespace emotune::infer {
+
+struct Prediction {
+  std::vector<float> logits;  // label-id order
+  std::vector<float> probs;   // sigmoid(logits)
+  bool truncated = false;     // the text was longer than max_length tokens
+};
+
+class Predictor {
+ public:
+  // max_length 0 = the model's max_position_embeddings.
+  Predictor(model::ModelBundle& bundle, torch::Device device, std::size_t max_length = 0);
+
+  std::vector<Prediction> predict(const std::vector<std::string>& texts, std::size_t batch_size = 32);
+  std::size_t max_length() const { return max_length_; }
+  const model::ModelBundle& bundle() const { return bundle_; }
+
+ private:
+  model::ModelBundle& bundle_;
+  torch::Device device_;
+  std::size_t max_length_;
+};
+
+// Per-label decision thresholds of a model directory: thresholds.json when present
+// ({"values": [..label-id order..]} or {"values": {"label": t}}), else 0.5 for every label.
+std::vector<float> load_thresholds(const std::filesystem::path& model_dir, const std::vector<std::string>& labels);
+
+}  // namespace emotune::infer

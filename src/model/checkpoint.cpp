@@ -1,0 +1,143 @@
+#include "model/checkpoint.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "model/safetensors.h"
+#include "util/atomic_file.h"
+
+namespace emotune::model {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+std::string shape_str(c10::IntArrayRef s) {
+  std::ostringstream o;
+  o << "[";
+  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+json special_tokens_json(const text::TokenizerOptions& o) {
+  auto tok = [](const std::string& s) {
+    return json{{"content", s}, {"lstrip", false}, {"normalized", false}, {"rstrip", false}, {"single_word", false}};
+  };
+  return json{{"cls_token", tok(o.cls_token)},   {"mask_token", tok(o.mask_token)}, {"pad_token", tok(o.pad_token)},
+              {"sep_token", tok(o.sep_token)},   {"unk_token", tok(o.unk_token)}};
+}
+
+json tokenizer_config_json(const text::TokenizerOptions& o) {
+  json j{{"tokenizer_class", "BertTokenizer"},
+         {"do_lower_case", o.lower_case},
+         {"do_basic_tokenize", true},
+         {"tokenize_chinese_chars", o.tokenize_chinese_chars},
+         {"strip_accents", o.strip_accents ? json(*o.strip_accents) : json(nullptr)},
+         {"model_max_length", 512},
+         {"cls_token", o.cls_token},
+         {"sep_token", o.sep_token},
+         {"pad_token", o.pad_token},
+         {"unk_token", o.unk_token},
+         {"mask_token", o.mask_token},
+         {"clean_up_tokenization_spaces", true}};
+  return j;
+}
+
+}  // namespace
+
+LoadReport load_weights(DistilBertForSequenceClassification& model, const fs::path& path) {
+  const SafetensorsFile file(path);
+  // Base checkpoints saved from DistilBertModel carry no "distilbert." prefix.
+  bool has_prefix = false;
+  for (const auto& [name, _] : file.tensors()) has_prefix |= name.rfind("distilbert.", 0) == 0;
+  auto file_name = [&](const std::string& param) {
+    if (!has_prefix && param.rfind("distilbert.", 0) == 0) return param.substr(std::string("distilbert.").size());
+    return param;
+  };
+
+  LoadReport report;
+  std::set<std::string> used;
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    const std::string name = file_name(item.key());
+    auto it = file.tensors().find(name);
+    if (it == file.tensors().end()) {
+      report.missing.push_back(item.key());
+      continue;
+    }
+    const auto& shape = it->second.shape;
+    if (c10::IntArrayRef(shape) != item.value().sizes())
+      throw std::runtime_error(path.string() + ": tensor '" + name + "' has shape " + shape_str(shape) +
+                               " but the config implies " + shape_str(item.value().sizes()));
+    item.value().copy_(file.load_f32(name));
+    used.insert(name);
+  }
+  for (const auto& [name, _] : file.tensors())
+    if (!used.count(name)) report.unused.push_back(name);
+  return report;
+}
+
+DistilBertForSequenceClassification init_classifier(const DistilBertConfig& config, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  DistilBertForSequenceClassification model(config);
+  model->init_weights(config.initializer_range);
+  return model;
+}
+
+ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
+  if (!fs::is_directory(dir)) throw std::runtime_error("model directory not found: " + dir.string());
+  const fs::path config_path = dir / "config.json";
+  const fs::path weights_path = dir / "model.safetensors";
+  if (!fs::exists(config_path)) throw std::runtime_error("no config.json in model directory " + dir.string());
+  if (!fs::exists(weights_path))
+    throw std::runtime_error("no model.safetensors in model directory " + dir.string() +
+                             (fs::exists(dir / "pytorch_model.bin") ? " (pytorch_model.bin is not supported: convert it "
+                                                                      "to safetensors)"
+                                                                    : ""));
+  DistilBertConfig config = DistilBertConfig::load(config_path);
+  if (config.labels.empty()) {
+    if (!options.labels)
+      throw std::runtime_error(config_path.string() + " has no id2label: this is a base checkpoint; give labels");
+    config.labels = *options.labels;
+  }
+  text::Tokenizer tokenizer = text::Tokenizer::from_directory(dir);
+  if (static_cast<int64_t>(tokenizer.vocab_size()) > config.vocab_size)
+    throw std::runtime_error(dir.string() + ": the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                             " tokens but the model's vocab_size is " + std::to_string(config.vocab_size));
+
+  ModelBundle bundle{init_classifier(config, options.seed), std::move(tokenizer), dir, {}};
+  bundle.report = load_weights(bundle.model, weights_path);
+  if (!bundle.report.missing.empty())
+    spdlog::warn("{}: initialised (not in the checkpoint): {}", weights_path.string(), join(bundle.report.missing));
+  if (!bundle.report.unused.empty())
+    spdlog::info("{}: not used by DistilBertForSequenceClassification: {}", weights_path.string(),
+                 join(bundle.report.unused));
+  bundle.model->eval();
+  return bundle;
+}
+
+void save_model_files(const fs::path& dir, DistilBertForSequenceClassification& model, const text::Tokenizer& tokenizer) {
+  util::write_text_atomically(dir / "config.json", model->config.to_classifier_json().dump(2) + "\n");
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& item : model->named_parameters()) tensors.emplace_back(item.key(), item.value());
+  save_safetensors(dir / "model.safetensors", tensors);
+  std::string vocab;
+  for (const auto& t : tokenizer.vocab()) vocab += t + "\n";
+  util::write_text_atomically(dir / "vocab.txt", vocab);
+  util::write_text_atomically(dir / "tokenizer_config.json", tokenizer_config_json(tokenizer.options()).dump(2) + "\n");
+  util::write_text_atomically(dir / "special_tokens_map.json", special_tokens_json(tokenizer.options()).dump(2) + "\n");
+}
+
+}  // namespace emotune::model

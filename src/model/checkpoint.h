@@ -1,0 +1,53 @@
+// Hugging Face model directories: config.json + model.safetensors + tokenizer files, in and out.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/distilbert.h"
+#include "text/tokenizer.h"
+
+namespace emotune::model {
+
+// What loading a checkpoint into a model found, as Hugging Face reports it.
+struct LoadReport {
+  std::vector<std::string> missing;  // model parameters absent from the file (left initialised)
+  std::vector<std::string> unused;   // file tensors the model has no use for
+};
+
+// Copies the checkpoint's tensors into `model` by Hugging Face name. A base checkpoint saved
+// without the "distilbert." prefix is accepted. A shape that disagrees with the config throws,
+// naming the tensor and both shapes.
+LoadReport load_weights(DistilBertForSequenceClassification& model, const std::filesystem::path& safetensors_path);
+
+struct LoadOptions {
+  // Labels for a checkpoint without id2label (a base checkpoint); ignored when the config has them.
+  std::optional<std::vector<std::string>> labels;
+  std::uint64_t seed = 42;  // initialises whatever the checkpoint lacks (the head of a base checkpoint)
+};
+
+// A classifier and its tokenizer read from a model directory.
+struct ModelBundle {
+  DistilBertForSequenceClassification model{nullptr};
+  text::Tokenizer tokenizer;
+  std::filesystem::path dir;
+  LoadReport report;
+  const DistilBertConfig& config() const { return model->config; }
+  const std::vector<std::string>& labels() const { return model->config.labels; }
+};
+
+ModelBundle load_model_dir(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+// A fresh classifier with Hugging Face's initialisation, seeded.
+DistilBertForSequenceClassification init_classifier(const DistilBertConfig& config, std::uint64_t seed);
+
+// Writes a complete Hugging Face directory (config.json with id2label/label2id/problem_type,
+// F32 model.safetensors, vocab.txt, tokenizer_config.json, special_tokens_map.json) into `dir`.
+// The caller makes it atomic (util::write_directory_atomically) where `dir` is the final place.
+void save_model_files(const std::filesystem::path& dir, DistilBertForSequenceClassification& model,
+                      const text::Tokenizer& tokenizer);
+
+}  // namespace emotune::model

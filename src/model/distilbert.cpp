@@ -1,0 +1,135 @@
+#include "model/distilbert.h"
+
+#include <cmath>
+#include <limits>
+
+namespace emotune::model {
+
+namespace nn = torch::nn;
+
+namespace {
+constexpr double kLayerNormEps = 1e-12;
+
+nn::LayerNorm layer_norm(int64_t dim) {
+  return nn::LayerNorm(nn::LayerNormOptions({dim}).eps(kLayerNormEps));
+}
+}  // namespace
+
+EmbeddingsImpl::EmbeddingsImpl(const DistilBertConfig& c) {
+  word_embeddings = register_module(
+      "word_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.dim).padding_idx(c.pad_token_id)));
+  position_embeddings =
+      register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.dim));
+  LayerNorm = register_module("LayerNorm", layer_norm(c.dim));
+  dropout = register_module("dropout", nn::Dropout(c.dropout));
+}
+
+torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids) {
+  const int64_t seq = input_ids.size(1);
+  const auto positions = torch::arange(seq, input_ids.options());
+  auto x = word_embeddings(input_ids) + position_embeddings(positions).unsqueeze(0);
+  return dropout(LayerNorm(x));
+}
+
+MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c) : n_heads(c.n_heads), dim(c.dim) {
+  q_lin = register_module("q_lin", nn::Linear(c.dim, c.dim));
+  k_lin = register_module("k_lin", nn::Linear(c.dim, c.dim));
+  v_lin = register_module("v_lin", nn::Linear(c.dim, c.dim));
+  out_lin = register_module("out_lin", nn::Linear(c.dim, c.dim));
+  dropout = register_module("dropout", nn::Dropout(c.attention_dropout));
+}
+
+torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& attention_mask) {
+  const int64_t bs = x.size(0), seq = x.size(1), head_dim = dim / n_heads;
+  // [bs, seq, dim] -> [bs, heads, seq, head_dim]
+  auto shape = [&](const torch::Tensor& t) { return t.view({bs, seq, n_heads, head_dim}).transpose(1, 2); };
+  auto q = shape(q_lin(x)) / std::sqrt(static_cast<double>(head_dim));
+  auto k = shape(k_lin(x));
+  auto v = shape(v_lin(x));
+  auto scores = torch::matmul(q, k.transpose(2, 3));  // [bs, heads, seq, seq]
+  auto padding = (attention_mask == 0).view({bs, 1, 1, seq}).expand_as(scores);
+  scores = scores.masked_fill(padding, std::numeric_limits<float>::lowest());
+  auto weights = dropout(torch::softmax(scores, -1));
+  auto context = torch::matmul(weights, v).transpose(1, 2).contiguous().view({bs, seq, dim});
+  return out_lin(context);
+}
+
+FFNImpl::FFNImpl(const DistilBertConfig& c) : gelu(c.activation == "gelu") {
+  lin1 = register_module("lin1", nn::Linear(c.dim, c.hidden_dim));
+  lin2 = register_module("lin2", nn::Linear(c.hidden_dim, c.dim));
+  dropout = register_module("dropout", nn::Dropout(c.dropout));
+}
+
+torch::Tensor FFNImpl::forward(const torch::Tensor& x) {
+  auto h = lin1(x);
+  h = gelu ? torch::gelu(h) : torch::relu(h);  // erf-form GELU, as Hugging Face's "gelu"
+  return dropout(lin2(h));
+}
+
+TransformerBlockImpl::TransformerBlockImpl(const DistilBertConfig& c) {
+  attention = register_module("attention", MultiHeadSelfAttention(c));
+  sa_layer_norm = register_module("sa_layer_norm", layer_norm(c.dim));
+  ffn = register_module("ffn", FFN(c));
+  output_layer_norm = register_module("output_layer_norm", layer_norm(c.dim));
+}
+
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& attention_mask) {
+  auto sa = sa_layer_norm(attention(x, attention_mask) + x);
+  return output_layer_norm(ffn(sa) + sa);
+}
+
+DistilBertModelImpl::DistilBertModelImpl(const DistilBertConfig& c) {
+  embeddings = register_module("embeddings", Embeddings(c));
+  auto transformer = std::make_shared<nn::Module>();
+  layer = nn::ModuleList();
+  for (int64_t i = 0; i < c.n_layers; ++i) layer->push_back(TransformerBlock(c));
+  transformer->register_module("layer", layer);
+  register_module("transformer", transformer);
+}
+
+torch::Tensor DistilBertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  auto h = embeddings(input_ids);
+  for (const auto& block : *layer) h = block->as<TransformerBlock>()->forward(h, attention_mask);
+  return h;
+}
+
+DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl(const DistilBertConfig& c)
+    : config(c) {
+  const auto num_labels = static_cast<int64_t>(std::max<std::size_t>(c.labels.size(), 1));
+  distilbert = register_module("distilbert", DistilBertModel(c));
+  pre_classifier = register_module("pre_classifier", nn::Linear(c.dim, c.dim));
+  classifier = register_module("classifier", nn::Linear(c.dim, num_labels));
+  dropout = register_module("dropout", nn::Dropout(c.seq_classif_dropout));
+}
+
+torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
+                                                               const torch::Tensor& attention_mask) {
+  auto hidden = distilbert(input_ids, attention_mask);
+  auto pooled = hidden.select(1, 0);  // the [CLS] position
+  pooled = dropout(torch::relu(pre_classifier(pooled)));
+  return classifier(pooled);
+}
+
+void DistilBertForSequenceClassificationImpl::init_linear(nn::Linear& l, double std) {
+  torch::NoGradGuard no_grad;
+  l->weight.normal_(0.0, std);
+  l->bias.zero_();
+}
+
+void DistilBertForSequenceClassificationImpl::init_weights(double std) {
+  torch::NoGradGuard no_grad;
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* lin = m->as<nn::Linear>()) {
+      lin->weight.normal_(0.0, std);
+      lin->bias.zero_();
+    } else if (auto* emb = m->as<nn::Embedding>()) {
+      emb->weight.normal_(0.0, std);
+      if (emb->options.padding_idx()) emb->weight[*emb->options.padding_idx()].zero_();
+    } else if (auto* ln = m->as<nn::LayerNorm>()) {
+      ln->weight.fill_(1.0);
+      ln->bias.zero_();
+    }
+  }
+}
+
+}  // namespace emotune::model

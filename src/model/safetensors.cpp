@@ -1,0 +1,159 @@
+#include "model/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "util/atomic_file.h"
+
+namespace emotune::model {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::size_t dtype_size(const std::string& dtype) {
+  static const std::map<std::string, std::size_t> sizes = {
+      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2},
+      {"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"U16", 2}, {"U32", 4}, {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+  auto it = sizes.find(dtype);
+  return it == sizes.end() ? 0 : it->second;
+}
+
+}  // namespace
+
+SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path) {
+  const std::string where = path.string();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot open " + where + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot stat " + where);
+  }
+  size_ = static_cast<std::size_t>(st.st_size);
+  if (size_ < 8) {
+    ::close(fd);
+    throw std::runtime_error(where + ": truncated safetensors file (" + std::to_string(size_) + " bytes)");
+  }
+  map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map_ == MAP_FAILED) {
+    map_ = nullptr;
+    throw std::runtime_error("cannot map " + where);
+  }
+  const auto* bytes = static_cast<const std::uint8_t*>(map_);
+  std::uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
+  if (header_len > size_ - 8) {
+    ::munmap(map_, size_);
+    map_ = nullptr;
+    throw std::runtime_error(where + ": header length " + std::to_string(header_len) + " runs past the end of the file");
+  }
+  data_ = bytes + 8 + header_len;
+  const std::size_t data_size = size_ - 8 - header_len;
+  try {
+    const json header = json::parse(reinterpret_cast<const char*>(bytes + 8),
+                                    reinterpret_cast<const char*>(bytes + 8 + header_len));
+    if (!header.is_object()) throw std::runtime_error("header is not a JSON object");
+    for (const auto& [name, entry] : header.items()) {
+      if (name == "__metadata__") continue;
+      if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
+        throw std::runtime_error("tensor '" + name + "' lacks dtype, shape or data_offsets");
+      TensorInfo info;
+      if (!entry.at("dtype").is_string()) throw std::runtime_error("tensor '" + name + "': dtype is not a string");
+      info.dtype = entry.at("dtype").get<std::string>();
+      const std::size_t esize = dtype_size(info.dtype);
+      if (esize == 0) throw std::runtime_error("tensor '" + name + "': unknown dtype '" + info.dtype + "'");
+      std::size_t numel = 1;
+      for (const auto& d : entry.at("shape")) {
+        if (!d.is_number_unsigned()) throw std::runtime_error("tensor '" + name + "': bad shape");
+        info.shape.push_back(d.get<int64_t>());
+        numel *= d.get<std::size_t>();
+      }
+      const json& off = entry.at("data_offsets");
+      if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+        throw std::runtime_error("tensor '" + name + "': data_offsets must be two non-negative integers");
+      info.begin = off[0].get<std::size_t>();
+      info.end = off[1].get<std::size_t>();
+      if (info.begin > info.end || info.end > data_size)
+        throw std::runtime_error("tensor '" + name + "': data_offsets [" + std::to_string(info.begin) + ", " +
+                                 std::to_string(info.end) + "] lie outside the " + std::to_string(data_size) +
+                                 "-byte data section");
+      if (info.end - info.begin != numel * esize)
+        throw std::runtime_error("tensor '" + name + "': " + std::to_string(info.end - info.begin) +
+                                 " bytes for shape of " + std::to_string(numel) + " " + info.dtype + " values");
+      tensors_.emplace(name, std::move(info));
+    }
+  } catch (const std::exception& e) {
+    ::munmap(map_, size_);
+    map_ = nullptr;
+    throw std::runtime_error(where + ": " + e.what());
+  }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_) ::munmap(map_, size_);
+  map_ = nullptr;
+}
+
+torch::Tensor SafetensorsFile::load_f32(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) throw std::runtime_error(path_.string() + ": no tensor '" + name + "'");
+  const TensorInfo& info = it->second;
+  torch::ScalarType type;
+  if (info.dtype == "F32")
+    type = torch::kFloat32;
+  else if (info.dtype == "F16")
+    type = torch::kFloat16;
+  else if (info.dtype == "BF16")
+    type = torch::kBFloat16;
+  else
+    throw std::runtime_error(path_.string() + ": tensor '" + name + "' has dtype " + info.dtype +
+                             " (supported: F32, F16, BF16)");
+  // from_blob views the mapping (no copy); the conversion/clone makes the one copy we keep.
+  // The data offsets need not be aligned, so copy through memcpy-safe byte tensors when they are not.
+  const void* src = data_ + info.begin;
+  torch::Tensor view;
+  if (reinterpret_cast<std::uintptr_t>(src) % torch::elementSize(type) == 0) {
+    view = torch::from_blob(const_cast<void*>(src), info.shape, torch::TensorOptions().dtype(type));
+  } else {
+    view = torch::empty(info.shape, torch::TensorOptions().dtype(type));
+    std::memcpy(view.data_ptr(), src, info.end - info.begin);
+  }
+  return type == torch::kFloat32 ? view.clone() : view.to(torch::kFloat32);
+}
+
+void save_safetensors(const std::filesystem::path& path,
+                      const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  json header = json::object();
+  header["__metadata__"] = {{"format", "pt"}};
+  std::vector<torch::Tensor> contiguous;
+  std::size_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    const std::size_t n = static_cast<std::size_t>(c.numel()) * 4;
+    header[name] = {{"dtype", "F32"}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + n}}};
+    offset += n;
+    contiguous.push_back(std::move(c));
+  }
+  std::string text = header.dump();
+  // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
+  while ((8 + text.size()) % 8 != 0) text.push_back(' ');
+  util::write_file_atomically(path, [&](std::ostream& out) {
+    std::uint64_t len = text.size();
+    char le[8];
+    for (int i = 0; i < 8; ++i) le[i] = static_cast<char>((len >> (8 * i)) & 0xFF);
+    out.write(le, 8);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const auto& c : contiguous) out.write(static_cast<const char*>(c.data_ptr()), c.numel() * 4);
+  });
+}
+
+}  // namespace emotune::model
