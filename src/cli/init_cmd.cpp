@@ -42,6 +42,8 @@ int init(const InitArgs& a) {
     const fs::path cfg_path = fs::is_directory(a.config) ? fs::path(a.config) / "config.json" : fs::path(a.config);
     model::DistilBertConfig config = model::DistilBertConfig::load(cfg_path);
     config.labels = labels;
+    // Marked in config.json, so every command that later loads it (or what is trained from it) says so.
+    config.raw["emotune_random_init"] = true;
     const fs::path tok_dir = a.tokenizer.empty() ? cfg_path.parent_path() : fs::path(a.tokenizer);
     tokenizer.emplace(text::Tokenizer::from_directory(tok_dir.empty() ? fs::path(".") : tok_dir));
     if (static_cast<int64_t>(tokenizer->vocab_size()) > config.vocab_size)

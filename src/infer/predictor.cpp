@@ -1,5 +1,7 @@
 #include "infer/predictor.h"
 
+#include "data/batch.h"
+
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -20,45 +22,46 @@ Predictor::Predictor(model::ModelBundle& bundle, torch::Device device, std::size
   bundle_.model->eval();
 }
 
-std::vector<Prediction> Predictor::predict(const std::vector<std::string>& texts, std::size_t batch_size) {
+torch::Tensor compute_logits(model::DistilBertForSequenceClassification& model,
+                             const std::vector<const std::vector<std::int32_t>*>& sequences, std::size_t batch_size,
+                             std::int32_t pad_id, torch::Device device) {
   if (batch_size == 0) throw std::invalid_argument("--batch-size must be positive");
+  std::vector<std::size_t> order(sequences.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return sequences[a]->size() < sequences[b]->size(); });
+  const auto num_labels = model->classifier->options.out_features();
+  auto out = torch::empty({static_cast<int64_t>(sequences.size()), num_labels}, torch::kFloat32);
+  torch::InferenceMode inference;
+  std::vector<const std::vector<std::int32_t>*> chunk;
+  for (std::size_t start = 0; start < order.size(); start += batch_size) {
+    const std::size_t n = std::min(batch_size, order.size() - start);
+    chunk.clear();
+    for (std::size_t i = 0; i < n; ++i) chunk.push_back(sequences[order[start + i]]);
+    const data::PaddedBatch b = data::pad_batch(chunk, pad_id);
+    const auto logits = model->forward(b.input_ids.to(device), b.attention_mask.to(device)).to(torch::kCPU);
+    const auto rows = torch::from_blob(order.data() + start, {static_cast<int64_t>(n)}, torch::kInt64).clone();
+    out.index_copy_(0, rows, logits);
+  }
+  return out;
+}
+
+std::vector<Prediction> Predictor::predict(const std::vector<std::string>& texts, std::size_t batch_size) {
   std::vector<text::Encoding> encodings;
   encodings.reserve(texts.size());
   for (const auto& t : texts) encodings.push_back(bundle_.tokenizer.encode(t, max_length_));
-  std::vector<std::size_t> order(texts.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return encodings[a].ids.size() < encodings[b].ids.size(); });
-
+  std::vector<const std::vector<std::int32_t>*> sequences;
+  for (const auto& e : encodings) sequences.push_back(&e.ids);
+  const auto logits = compute_logits(bundle_.model, sequences, batch_size, bundle_.tokenizer.pad_id(), device_);
+  const auto probs = torch::sigmoid(logits);
+  const auto num_labels = logits.size(1);
+  const float* l = logits.data_ptr<float>();
+  const float* p = probs.data_ptr<float>();
   std::vector<Prediction> out(texts.size());
-  const auto num_labels = static_cast<int64_t>(bundle_.labels().size());
-  const auto pad = bundle_.tokenizer.pad_id();
-  torch::InferenceMode inference;
-  for (std::size_t start = 0; start < order.size(); start += batch_size) {
-    const std::size_t n = std::min(batch_size, order.size() - start);
-    std::size_t seq = 0;
-    for (std::size_t i = 0; i < n; ++i) seq = std::max(seq, encodings[order[start + i]].ids.size());
-    auto ids = torch::full({static_cast<int64_t>(n), static_cast<int64_t>(seq)}, pad, torch::kInt64);
-    auto mask = torch::zeros({static_cast<int64_t>(n), static_cast<int64_t>(seq)}, torch::kInt64);
-    auto ids_a = ids.accessor<int64_t, 2>();
-    auto mask_a = mask.accessor<int64_t, 2>();
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto& e = encodings[order[start + i]].ids;
-      for (std::size_t j = 0; j < e.size(); ++j) {
-        ids_a[i][j] = e[j];
-        mask_a[i][j] = 1;
-      }
-    }
-    auto logits = bundle_.model->forward(ids.to(device_), mask.to(device_)).to(torch::kCPU).contiguous();
-    auto probs = torch::sigmoid(logits);
-    const float* l = logits.data_ptr<float>();
-    const float* p = probs.data_ptr<float>();
-    for (std::size_t i = 0; i < n; ++i) {
-      Prediction& pred = out[order[start + i]];
-      pred.logits.assign(l + i * num_labels, l + (i + 1) * num_labels);
-      pred.probs.assign(p + i * num_labels, p + (i + 1) * num_labels);
-      pred.truncated = encodings[order[start + i]].truncated;
-    }
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    out[i].logits.assign(l + i * num_labels, l + (i + 1) * num_labels);
+    out[i].probs.assign(p + i * num_labels, p + (i + 1) * num_labels);
+    out[i].truncated = encodings[i].truncated;
   }
   return out;
 }

@@ -15,6 +15,11 @@ struct Prediction {
   bool truncated = false;     // the text was longer than max_length tokens
 };
 
+// Logits [N, num_labels] for token id sequences, in input order; batches of similar lengths.
+torch::Tensor compute_logits(model::DistilBertForSequenceClassification& model,
+                             const std::vector<const std::vector<std::int32_t>*>& sequences, std::size_t batch_size,
+                             std::int32_t pad_id, torch::Device device);
+
 class Predictor {
  public:
   // max_length 0 = the model's max_position_embeddings.

@@ -112,6 +112,7 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
       throw std::runtime_error(config_path.string() + " has no id2label: this is a base checkpoint; give labels");
     config.labels = *options.labels;
   }
+  if (options.dropout) config.set_all_dropouts(*options.dropout);
   text::Tokenizer tokenizer = text::Tokenizer::from_directory(dir);
   if (static_cast<int64_t>(tokenizer.vocab_size()) > config.vocab_size)
     throw std::runtime_error(dir.string() + ": the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
@@ -124,6 +125,8 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   if (!bundle.report.unused.empty())
     spdlog::info("{}: not used by DistilBertForSequenceClassification: {}", weights_path.string(),
                  join(bundle.report.unused));
+  if (config.raw.value("emotune_random_init", false))
+    spdlog::warn("{} starts from a RANDOMLY INITIALISED encoder (emotune init), not a pretrained one", dir.string());
   bundle.model->eval();
   return bundle;
 }

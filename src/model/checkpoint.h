@@ -27,6 +27,7 @@ struct LoadOptions {
   // Labels for a checkpoint without id2label (a base checkpoint); ignored when the config has them.
   std::optional<std::vector<std::string>> labels;
   std::uint64_t seed = 42;  // initialises whatever the checkpoint lacks (the head of a base checkpoint)
+  std::optional<double> dropout;  // overrides every dropout probability of the config
 };
 
 // A classifier and its tokenizer read from a model directory.

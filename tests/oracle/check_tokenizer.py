@@ -71,6 +71,21 @@ def main():
             mismatches += 1
             if mismatches <= 10:
                 print(f"MISMATCH #{i}: {text!r}\n  emotune:   {got['tokens']}\n  reference: {want_tokens}")
+    # Invalid UTF-8 never stops a run: bytes become U+FFFD (dropped) and the lines are counted.
+    proc = subprocess.run([binary, "tokenize", "--model", model], input=b"hello\xc3\n\xffworld\nfine\n",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = [json.loads(l)["tokens"] for l in proc.stdout.decode().splitlines()]
+    if proc.returncode != 0 or out != [["[CLS]", "hello", "[SEP]"], ["[CLS]", "world", "[SEP]"], ["[CLS]", "fine", "[SEP]"]] \
+            or "2 input line(s)" not in proc.stderr.decode():
+        print(f"invalid UTF-8 handling wrong: rc={proc.returncode} out={out} err={proc.stderr.decode()!r}")
+        mismatches += 1
+    # A missing vocabulary: one error line naming the path, exit 2.
+    proc = subprocess.run([binary, "tokenize", "--vocab", "/nonexistent/vocab.txt"], input=b"x\n",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    err = proc.stderr.decode().strip().splitlines()
+    if proc.returncode != 2 or len(err) != 1 or "/nonexistent/vocab.txt" not in err[0]:
+        print(f"missing vocabulary not reported as one line with exit 2: rc={proc.returncode} err={err}")
+        mismatches += 1
     print(f"tokenizer parity: {len(texts) - mismatches}/{len(texts)} identical "
           f"({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
     sys.exit(1 if mismatches else 0)

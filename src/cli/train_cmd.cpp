@@ -1,0 +1,87 @@
+// `emotune train`: fine-tune a checkpoint on GoEmotions (see train/trainer.h).
+#include <cstdlib>
+
+#include "cli/commands.h"
+#include "train/trainer.h"
+
+namespace emotune::cli {
+
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, Action& action) {
+  auto o = std::make_shared<train::TrainOptions>();
+  auto taxonomy = std::make_shared<std::string>("original");
+  auto objective = std::make_shared<std::string>("multi-label");
+  auto loss = std::make_shared<std::string>("bce");
+  auto no_shuffle = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("train", "Fine-tune a DistilBERT checkpoint on GoEmotions");
+  // data
+  cmd->add_option("--data-dir", o->data_dir, "GoEmotions directory with train.tsv, dev.tsv (env EMOTUNE_DATA_DIR)");
+  cmd->add_option("--train-file", o->train_file, "Training TSV (instead of DATA_DIR/train.tsv)");
+  cmd->add_option("--dev-file", o->dev_file, "Dev TSV (instead of DATA_DIR/dev.tsv)");
+  cmd->add_option("--taxonomy", *taxonomy, "original | ekman | sentiment")
+      ->check(CLI::IsMember({"original", "ekman", "sentiment"}));
+  cmd->add_flag("--skip-bad-lines", o->skip_bad_lines, "Skip and count malformed lines instead of stopping");
+  cmd->add_option("--max-length", o->max_length, "Maximum tokens per text")->check(CLI::Range(2, 1 << 20));
+  cmd->add_flag("--no-shuffle", *no_shuffle, "Keep file order instead of a seeded shuffle per epoch");
+  // model
+  auto* base = cmd->add_option("--base", o->base_dir, "Base or classifier checkpoint to start from (env EMOTUNE_BASE_MODEL)");
+  auto* model = cmd->add_option("--model", o->model_dir, "Classifier to continue training");
+  base->excludes(model);
+  // objective
+  cmd->add_option("--objective", *objective, "multi-label (sigmoid + BCE) | single-label (softmax, first label)")
+      ->check(CLI::IsMember({"multi-label", "single-label"}));
+  cmd->add_option("--loss", *loss, "bce | weighted-bce | focal")->check(CLI::IsMember({"bce", "weighted-bce", "focal"}));
+  cmd->add_option("--focal-gamma", o->focal_gamma, "Focal loss gamma")->check(CLI::NonNegativeNumber);
+  // optimisation
+  cmd->add_option("--lr", o->lr, "Peak learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", o->batch_size, "Examples per batch")->check(CLI::PositiveNumber);
+  cmd->add_option("--epochs", o->epochs, "Epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("--weight-decay", o->weight_decay, "AdamW weight decay (not on biases and LayerNorm weights)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup-ratio", o->warmup_ratio, "Warm-up as a fraction of all steps")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--warmup-steps", o->warmup_steps, "Warm-up steps (overrides --warmup-ratio)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-grad-norm", o->max_grad_norm, "Clip the global gradient L2 norm (0 = off)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--grad-accum", o->grad_accum, "Batches per optimizer step")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o->seed, "Seed for head initialisation, shuffling and dropout");
+  cmd->add_option("--max-steps", o->max_steps, "Optimizer steps (overrides --epochs)")->check(CLI::PositiveNumber);
+  cmd->add_option("--dropout", o->dropout, "Override every dropout probability (0 disables)")->check(CLI::Range(0.0, 1.0));
+  // the run
+  cmd->add_option("--output", o->output, "Output directory")->required();
+  cmd->add_flag("--overwrite", o->overwrite, "Replace an existing output directory");
+  cmd->add_flag("--resume", o->resume, "Continue from the newest checkpoint in --output");
+  cmd->add_option("--log-every", o->log_every, "Steps between metrics.jsonl lines")->check(CLI::PositiveNumber);
+  cmd->add_option("--eval-every", o->eval_every, "epoch | N (steps) | none")
+      ->check([](const std::string& v) -> std::string {
+        if (v == "epoch" || v == "none") return "";
+        if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos && std::stoll(v) > 0) return "";
+        return "must be epoch, none or a positive number of steps";
+      });
+  cmd->add_option("--save-every", o->save_every, "Steps between checkpoints (0 = epoch ends only)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--save-total-limit", o->save_total_limit, "Checkpoints kept, newest first (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", o->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--note", o->note, "A note stored in training_args.json");
+  cmd->callback([=, &action] {
+    o->taxonomy = model::parse_taxonomy(*taxonomy);
+    o->objective = train::parse_objective(*objective);
+    o->loss = train::parse_loss(*loss);
+    o->shuffle = !*no_shuffle;
+    if (o->base_dir.empty() && o->model_dir.empty() && !o->resume) o->base_dir = env_or("EMOTUNE_BASE_MODEL", "");
+    if (o->data_dir.empty() && o->train_file.empty()) o->data_dir = env_or("EMOTUNE_DATA_DIR", "");
+    action = [o] { return train::run_training(*o); };
+  });
+}
+
+}  // namespace emotune::cli

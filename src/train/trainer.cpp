@@ -1,0 +1,561 @@
+#include "train/trainer.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+#include <regex>
+
+#include "data/batch.h"
+#include "data/goemotions.h"
+#include "eval/metrics.h"
+#include "infer/predictor.h"
+#include "model/checkpoint.h"
+#include "model/runtime.h"
+#include "model/safetensors.h"
+#include "train/optimizer.h"
+#include "util/atomic_file.h"
+
+namespace emotune::train {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+// ---- stopping on SIGINT/SIGTERM: the handler only sets a flag; the loop saves and exits. ----
+volatile std::sig_atomic_t& stop_requested() {
+  static volatile std::sig_atomic_t flag = 0;
+  return flag;
+}
+void on_stop_signal(int) { stop_requested() = 1; }
+
+class StopSignals {
+ public:
+  StopSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the process at once
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+// ---- small helpers ----
+std::string hex_encode(const torch::Tensor& bytes) {
+  static const char* digits = "0123456789abcdef";
+  const auto t = bytes.contiguous();
+  const auto* p = t.data_ptr<uint8_t>();
+  std::string s;
+  s.reserve(static_cast<std::size_t>(t.numel()) * 2);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    s.push_back(digits[p[i] >> 4]);
+    s.push_back(digits[p[i] & 15]);
+  }
+  return s;
+}
+
+torch::Tensor hex_decode(const std::string& s) {
+  auto t = torch::empty({static_cast<int64_t>(s.size() / 2)}, torch::kUInt8);
+  auto* p = t.data_ptr<uint8_t>();
+  auto val = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (std::size_t i = 0; i < s.size() / 2; ++i) p[i] = static_cast<uint8_t>(val(s[2 * i]) << 4 | val(s[2 * i + 1]));
+  return t;
+}
+
+torch::Tensor rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_rng_state(const torch::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// The order of examples in an epoch: a seeded Fisher-Yates shuffle, so that it can be rebuilt
+// from (seed, epoch) on resume. Written out rather than std::shuffle, whose algorithm is unspecified.
+std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, int64_t epoch, bool shuffle) {
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (!shuffle) return order;
+  std::mt19937_64 rng(seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
+  for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+  return order;
+}
+
+bool decays(const std::string& name) {
+  const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+  const bool norm = name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos;
+  return !bias && !norm;
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", static_cast<long>(s / 3600), static_cast<long>(s / 60 % 60),
+                static_cast<long>(s % 60));
+  return buf;
+}
+
+json prf_json(const eval::PRF& p) { return json{{"precision", p.precision}, {"recall", p.recall}, {"f1", p.f1}}; }
+
+struct Encoded {
+  std::vector<std::vector<std::int32_t>> ids;
+  std::vector<std::vector<int>> labels;
+  std::vector<int64_t> first_label;
+};
+
+Encoded encode(const data::Dataset& ds, const text::Tokenizer& tok, std::size_t max_length) {
+  Encoded e;
+  for (const auto& ex : ds.examples) {
+    e.ids.push_back(tok.encode(ex.text, max_length).ids);
+    e.labels.push_back(ex.labels);
+    e.first_label.push_back(ex.first_label);
+  }
+  return e;
+}
+
+class Trainer {
+ public:
+  explicit Trainer(const TrainOptions& o) : o_(o), out_(o.output) {}
+
+  int run();
+
+ private:
+  void prepare_output();
+  void load_model();
+  void load_data();
+  void plan_steps();
+  void build_optimizer();
+  int64_t restore_checkpoint();  // returns the step to start from
+  double train_step(int64_t step, double& grad_norm);
+  json evaluate();
+  void save_checkpoint(int64_t step);
+  void append_metrics(const json& line);
+  void write_training_args() const;
+  void progress(int64_t step, double loss, double examples_per_s, double eta_s, bool force_line);
+
+  TrainOptions o_;
+  fs::path out_;
+  torch::Device device_{torch::kCPU};
+  std::optional<model::ModelBundle> bundle_;
+  std::vector<std::string> labels_;
+  std::size_t max_length_ = 128;
+  Encoded train_, dev_;
+  bool has_dev_ = false;
+  Loss loss_;
+  std::unique_ptr<AdamW> opt_;
+  std::vector<std::string> param_names_;
+  std::vector<torch::Tensor> params_;
+  LinearSchedule schedule_;
+  int64_t batches_per_epoch_ = 0, steps_per_epoch_ = 0, total_steps_ = 0, eval_interval_ = 0;
+  double best_macro_f1_ = -1;
+  double window_loss_ = 0;  // losses since the last log line
+  int64_t window_steps_ = 0;
+  int64_t current_epoch_ = -1;
+  std::vector<std::size_t> order_;
+  fs::path resume_from_;
+  bool tty_ = false;
+};
+
+void Trainer::prepare_output() {
+  if (o_.output.empty()) throw std::invalid_argument("--output is required");
+  if (o_.resume) {
+    const fs::path ckpts = out_ / "checkpoints";
+    int64_t newest = -1;
+    if (fs::is_directory(ckpts))
+      for (const auto& e : fs::directory_iterator(ckpts)) {
+        std::smatch m;
+        const std::string name = e.path().filename().string();
+        if (std::regex_match(name, m, std::regex("step-([0-9]+)")) && fs::exists(e.path() / "trainer_state.json"))
+          if (std::stoll(m[1]) > newest) {
+            newest = std::stoll(m[1]);
+            resume_from_ = e.path();
+          }
+      }
+    if (newest < 0) throw std::runtime_error("--resume: no checkpoint in " + ckpts.string());
+    return;
+  }
+  if (fs::exists(out_)) {
+    if (!o_.overwrite)
+      throw std::runtime_error("output directory " + out_.string() + " already exists (use --overwrite to replace it, "
+                               "or --resume to continue it)");
+    fs::remove_all(out_);
+  }
+  fs::create_directories(out_ / "checkpoints");
+}
+
+void Trainer::load_model() {
+  labels_ = model::taxonomy_labels(o_.taxonomy);
+  model::LoadOptions lo;
+  lo.seed = o_.seed;
+  lo.dropout = o_.dropout;
+  lo.labels = labels_;
+  fs::path dir;
+  if (!resume_from_.empty())
+    dir = resume_from_;
+  else if (!o_.model_dir.empty())
+    dir = o_.model_dir;
+  else if (!o_.base_dir.empty())
+    dir = o_.base_dir;
+  else
+    throw std::invalid_argument("give --base DIR (a base or classifier checkpoint) or --model DIR");
+  bundle_.emplace(model::load_model_dir(dir, lo));
+  if (bundle_->labels() != labels_)
+    throw std::runtime_error(dir.string() + " classifies " + std::to_string(bundle_->labels().size()) +
+                             " labels, not the " + std::to_string(labels_.size()) + " of --taxonomy " +
+                             model::taxonomy_name(o_.taxonomy));
+  if (!o_.model_dir.empty() && !o_.base_dir.empty()) throw std::invalid_argument("give --base or --model, not both");
+  const auto positions = static_cast<std::size_t>(bundle_->config().max_position_embeddings);
+  if (o_.max_length && *o_.max_length > positions)
+    throw std::invalid_argument("--max-length " + std::to_string(*o_.max_length) + " exceeds the model's " +
+                                std::to_string(positions) + " positions");
+  max_length_ = o_.max_length.value_or(std::min<std::size_t>(128, positions));
+  bundle_->model->to(device_);
+}
+
+void Trainer::load_data() {
+  const fs::path train_path = !o_.train_file.empty() ? fs::path(o_.train_file) : fs::path(o_.data_dir) / "train.tsv";
+  if (o_.train_file.empty() && o_.data_dir.empty()) throw std::invalid_argument("give --data-dir DIR or --train-file FILE");
+  const auto train = data::read_goemotions_tsv(train_path, o_.taxonomy, o_.skip_bad_lines);
+  if (train.skipped_lines) spdlog::warn("{}: skipped {} bad line(s)", train_path.string(), train.skipped_lines);
+  train_ = encode(train, bundle_->tokenizer, max_length_);
+  fs::path dev_path = o_.dev_file;
+  if (dev_path.empty() && !o_.data_dir.empty() && fs::exists(fs::path(o_.data_dir) / "dev.tsv"))
+    dev_path = fs::path(o_.data_dir) / "dev.tsv";
+  if (o_.eval_every != "none") {
+    if (dev_path.empty()) throw std::invalid_argument("no dev split: give --dev-file FILE or --eval-every none");
+    const auto dev = data::read_goemotions_tsv(dev_path, o_.taxonomy, o_.skip_bad_lines);
+    if (dev.skipped_lines) spdlog::warn("{}: skipped {} bad line(s)", dev_path.string(), dev.skipped_lines);
+    dev_ = encode(dev, bundle_->tokenizer, max_length_);
+    has_dev_ = true;
+  }
+  spdlog::info("train: {} examples{}", train_.ids.size(),
+               has_dev_ ? fmt::format(", dev: {} examples", dev_.ids.size()) : std::string());
+
+  loss_.objective = o_.objective;
+  loss_.kind = o_.loss;
+  loss_.focal_gamma = o_.focal_gamma;
+  if (o_.loss == LossKind::weighted_bce)
+    loss_.pos_weight = positive_class_weights(train_.labels, static_cast<int64_t>(labels_.size()));
+}
+
+void Trainer::plan_steps() {
+  const auto n = static_cast<int64_t>(train_.ids.size());
+  const auto bs = static_cast<int64_t>(o_.batch_size);
+  batches_per_epoch_ = (n + bs - 1) / bs;
+  steps_per_epoch_ = (batches_per_epoch_ + o_.grad_accum - 1) / o_.grad_accum;
+  total_steps_ = o_.max_steps ? *o_.max_steps : steps_per_epoch_ * o_.epochs;
+  if (total_steps_ <= 0) throw std::invalid_argument("nothing to train: 0 steps");
+  schedule_.base_lr = o_.lr;
+  schedule_.total_steps = total_steps_;
+  schedule_.warmup_steps =
+      o_.warmup_steps ? *o_.warmup_steps : static_cast<int64_t>(std::ceil(static_cast<double>(total_steps_) * o_.warmup_ratio));
+  if (o_.eval_every == "epoch")
+    eval_interval_ = 0;
+  else if (o_.eval_every == "none")
+    eval_interval_ = -1;
+  else
+    eval_interval_ = std::stoll(o_.eval_every);
+}
+
+void Trainer::build_optimizer() {
+  std::vector<bool> decay;
+  for (const auto& item : bundle_->model->named_parameters()) {
+    param_names_.push_back(item.key());
+    params_.push_back(item.value());
+    decay.push_back(decays(item.key()));
+  }
+  AdamWOptions ao;
+  ao.weight_decay = o_.weight_decay;
+  opt_ = std::make_unique<AdamW>(params_, decay, ao);
+}
+
+int64_t Trainer::restore_checkpoint() {
+  if (resume_from_.empty()) {
+    torch::manual_seed(o_.seed);
+    return 0;
+  }
+  std::ifstream in(resume_from_ / "trainer_state.json");
+  const auto state = json::parse(in);
+  if (state.at("total_steps").get<int64_t>() != total_steps_)
+    throw std::runtime_error("--resume: the checkpoint was made for " + std::to_string(state.at("total_steps").get<int64_t>()) +
+                             " steps, these arguments give " + std::to_string(total_steps_) +
+                             " (resume with the arguments of the interrupted run)");
+  const model::SafetensorsFile moments(resume_from_ / "optimizer.safetensors");
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    opt_->exp_avg()[i].copy_(moments.load_f32("exp_avg." + param_names_[i]));
+    opt_->exp_avg_sq()[i].copy_(moments.load_f32("exp_avg_sq." + param_names_[i]));
+  }
+  const int64_t step = state.at("step").get<int64_t>();
+  opt_->set_steps_taken(state.at("optimizer_steps").get<int64_t>());
+  set_rng_state(hex_decode(state.at("rng_state").get<std::string>()));
+  best_macro_f1_ = state.at("best_macro_f1").get<double>();
+  window_loss_ = state.at("window_loss").get<double>();
+  window_steps_ = state.at("window_steps").get<int64_t>();
+
+  // Keep the metrics of steps up to the checkpoint; later ones are about to be recomputed.
+  std::string kept;
+  std::ifstream m(out_ / "metrics.jsonl");
+  for (std::string line; std::getline(m, line);) {
+    if (line.empty()) continue;
+    if (json::parse(line).at("step").get<int64_t>() <= step) kept += line + "\n";
+  }
+  util::write_text_atomically(out_ / "metrics.jsonl", kept);
+  spdlog::info("resuming from {} (step {} of {})", resume_from_.string(), step, total_steps_);
+  return step;
+}
+
+double Trainer::train_step(int64_t step, double& grad_norm) {
+  const int64_t epoch = step / steps_per_epoch_;
+  if (epoch != current_epoch_) {
+    order_ = epoch_order(train_.ids.size(), o_.seed, epoch, o_.shuffle);
+    current_epoch_ = epoch;
+  }
+  const int64_t first_batch = (step % steps_per_epoch_) * o_.grad_accum;
+  const int64_t last_batch = std::min(first_batch + o_.grad_accum, batches_per_epoch_);
+  const auto micro_batches = static_cast<double>(last_batch - first_batch);
+  auto& model = bundle_->model;
+  model->train();
+  double loss_sum = 0;
+  for (int64_t b = first_batch; b < last_batch; ++b) {
+    const std::size_t begin = static_cast<std::size_t>(b) * o_.batch_size;
+    const std::size_t end = std::min(begin + o_.batch_size, order_.size());
+    std::vector<const std::vector<std::int32_t>*> seqs;
+    std::vector<const std::vector<int>*> labels;
+    std::vector<int64_t> first;
+    for (std::size_t i = begin; i < end; ++i) {
+      seqs.push_back(&train_.ids[order_[i]]);
+      labels.push_back(&train_.labels[order_[i]]);
+      first.push_back(train_.first_label[order_[i]]);
+    }
+    const auto batch = data::pad_batch(seqs, bundle_->tokenizer.pad_id());
+    const auto targets = data::multi_hot(labels, static_cast<int64_t>(labels_.size())).to(device_);
+    const auto first_t = torch::tensor(first, torch::kInt64).to(device_);
+    const auto logits = model->forward(batch.input_ids.to(device_), batch.attention_mask.to(device_));
+    const auto loss = loss_(logits, targets, first_t);
+    (loss / micro_batches).backward();
+    loss_sum += loss.item<double>();
+  }
+  grad_norm = o_.max_grad_norm > 0 ? clip_grad_norm(params_, o_.max_grad_norm) : 0.0;
+  opt_->step(schedule_.lr_at(step));
+  for (auto& p : params_) p.mutable_grad().reset();
+  return loss_sum / micro_batches;
+}
+
+json Trainer::evaluate() {
+  auto& model = bundle_->model;
+  model->eval();
+  std::vector<const std::vector<std::int32_t>*> seqs;
+  for (const auto& s : dev_.ids) seqs.push_back(&s);
+  const auto logits = infer::compute_logits(model, seqs, o_.eval_batch_size, bundle_->tokenizer.pad_id(), device_);
+  model->train();
+  const auto L = static_cast<int64_t>(labels_.size());
+  std::vector<const std::vector<int>*> labels;
+  for (const auto& l : dev_.labels) labels.push_back(&l);
+  const auto targets = data::multi_hot(labels, L);
+  const auto first = torch::tensor(dev_.first_label, torch::kInt64);
+  const double loss = loss_(logits, targets, first).item<double>();
+  const auto probs = o_.objective == Objective::single_label ? torch::softmax(logits, 1) : torch::sigmoid(logits);
+  const auto m = eval::compute_metrics(probs, dev_.labels, std::vector<float>(static_cast<std::size_t>(L), 0.5f));
+  const auto top1 = logits.argmax(1);
+  const auto top1_a = top1.accessor<int64_t, 1>();
+  int64_t first_hits = 0, any_hits = 0;
+  for (std::size_t i = 0; i < dev_.labels.size(); ++i) {
+    const auto t = top1_a[static_cast<int64_t>(i)];
+    first_hits += t == dev_.first_label[i];
+    any_hits += std::find(dev_.labels[i].begin(), dev_.labels[i].end(), t) != dev_.labels[i].end();
+  }
+  const double n = static_cast<double>(dev_.labels.size());
+  return json{{"loss", loss},
+              {"exact_match", m.exact_match},
+              {"micro", prf_json(m.micro)},
+              {"macro", prf_json(m.macro)},
+              {"top1_accuracy_first_label", first_hits / n},
+              {"top1_accuracy_any_label", any_hits / n}};
+}
+
+void Trainer::save_checkpoint(int64_t step) {
+  const fs::path dir = out_ / "checkpoints" / ("step-" + std::to_string(step));
+  util::write_directory_atomically(dir, true, [&](const fs::path& tmp) {
+    model::save_model_files(tmp, bundle_->model, bundle_->tokenizer);
+    std::vector<std::pair<std::string, torch::Tensor>> moments;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      moments.emplace_back("exp_avg." + param_names_[i], opt_->exp_avg()[i]);
+      moments.emplace_back("exp_avg_sq." + param_names_[i], opt_->exp_avg_sq()[i]);
+    }
+    model::save_safetensors(tmp / "optimizer.safetensors", moments);
+    const json state{{"step", step},
+                     {"epoch", static_cast<double>(step) / steps_per_epoch_},
+                     {"total_steps", total_steps_},
+                     {"optimizer_steps", opt_->steps_taken()},
+                     {"best_macro_f1", best_macro_f1_},
+                     {"window_loss", window_loss_},
+                     {"window_steps", window_steps_},
+                     {"seed", o_.seed},
+                     {"rng_state", hex_encode(rng_state())}};
+    util::write_text_atomically(tmp / "trainer_state.json", state.dump(2) + "\n");
+  });
+  // Keep the newest few checkpoints: a full-size one is ~0.8 GB.
+  if (o_.save_total_limit > 0) {
+    std::vector<std::pair<int64_t, fs::path>> all;
+    for (const auto& e : fs::directory_iterator(out_ / "checkpoints")) {
+      std::smatch m;
+      const std::string name = e.path().filename().string();
+      if (std::regex_match(name, m, std::regex("step-([0-9]+)"))) all.emplace_back(std::stoll(m[1]), e.path());
+    }
+    std::sort(all.begin(), all.end());
+    for (std::size_t i = 0; i + static_cast<std::size_t>(o_.save_total_limit) < all.size(); ++i)
+      fs::remove_all(all[i].second);
+  }
+}
+
+void Trainer::append_metrics(const json& line) {
+  std::ofstream out(out_ / "metrics.jsonl", std::ios::app);
+  out << line.dump() << "\n";
+  if (!out) throw std::runtime_error("cannot write " + (out_ / "metrics.jsonl").string());
+}
+
+void Trainer::write_training_args() const {
+  json a{{"taxonomy", model::taxonomy_name(o_.taxonomy)},
+         {"labels", labels_},
+         {"data_dir", o_.data_dir},
+         {"train_file", o_.train_file},
+         {"dev_file", o_.dev_file},
+         {"base", o_.base_dir},
+         {"model", o_.model_dir},
+         {"objective", o_.objective == Objective::multi_label ? "multi-label" : "single-label"},
+         {"loss", o_.loss == LossKind::bce ? "bce" : o_.loss == LossKind::focal ? "focal" : "weighted-bce"},
+         {"focal_gamma", o_.focal_gamma},
+         {"learning_rate", o_.lr},
+         {"batch_size", o_.batch_size},
+         {"epochs", o_.epochs},
+         {"max_steps", o_.max_steps ? json(*o_.max_steps) : json(nullptr)},
+         {"total_steps", total_steps_},
+         {"warmup_steps", schedule_.warmup_steps},
+         {"weight_decay", o_.weight_decay},
+         {"max_grad_norm", o_.max_grad_norm},
+         {"grad_accum", o_.grad_accum},
+         {"adam_beta1", 0.9},
+         {"adam_beta2", 0.999},
+         {"adam_epsilon", 1e-8},
+         {"max_length", max_length_},
+         {"shuffle", o_.shuffle},
+         {"seed", o_.seed},
+         {"dropout", o_.dropout ? json(*o_.dropout) : json(nullptr)},
+         {"note", o_.note}};
+  util::write_text_atomically(out_ / "training_args.json", a.dump(2) + "\n");
+}
+
+void Trainer::progress(int64_t step, double loss, double examples_per_s, double eta_s, bool force_line) {
+  const int64_t epochs = (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_;
+  const std::string text = fmt::format("epoch {}/{} | step {}/{} | loss {:.4f} | {:.1f} ex/s | ETA {}",
+                                       std::min(step / steps_per_epoch_ + 1, epochs), epochs, step, total_steps_, loss,
+                                       examples_per_s, format_duration(eta_s));
+  if (tty_) {
+    std::fprintf(stderr, "\r\033[K%s", text.c_str());
+    if (force_line) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  } else if (force_line) {
+    spdlog::info("{}", text);
+  }
+}
+
+int Trainer::run() {
+  model::configure_threads(o_.threads);
+  device_ = model::resolve_device(o_.device);
+  if (o_.batch_size == 0 || o_.grad_accum <= 0 || o_.log_every <= 0)
+    throw std::invalid_argument("--batch-size, --grad-accum and --log-every must be positive");
+  tty_ = ::isatty(STDERR_FILENO);
+  prepare_output();
+  load_model();
+  load_data();
+  plan_steps();
+  build_optimizer();
+  const int64_t start = restore_checkpoint();
+  if (start == 0) write_training_args();
+  spdlog::info("{} steps ({} per epoch), batch {}, lr {}, warm-up {} steps{}", total_steps_, steps_per_epoch_,
+               o_.batch_size, o_.lr, schedule_.warmup_steps, o_.note.empty() ? "" : " [" + o_.note + "]");
+
+  StopSignals signals;
+  stop_requested() = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t examples = 0;
+  for (int64_t step = start; step < total_steps_; ++step) {
+    double grad_norm = 0;
+    const double loss = train_step(step, grad_norm);
+    const double lr = schedule_.lr_at(step);
+    window_loss_ += loss;
+    ++window_steps_;
+    examples += std::min<int64_t>(o_.batch_size * o_.grad_accum, static_cast<int64_t>(train_.ids.size()));
+    const int64_t done = step + 1;
+    const double epoch = static_cast<double>(done) / steps_per_epoch_;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double rate = examples / std::max(secs, 1e-9);
+    const double eta = secs / static_cast<double>(done - start) * static_cast<double>(total_steps_ - done);
+    const bool log_now = done % o_.log_every == 0 || done == total_steps_;
+    if (log_now) {
+      append_metrics(json{{"step", done}, {"epoch", epoch}, {"loss", window_loss_ / window_steps_}, {"lr", lr},
+                          {"grad_norm", grad_norm}});
+      window_loss_ = 0;
+      window_steps_ = 0;
+    }
+    progress(done, loss, rate, eta, log_now && !tty_);
+
+    const bool epoch_end = done % steps_per_epoch_ == 0 || done == total_steps_;
+    const bool eval_now = has_dev_ && ((eval_interval_ == 0 && epoch_end) || (eval_interval_ > 0 && done % eval_interval_ == 0));
+    if (eval_now) {
+      const json metrics = evaluate();
+      append_metrics(json{{"step", done}, {"epoch", epoch}, {"eval", metrics}});
+      const double f1 = metrics["macro"]["f1"].get<double>();
+      if (tty_) std::fputc('\n', stderr);
+      spdlog::info("eval at step {}: loss {:.4f}, macro-F1 {:.4f}, micro-F1 {:.4f}, exact match {:.4f}", done,
+                   metrics["loss"].get<double>(), f1, metrics["micro"]["f1"].get<double>(),
+                   metrics["exact_match"].get<double>());
+      if (f1 > best_macro_f1_) {
+        best_macro_f1_ = f1;
+        util::write_directory_atomically(out_ / "best", true, [&](const fs::path& dir) {
+          model::save_model_files(dir, bundle_->model, bundle_->tokenizer);
+          util::write_text_atomically(dir / "eval.json", json{{"step", done}, {"eval", metrics}}.dump(2) + "\n");
+        });
+      }
+    }
+    const bool stop = stop_requested() != 0;
+    if ((o_.save_every > 0 && done % o_.save_every == 0) || (epoch_end && done != total_steps_) || stop)
+      save_checkpoint(done);
+    if (stop && done < total_steps_) {
+      if (tty_) std::fputc('\n', stderr);
+      spdlog::warn("stopped at step {}: checkpoint saved; continue with --resume", done);
+      return 130;
+    }
+  }
+  if (tty_) std::fputc('\n', stderr);
+  model::save_model_files(out_, bundle_->model, bundle_->tokenizer);
+  spdlog::info("model written to {}", out_.string());
+  return 0;
+}
+
+}  // namespace
+
+int run_training(const TrainOptions& options) { return Trainer(options).run(); }
+
+}  // namespace emotune::train

@@ -1,0 +1,56 @@
+// `emotune train`: fine-tuning with the Hugging Face Trainer recipe (AdamW, linear schedule,
+// gradient clipping), evaluation on dev, the best model kept, and checkpoints that resume exactly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "model/labels.h"
+#include "train/objective.h"
+
+namespace emotune::train {
+
+struct TrainOptions {
+  // data
+  std::string data_dir, train_file, dev_file;
+  model::Taxonomy taxonomy = model::Taxonomy::original;
+  bool skip_bad_lines = false;
+  std::optional<std::size_t> max_length;  // default: 128, or the model's maximum when smaller
+  bool shuffle = true;
+  // model: a base checkpoint (head initialised when absent) or a classifier to continue
+  std::string base_dir, model_dir;
+  // objective
+  Objective objective = Objective::multi_label;
+  LossKind loss = LossKind::bce;
+  double focal_gamma = 2.0;
+  // optimisation
+  double lr = 2e-5;
+  std::size_t batch_size = 16;
+  int64_t epochs = 3;
+  double weight_decay = 0.0;
+  double warmup_ratio = 0.0;
+  std::optional<int64_t> warmup_steps;
+  double max_grad_norm = 1.0;
+  int64_t grad_accum = 1;
+  std::uint64_t seed = 42;
+  std::optional<int64_t> max_steps;
+  std::optional<double> dropout;
+  // the run
+  std::string output;
+  bool overwrite = false;
+  bool resume = false;
+  int64_t log_every = 50;
+  std::string eval_every = "epoch";  // "epoch" | N steps | "none"
+  int64_t save_every = 0;            // steps; 0 = at epoch ends only
+  int64_t save_total_limit = 2;      // checkpoints kept (newest); 0 = all
+  std::size_t eval_batch_size = 64;
+  int threads = 0;
+  std::string device = "cpu";
+  std::string note;  // a label written into training_args.json (e.g. "random-init demo")
+};
+
+// Runs the whole fine-tuning; returns 0, or 130 when stopped by SIGINT/SIGTERM after saving.
+int run_training(const TrainOptions& options);
+
+}  // namespace emotune::train

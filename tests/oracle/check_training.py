@@ -1,0 +1,333 @@
+"""`emotune train` against a PyTorch reference training loop (same checkpoint, same batches):
+losses step for step and final weights; exact resume; SIGINT; bad input.
+Usage: check_training.py EMOTUNE_BINARY   (shared data from $EMOTUNE_SHARED; exit 77 = skipped)"""
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
+from distilbert_ref import DistilBertClassifier, batch, read_safetensors  # noqa: E402
+
+EMOTUNE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else ""
+SHARED = os.environ.get("EMOTUNE_SHARED", "")
+TOKENIZER_DIR = os.path.join(SHARED, "models", "distilbert-base-uncased")
+GOEMOTIONS = os.path.join(SHARED, "data", "goemotions")
+
+
+def run(*args, check=True):
+    p = subprocess.run([EMOTUNE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if check and p.returncode != 0:
+        raise AssertionError(f"emotune {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
+    return p
+
+
+def read_metrics(out_dir):
+    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+        rows = [json.loads(l) for l in f if l.strip()]
+    return [r for r in rows if "loss" in r], [r for r in rows if "eval" in r]
+
+
+class Reference:
+    """The standard PyTorch loop: AdamW (decay groups), LambdaLR linear warm-up/decay, clip_grad_norm_."""
+
+    def __init__(self, model_dir, dropout=0.0):
+        with open(os.path.join(model_dir, "config.json")) as f:
+            self.config = json.load(f)
+        for k in ("dropout", "attention_dropout", "seq_classif_dropout"):
+            self.config[k] = dropout
+        self.model = DistilBertClassifier(self.config)
+        self.model.load_state_dict(read_safetensors(os.path.join(model_dir, "model.safetensors"))[0])
+        self.model.train()
+        self.tok = ReferenceBertTokenizer(os.path.join(model_dir, "vocab.txt"))
+
+    def train(self, tsv, steps, bs, lr, wd, warmup, max_norm, objective="multi-label", loss="bce", accum=1,
+              focal_gamma=2.0):
+        with open(tsv, encoding="utf-8") as f:
+            rows = [l.rstrip("\n").split("\t") for l in f]
+        data = [(self.tok.encode(r[0], 128)[0], [int(x) for x in r[1].split(",")]) for r in rows]
+        L = len(self.config["id2label"])
+        decay = [p for n, p in self.model.named_parameters() if not (n.endswith(".bias") or "LayerNorm" in n or "layer_norm" in n)]
+        no_decay = [p for n, p in self.model.named_parameters() if n.endswith(".bias") or "LayerNorm" in n or "layer_norm" in n]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
+                                lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+        def lam(s):
+            if s < warmup:
+                return s / max(1, warmup)
+            return max(0.0, (steps - s) / max(1, steps - warmup))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lam)
+        counts = torch.zeros(L)
+        for _, labels in data:
+            counts[sorted(set(labels))] += 1
+        pos_weight = (len(data) - counts.clamp(min=1)) / counts.clamp(min=1)
+        batches = [data[i:i + bs] for i in range(0, len(data), bs)]
+        steps_per_epoch = math.ceil(len(batches) / accum)
+        losses, norms = [], []
+        for step in range(steps):
+            k = step % steps_per_epoch
+            micro = batches[k * accum:(k + 1) * accum]
+            total = 0.0
+            for b in micro:
+                ids, mask = batch([x[0] for x in b])
+                targets = torch.zeros(len(b), L)
+                for i, (_, labels) in enumerate(b):
+                    targets[i, labels] = 1
+                logits = self.model(ids, mask)
+                if objective == "single-label":
+                    l = F.cross_entropy(logits, torch.tensor([x[1][0] for x in b]))
+                elif loss == "weighted-bce":
+                    l = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
+                elif loss == "focal":
+                    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+                    p = torch.sigmoid(logits)
+                    p_t = p * targets + (1 - p) * (1 - targets)
+                    l = ((1 - p_t) ** focal_gamma * bce).mean()
+                else:
+                    l = F.binary_cross_entropy_with_logits(logits, targets)
+                (l / len(micro)).backward()
+                total += l.item()
+            norms.append(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item())
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            losses.append(total / len(micro))
+        return losses, norms
+
+
+class TrainingParity(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="emotune_train_test_")
+        cfg = os.path.join(cls.tmp, "cfg.json")
+        with open(cfg, "w") as f:
+            json.dump({"model_type": "distilbert", "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64,
+                       "vocab_size": 30522, "max_position_embeddings": 128}, f)
+        cls.init = os.path.join(cls.tmp, "init")
+        run("init", "--config", cfg, "--tokenizer", TOKENIZER_DIR, "--out", cls.init, "--seed", "11")
+        cls.train_tsv = os.path.join(cls.tmp, "train.tsv")
+        with open(os.path.join(GOEMOTIONS, "train.tsv"), encoding="utf-8") as f, open(cls.train_tsv, "w") as out:
+            for _, line in zip(range(60), f):  # 60 lines: the last batch of 8 is short
+                out.write(line)
+        cls.dev_tsv = os.path.join(cls.tmp, "dev.tsv")
+        with open(os.path.join(GOEMOTIONS, "dev.tsv"), encoding="utf-8") as f, open(cls.dev_tsv, "w") as out:
+            for _, line in zip(range(50), f):
+                out.write(line)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def emotune_train(self, name, *extra, steps=12, bs=8, lr=5e-4, wd=0.01, warmup=3, max_norm=0.1):
+        out = os.path.join(self.tmp, name)
+        run("train", "--model", self.init, "--train-file", self.train_tsv, "--no-shuffle", "--dropout", "0",
+            "--max-steps", str(steps), "--batch-size", str(bs), "--lr", str(lr), "--weight-decay", str(wd),
+            "--warmup-steps", str(warmup), "--max-grad-norm", str(max_norm), "--log-every", "1",
+            "--eval-every", "none", "--threads", "1", "--output", out, *extra)
+        return out
+
+    def compare(self, out, ref_losses, ref_model, ref_norms=None):
+        logged, _ = read_metrics(out)
+        self.assertEqual(len(logged), len(ref_losses))
+        worst = 0.0
+        for row, want in zip(logged, ref_losses):
+            rel = abs(row["loss"] - want) / abs(want)
+            worst = max(worst, rel)
+            self.assertLessEqual(rel, 1e-4, f"step {row['step']}: {row['loss']} vs {want}")
+        if ref_norms:
+            for row, want in zip(logged, ref_norms):
+                self.assertLessEqual(abs(row["grad_norm"] - want) / want, 1e-3)
+        got, _ = read_safetensors(os.path.join(out, "model.safetensors"))
+        diff = max((got[n] - p.detach()).abs().max().item() for n, p in ref_model.named_parameters())
+        print(f"  {os.path.basename(out)}: {len(ref_losses)} steps, worst loss rel diff {worst:.1e}, "
+              f"max |weight diff| {diff:.1e}")
+        self.assertLessEqual(diff, 1e-4)
+
+    def test_multilabel_bce_with_schedule_clipping_and_decay(self):
+        out = self.emotune_train("bce")
+        ref = Reference(self.init)
+        losses, norms = ref.train(self.train_tsv, 12, 8, 5e-4, 0.01, 3, 0.1)
+        self.compare(out, losses, ref.model, norms)
+        logged, _ = read_metrics(out)
+        self.assertEqual(logged[0]["lr"], 0.0)  # warm-up starts from zero, as LambdaLR does
+        self.assertAlmostEqual(logged[3]["lr"], 5e-4)
+        self.assertTrue(any(r["grad_norm"] > 0.1 for r in logged))  # clipping was exercised
+
+    def test_single_label_with_gradient_accumulation(self):
+        out = self.emotune_train("single", "--objective", "single-label", "--grad-accum", "2", steps=6, warmup=0)
+        ref = Reference(self.init)
+        losses, _ = ref.train(self.train_tsv, 6, 8, 5e-4, 0.01, 0, 0.1, objective="single-label", accum=2)
+        self.compare(out, losses, ref.model)
+
+    def test_weighted_and_focal_losses(self):
+        for loss in ("weighted-bce", "focal"):
+            out = self.emotune_train(loss, "--loss", loss, steps=5)
+            ref = Reference(self.init)
+            losses, _ = ref.train(self.train_tsv, 5, 8, 5e-4, 0.01, 3, 0.1, loss=loss)
+            self.compare(out, losses, ref.model)
+
+    def resumable_args(self, out, steps):
+        return ["train", "--model", self.init, "--train-file", self.train_tsv, "--dev-file", self.dev_tsv,
+                "--max-steps", str(steps), "--batch-size", "8", "--lr", "1e-3", "--log-every", "1",
+                "--eval-every", "5", "--save-every", "4", "--threads", "1", "--output", out]
+
+    def test_resume_gives_identical_losses(self):
+        # Shuffling and dropout on: resume must restore the data order and the RNG.
+        whole = os.path.join(self.tmp, "whole")
+        run(*self.resumable_args(whole, 10))
+        cut = os.path.join(self.tmp, "cut")
+        run(*self.resumable_args(cut, 10))
+        shutil.rmtree(os.path.join(cut, "checkpoints", "step-8"))  # as if killed after step 4..7
+        os.remove(os.path.join(cut, "model.safetensors"))
+        run(*self.resumable_args(cut, 10), "--resume")
+        a, a_eval = read_metrics(whole)
+        b, b_eval = read_metrics(cut)
+        self.assertEqual([r["loss"] for r in a], [r["loss"] for r in b])
+        self.assertEqual([r["step"] for r in b], list(range(1, 11)))
+        self.assertEqual(a_eval, b_eval)
+        wa, _ = read_safetensors(os.path.join(whole, "model.safetensors"))
+        wb, _ = read_safetensors(os.path.join(cut, "model.safetensors"))
+        self.assertTrue(all(torch.equal(wa[k], wb[k]) for k in wa))
+        self.assertTrue(os.path.exists(os.path.join(cut, "best", "model.safetensors")))
+
+    def test_sigint_saves_and_resume_finishes_identically(self):
+        whole = os.path.join(self.tmp, "sig_whole")
+        run(*self.resumable_args(whole, 300))
+        out = os.path.join(self.tmp, "sig")
+        proc = subprocess.Popen([EMOTUNE, *self.resumable_args(out, 300)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        metrics = os.path.join(out, "metrics.jsonl")
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 12:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            self.skipTest("the run finished before the signal arrived")
+        self.assertEqual(proc.returncode, 130, err.decode())
+        self.assertIn("--resume", err.decode())
+        run(*self.resumable_args(out, 300), "--resume")
+        a, _ = read_metrics(whole)
+        b, _ = read_metrics(out)
+        self.assertEqual([r["loss"] for r in a], [r["loss"] for r in b])
+
+
+class Learning(unittest.TestCase):
+    """A tiny model from random initialisation learns GoEmotions in a CI-sized run: its dev macro-F1
+    (threshold 0.5) clearly beats the best constant predictor's (a learning test, not a quality claim)."""
+
+    def test_tiny_model_beats_best_constant_predictor(self):
+        tmp = tempfile.mkdtemp(prefix="emotune_learn_")
+        try:
+            config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs",
+                                  "distilbert-tiny.json")
+            init = os.path.join(tmp, "init")
+            run("init", "--config", config, "--tokenizer", TOKENIZER_DIR, "--out", init, "--seed", "1")
+            out = os.path.join(tmp, "run")
+            run("train", "--model", init, "--data-dir", GOEMOTIONS, "--max-steps", "1200", "--batch-size", "32",
+                "--lr", "5e-4", "--warmup-ratio", "0.05", "--loss", "weighted-bce", "--log-every", "100",
+                "--output", out)
+            _, evals = read_metrics(out)
+            macro_f1 = evals[-1]["eval"]["macro"]["f1"]
+            # Best constant predictor: per label, always-yes (F1 = 2p/(1+p)) beats always-no (F1 = 0).
+            counts, n = [0] * 28, 0
+            with open(os.path.join(GOEMOTIONS, "dev.tsv"), encoding="utf-8") as f:
+                for line in f:
+                    n += 1
+                    for i in set(line.split("\t")[1].split(",")):
+                        counts[int(i)] += 1
+            constant = sum(2 * (c / n) / (1 + c / n) for c in counts) / 28
+            print(f"  dev macro-F1 {macro_f1:.4f} vs best constant predictor {constant:.4f}")
+            self.assertGreater(macro_f1, 1.5 * constant)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BadTrainingInput(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="emotune_train_bad_")
+        cfg = os.path.join(cls.tmp, "cfg.json")
+        with open(cfg, "w") as f:
+            json.dump({"model_type": "distilbert", "dim": 16, "n_layers": 1, "n_heads": 2, "hidden_dim": 32,
+                       "vocab_size": 30522, "max_position_embeddings": 64}, f)
+        cls.init = os.path.join(cls.tmp, "init")
+        run("init", "--config", cfg, "--tokenizer", TOKENIZER_DIR, "--out", cls.init)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def train(self, tsv_bytes, *extra, out="out"):
+        tsv = os.path.join(self.tmp, "t.tsv")
+        with open(tsv, "wb") as f:
+            f.write(tsv_bytes)
+        return run("train", "--model", self.init, "--train-file", tsv, "--eval-every", "none", "--max-steps", "1",
+                   "--output", os.path.join(self.tmp, out), "--overwrite", *extra, check=False)
+
+    def assert_error(self, p, *needles):
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 2, err)
+        lines = [l for l in err.splitlines() if "error" in l]
+        self.assertEqual(len(lines), 1, err)
+        for n in needles:
+            self.assertIn(n, lines[0])
+
+    def test_malformed_lines_name_file_and_line(self):
+        good = b"fine text\t1\tid1\n"
+        self.assert_error(self.train(good + b"no label column\n"), "t.tsv:2", "label")
+        self.assert_error(self.train(good + good + b"x\t28\tid\n"), "t.tsv:3", "out of range")
+        self.assert_error(self.train(b"x\tjoy\tid\n"), "t.tsv:1", "not a number")
+        self.assert_error(self.train(good + b"bad \xff utf8\t1\tid\n"), "t.tsv:2", "UTF-8")
+        p = self.train(good + b"no label column\n" + good, "--skip-bad-lines")
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertIn("skipped 1 bad line", p.stderr.decode())
+
+    def test_missing_files_and_bad_flag_values(self):
+        self.assert_error(run("train", "--model", self.init, "--train-file", "/nonexistent.tsv", "--eval-every", "none",
+                              "--output", os.path.join(self.tmp, "o"), check=False), "/nonexistent.tsv")
+        self.assert_error(self.train(b"a\t1\tx\n", "--objective", "sideways"), "objective")
+        self.assert_error(self.train(b"a\t1\tx\n", "--eval-every", "sometimes"), "eval-every")
+        self.assert_error(run("train", "--model", "/nonexistent-model", "--data-dir", GOEMOTIONS,
+                              "--output", os.path.join(self.tmp, "o2"), check=False), "/nonexistent-model")
+
+    def test_other_architecture_is_refused(self):
+        bert = os.path.join(self.tmp, "bert")
+        shutil.copytree(self.init, bert)
+        with open(os.path.join(bert, "config.json")) as f:
+            cfg = json.load(f)
+        cfg["model_type"] = "bert"
+        with open(os.path.join(bert, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        self.assert_error(run("train", "--base", bert, "--data-dir", GOEMOTIONS, "--output",
+                              os.path.join(self.tmp, "o3"), check=False), "bert")
+
+    def test_existing_output_is_kept_without_overwrite(self):
+        out = os.path.join(self.tmp, "kept")
+        os.makedirs(out)
+        with open(os.path.join(out, "precious.txt"), "w") as f:
+            f.write("keep me")
+        p = run("train", "--model", self.init, "--data-dir", GOEMOTIONS, "--output", out, check=False)
+        self.assert_error(p, "--overwrite")
+        with open(os.path.join(out, "precious.txt")) as f:
+            self.assertEqual(f.read(), "keep me")
+
+
+if __name__ == "__main__":
+    if not EMOTUNE or not SHARED or not os.path.isdir(TOKENIZER_DIR):
+        print("SKIPPED: usage check_training.py EMOTUNE_BINARY with EMOTUNE_SHARED set")
+        sys.exit(77)
+    unittest.main(argv=[sys.argv[0], "-v"])
