@@ -24,6 +24,16 @@ PaddedBatch pad_batch(const std::vector<const std::vector<std::int32_t>*>& seque
   return b;
 }
 
+EncodedDataset encode_dataset(const Dataset& ds, const text::Tokenizer& tokenizer, std::size_t max_length) {
+  EncodedDataset e;
+  for (const auto& ex : ds.examples) {
+    e.ids.push_back(tokenizer.encode(ex.text, max_length).ids);
+    e.labels.push_back(ex.labels);
+    e.first_label.push_back(ex.first_label);
+  }
+  return e;
+}
+
 torch::Tensor multi_hot(const std::vector<const std::vector<int>*>& labels, int64_t num_labels) {
   auto t = torch::zeros({static_cast<int64_t>(labels.size()), num_labels}, torch::kFloat32);
   auto a = t.accessor<float, 2>();

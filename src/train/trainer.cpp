@@ -20,7 +20,7 @@
 #include "model/checkpoint.h"
 #include "model/runtime.h"
 #include "model/safetensors.h"
-#include "train/optimizer.h"
+#include "train/step.h"
 #include "util/atomic_file.h"
 
 namespace emotune::train {
@@ -101,12 +101,6 @@ std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, int64_t 
   return order;
 }
 
-bool decays(const std::string& name) {
-  const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-  const bool norm = name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos;
-  return !bias && !norm;
-}
-
 std::string format_duration(double seconds) {
   const auto s = static_cast<int64_t>(seconds);
   char buf[32];
@@ -116,22 +110,6 @@ std::string format_duration(double seconds) {
 }
 
 json prf_json(const eval::PRF& p) { return json{{"precision", p.precision}, {"recall", p.recall}, {"f1", p.f1}}; }
-
-struct Encoded {
-  std::vector<std::vector<std::int32_t>> ids;
-  std::vector<std::vector<int>> labels;
-  std::vector<int64_t> first_label;
-};
-
-Encoded encode(const data::Dataset& ds, const text::Tokenizer& tok, std::size_t max_length) {
-  Encoded e;
-  for (const auto& ex : ds.examples) {
-    e.ids.push_back(tok.encode(ex.text, max_length).ids);
-    e.labels.push_back(ex.labels);
-    e.first_label.push_back(ex.first_label);
-  }
-  return e;
-}
 
 class Trainer {
  public:
@@ -144,7 +122,7 @@ class Trainer {
   void load_model();
   void load_data();
   void plan_steps();
-  void build_optimizer();
+  void build_step_runner();
   int64_t restore_checkpoint();  // returns the step to start from
   double train_step(int64_t step, double& grad_norm);
   json evaluate();
@@ -159,12 +137,10 @@ class Trainer {
   std::optional<model::ModelBundle> bundle_;
   std::vector<std::string> labels_;
   std::size_t max_length_ = 128;
-  Encoded train_, dev_;
+  data::EncodedDataset train_, dev_;
   bool has_dev_ = false;
   Loss loss_;
-  std::unique_ptr<AdamW> opt_;
-  std::vector<std::string> param_names_;
-  std::vector<torch::Tensor> params_;
+  std::unique_ptr<StepRunner> runner_;
   LinearSchedule schedule_;
   int64_t batches_per_epoch_ = 0, steps_per_epoch_ = 0, total_steps_ = 0, eval_interval_ = 0;
   double best_macro_f1_ = -1;
@@ -237,7 +213,7 @@ void Trainer::load_data() {
   if (o_.train_file.empty() && o_.data_dir.empty()) throw std::invalid_argument("give --data-dir DIR or --train-file FILE");
   const auto train = data::read_goemotions_tsv(train_path, o_.taxonomy, o_.skip_bad_lines);
   if (train.skipped_lines) spdlog::warn("{}: skipped {} bad line(s)", train_path.string(), train.skipped_lines);
-  train_ = encode(train, bundle_->tokenizer, max_length_);
+  train_ = data::encode_dataset(train, bundle_->tokenizer, max_length_);
   fs::path dev_path = o_.dev_file;
   if (dev_path.empty() && !o_.data_dir.empty() && fs::exists(fs::path(o_.data_dir) / "dev.tsv"))
     dev_path = fs::path(o_.data_dir) / "dev.tsv";
@@ -245,7 +221,7 @@ void Trainer::load_data() {
     if (dev_path.empty()) throw std::invalid_argument("no dev split: give --dev-file FILE or --eval-every none");
     const auto dev = data::read_goemotions_tsv(dev_path, o_.taxonomy, o_.skip_bad_lines);
     if (dev.skipped_lines) spdlog::warn("{}: skipped {} bad line(s)", dev_path.string(), dev.skipped_lines);
-    dev_ = encode(dev, bundle_->tokenizer, max_length_);
+    dev_ = data::encode_dataset(dev, bundle_->tokenizer, max_length_);
     has_dev_ = true;
   }
   spdlog::info("train: {} examples{}", train_.ids.size(),
@@ -277,16 +253,8 @@ void Trainer::plan_steps() {
     eval_interval_ = std::stoll(o_.eval_every);
 }
 
-void Trainer::build_optimizer() {
-  std::vector<bool> decay;
-  for (const auto& item : bundle_->model->named_parameters()) {
-    param_names_.push_back(item.key());
-    params_.push_back(item.value());
-    decay.push_back(decays(item.key()));
-  }
-  AdamWOptions ao;
-  ao.weight_decay = o_.weight_decay;
-  opt_ = std::make_unique<AdamW>(params_, decay, ao);
+void Trainer::build_step_runner() {
+  runner_ = std::make_unique<StepRunner>(bundle_->model, loss_, o_.weight_decay, o_.max_grad_norm, device_);
 }
 
 int64_t Trainer::restore_checkpoint() {
@@ -301,13 +269,15 @@ int64_t Trainer::restore_checkpoint() {
                              " steps, these arguments give " + std::to_string(total_steps_) +
                              " (resume with the arguments of the interrupted run)");
   const model::SafetensorsFile moments(resume_from_ / "optimizer.safetensors");
+  auto& opt = runner_->optimizer();
+  const auto& names = runner_->param_names();
   torch::NoGradGuard no_grad;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    opt_->exp_avg()[i].copy_(moments.load_f32("exp_avg." + param_names_[i]));
-    opt_->exp_avg_sq()[i].copy_(moments.load_f32("exp_avg_sq." + param_names_[i]));
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    opt.exp_avg()[i].copy_(moments.load_f32("exp_avg." + names[i]));
+    opt.exp_avg_sq()[i].copy_(moments.load_f32("exp_avg_sq." + names[i]));
   }
   const int64_t step = state.at("step").get<int64_t>();
-  opt_->set_steps_taken(state.at("optimizer_steps").get<int64_t>());
+  opt.set_steps_taken(state.at("optimizer_steps").get<int64_t>());
   set_rng_state(hex_decode(state.at("rng_state").get<std::string>()));
   best_macro_f1_ = state.at("best_macro_f1").get<double>();
   window_loss_ = state.at("window_loss").get<double>();
@@ -333,33 +303,14 @@ double Trainer::train_step(int64_t step, double& grad_norm) {
   }
   const int64_t first_batch = (step % steps_per_epoch_) * o_.grad_accum;
   const int64_t last_batch = std::min(first_batch + o_.grad_accum, batches_per_epoch_);
-  const auto micro_batches = static_cast<double>(last_batch - first_batch);
-  auto& model = bundle_->model;
-  model->train();
-  double loss_sum = 0;
+  std::vector<MicroBatch> micro;
   for (int64_t b = first_batch; b < last_batch; ++b) {
     const std::size_t begin = static_cast<std::size_t>(b) * o_.batch_size;
     const std::size_t end = std::min(begin + o_.batch_size, order_.size());
-    std::vector<const std::vector<std::int32_t>*> seqs;
-    std::vector<const std::vector<int>*> labels;
-    std::vector<int64_t> first;
-    for (std::size_t i = begin; i < end; ++i) {
-      seqs.push_back(&train_.ids[order_[i]]);
-      labels.push_back(&train_.labels[order_[i]]);
-      first.push_back(train_.first_label[order_[i]]);
-    }
-    const auto batch = data::pad_batch(seqs, bundle_->tokenizer.pad_id());
-    const auto targets = data::multi_hot(labels, static_cast<int64_t>(labels_.size())).to(device_);
-    const auto first_t = torch::tensor(first, torch::kInt64).to(device_);
-    const auto logits = model->forward(batch.input_ids.to(device_), batch.attention_mask.to(device_));
-    const auto loss = loss_(logits, targets, first_t);
-    (loss / micro_batches).backward();
-    loss_sum += loss.item<double>();
+    micro.push_back(make_micro_batch(train_, order_.data() + begin, end - begin, static_cast<int64_t>(labels_.size()),
+                                     bundle_->tokenizer.pad_id()));
   }
-  grad_norm = o_.max_grad_norm > 0 ? clip_grad_norm(params_, o_.max_grad_norm) : 0.0;
-  opt_->step(schedule_.lr_at(step));
-  for (auto& p : params_) p.mutable_grad().reset();
-  return loss_sum / micro_batches;
+  return runner_->step(micro, schedule_.lr_at(step), grad_norm);
 }
 
 json Trainer::evaluate() {
@@ -399,15 +350,16 @@ void Trainer::save_checkpoint(int64_t step) {
   util::write_directory_atomically(dir, true, [&](const fs::path& tmp) {
     model::save_model_files(tmp, bundle_->model, bundle_->tokenizer);
     std::vector<std::pair<std::string, torch::Tensor>> moments;
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      moments.emplace_back("exp_avg." + param_names_[i], opt_->exp_avg()[i]);
-      moments.emplace_back("exp_avg_sq." + param_names_[i], opt_->exp_avg_sq()[i]);
+    auto& opt = runner_->optimizer();
+    for (std::size_t i = 0; i < runner_->param_names().size(); ++i) {
+      moments.emplace_back("exp_avg." + runner_->param_names()[i], opt.exp_avg()[i]);
+      moments.emplace_back("exp_avg_sq." + runner_->param_names()[i], opt.exp_avg_sq()[i]);
     }
     model::save_safetensors(tmp / "optimizer.safetensors", moments);
     const json state{{"step", step},
                      {"epoch", static_cast<double>(step) / steps_per_epoch_},
                      {"total_steps", total_steps_},
-                     {"optimizer_steps", opt_->steps_taken()},
+                     {"optimizer_steps", runner_->optimizer().steps_taken()},
                      {"best_macro_f1", best_macro_f1_},
                      {"window_loss", window_loss_},
                      {"window_steps", window_steps_},
@@ -490,7 +442,7 @@ int Trainer::run() {
   load_model();
   load_data();
   plan_steps();
-  build_optimizer();
+  build_step_runner();
   const int64_t start = restore_checkpoint();
   if (start == 0) write_training_args();
   spdlog::info("{} steps ({} per epoch), batch {}, lr {}, warm-up {} steps{}", total_steps_, steps_per_epoch_,

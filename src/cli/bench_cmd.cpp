@@ -1,0 +1,117 @@
+// `emotune bench (train|infer)`: throughput on random GoEmotions batches, padded to each batch's
+// longest text as Hugging Face's collator pads them; one JSON line. bench/pytorch_bench.py draws
+// the same batches (splitmix64 over the seed), so the two can be compared in one run.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "data/batch.h"
+#include "model/checkpoint.h"
+#include "model/runtime.h"
+#include "train/step.h"
+
+namespace emotune::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::string mode;
+  std::string model_dir;
+  std::string data;
+  int64_t steps = 20;
+  int64_t warmup = 2;
+  std::size_t batch_size = 16;
+  std::size_t max_length = 128;
+  std::uint64_t seed = 0;
+  int threads = 0;
+};
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// Matrix-product FLOPs per real token of one forward pass (attention over `seq` positions).
+double forward_flops_per_token(const model::DistilBertConfig& c, double seq) {
+  const double d = static_cast<double>(c.dim), h = static_cast<double>(c.hidden_dim);
+  return static_cast<double>(c.n_layers) * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d);
+}
+
+int bench(const BenchArgs& a) {
+  if (a.mode != "train" && a.mode != "infer") throw UserError("bench mode must be train or infer");
+  model::configure_threads(a.threads);
+  model::ModelBundle bundle = model::load_model_dir(a.model_dir);
+  const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
+  const auto enc = data::encode_dataset(ds, bundle.tokenizer, a.max_length);
+  const auto L = static_cast<int64_t>(bundle.labels().size());
+  if (L != 28) throw UserError("bench needs a 28-label GoEmotions model");
+
+  auto batch_rows = [&](int64_t k) {
+    std::vector<std::size_t> rows(a.batch_size);
+    for (std::size_t j = 0; j < a.batch_size; ++j)
+      rows[j] = splitmix64(a.seed * 1000003ULL + static_cast<std::uint64_t>(k) * a.batch_size + j) % enc.size();
+    return rows;
+  };
+  train::Loss loss;
+  train::StepRunner runner(bundle.model, loss, 0.0, 1.0, torch::kCPU);
+  double real = 0, padded = 0, flops = 0, seconds = 0;
+  for (int64_t k = 0; k < a.warmup + a.steps; ++k) {
+    const auto rows = batch_rows(k);
+    const auto mb = train::make_micro_batch(enc, rows.data(), rows.size(), L, bundle.tokenizer.pad_id());
+    const auto t0 = std::chrono::steady_clock::now();
+    if (a.mode == "train") {
+      double norm = 0;
+      runner.step({mb}, 2e-5, norm);
+    } else {
+      torch::InferenceMode inference;
+      bundle.model->eval();
+      (void)bundle.model->forward(mb.inputs.input_ids, mb.inputs.attention_mask);
+    }
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (k < a.warmup) continue;
+    seconds += dt;
+    const double seq = static_cast<double>(mb.inputs.input_ids.size(1));
+    real += static_cast<double>(mb.inputs.real_tokens);
+    padded += static_cast<double>(mb.inputs.input_ids.numel());
+    flops += static_cast<double>(mb.inputs.real_tokens) * forward_flops_per_token(bundle.config(), seq) *
+             (a.mode == "train" ? 3.0 : 1.0);
+  }
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  const nlohmann::ordered_json out{{"mode", a.mode},
+                                   {"impl", "emotune"},
+                                   {"batch_size", a.batch_size},
+                                   {"steps", a.steps},
+                                   {"threads", at::get_num_threads()},
+                                   {"examples_per_s", a.steps * static_cast<double>(a.batch_size) / seconds},
+                                   {"tokens_per_s", real / seconds},
+                                   {"padded_tokens_per_s", padded / seconds},
+                                   {"gflops_per_s", flops / seconds / 1e9},
+                                   {"peak_rss_mb", static_cast<double>(ru.ru_maxrss) / 1024.0}};
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Action& action) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure training or inference throughput on random batches");
+  cmd->add_option("mode", a->mode, "train | infer")->required()->check(CLI::IsMember({"train", "infer"}));
+  cmd->add_option("--model", a->model_dir, "Model directory (28 GoEmotions labels)")->required();
+  cmd->add_option("--data", a->data, "GoEmotions TSV to draw batches from")->required();
+  cmd->add_option("--steps", a->steps, "Timed steps")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", a->warmup, "Untimed steps first")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-size", a->batch_size, "Examples per batch")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-length", a->max_length, "Maximum tokens per text")->check(CLI::Range(2, 512));
+  cmd->add_option("--seed", a->seed, "Seed of the batch draw");
+  cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->callback([a, &action] { action = [a] { return bench(*a); }; });
+}
+
+}  // namespace emotune::cli

@@ -1,0 +1,60 @@
+#include "train/step.h"
+
+namespace emotune::train {
+
+namespace {
+
+// Hugging Face's Trainer decays every tensor except biases and LayerNorm weights.
+bool decays(const std::string& name) {
+  const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+  const bool norm = name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos;
+  return !bias && !norm;
+}
+
+}  // namespace
+
+MicroBatch make_micro_batch(const data::EncodedDataset& ds, const std::size_t* rows, std::size_t n, int64_t num_labels,
+                            std::int32_t pad_id) {
+  std::vector<const std::vector<std::int32_t>*> seqs;
+  std::vector<const std::vector<int>*> labels;
+  std::vector<int64_t> first;
+  for (std::size_t i = 0; i < n; ++i) {
+    seqs.push_back(&ds.ids[rows[i]]);
+    labels.push_back(&ds.labels[rows[i]]);
+    first.push_back(ds.first_label[rows[i]]);
+  }
+  return MicroBatch{data::pad_batch(seqs, pad_id), data::multi_hot(labels, num_labels), torch::tensor(first, torch::kInt64)};
+}
+
+StepRunner::StepRunner(model::DistilBertForSequenceClassification model, Loss loss, double weight_decay,
+                       double max_grad_norm, torch::Device device)
+    : model_(std::move(model)), loss_(std::move(loss)), max_grad_norm_(max_grad_norm), device_(device) {
+  std::vector<bool> decay;
+  for (const auto& item : model_->named_parameters()) {
+    names_.push_back(item.key());
+    params_.push_back(item.value());
+    decay.push_back(decays(item.key()));
+  }
+  AdamWOptions o;
+  o.weight_decay = weight_decay;
+  opt_ = std::make_unique<AdamW>(params_, decay, o);
+}
+
+double StepRunner::step(const std::vector<MicroBatch>& micro, double lr, double& grad_norm) {
+  model_->train();
+  const auto n = static_cast<double>(micro.size());
+  double loss_sum = 0;
+  for (const auto& mb : micro) {
+    const auto logits =
+        model_->forward(mb.inputs.input_ids.to(device_), mb.inputs.attention_mask.to(device_));
+    const auto loss = loss_(logits, mb.targets.to(device_), mb.first_label.to(device_));
+    (loss / n).backward();
+    loss_sum += loss.item<double>();
+  }
+  grad_norm = max_grad_norm_ > 0 ? clip_grad_norm(params_, max_grad_norm_) : 0.0;
+  opt_->step(lr);
+  for (auto& p : params_) p.mutable_grad().reset();
+  return loss_sum / n;
+}
+
+}  // namespace emotune::train

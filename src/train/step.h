@@ -1,0 +1,48 @@
+// One optimizer step of fine-tuning, shared by the training loop and the benchmark:
+// forward and backward over micro-batches, global-norm clipping, AdamW at the scheduled rate.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/batch.h"
+#include "model/distilbert.h"
+#include "train/objective.h"
+#include "train/optimizer.h"
+
+namespace emotune::train {
+
+struct MicroBatch {
+  data::PaddedBatch inputs;
+  torch::Tensor targets;      // [B, L] multi-hot
+  torch::Tensor first_label;  // [B] int64
+};
+
+// The micro-batch of dataset rows rows[0..n).
+MicroBatch make_micro_batch(const data::EncodedDataset& ds, const std::size_t* rows, std::size_t n, int64_t num_labels,
+                            std::int32_t pad_id);
+
+class StepRunner {
+ public:
+  StepRunner(model::DistilBertForSequenceClassification model, Loss loss, double weight_decay, double max_grad_norm,
+             torch::Device device);
+
+  // Runs one update over `micro` (gradients averaged over them); returns the mean loss and sets grad_norm.
+  double step(const std::vector<MicroBatch>& micro, double lr, double& grad_norm);
+
+  AdamW& optimizer() { return *opt_; }
+  const std::vector<std::string>& param_names() const { return names_; }
+  const std::vector<torch::Tensor>& params() const { return params_; }
+
+ private:
+  model::DistilBertForSequenceClassification model_;
+  Loss loss_;
+  double max_grad_norm_;
+  torch::Device device_;
+  std::vector<std::string> names_;
+  std::vector<torch::Tensor> params_;
+  std::unique_ptr<AdamW> opt_;
+};
+
+}  // namespace emotune::train
