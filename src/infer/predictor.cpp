@@ -67,10 +67,15 @@ std::vector<Prediction> Predictor::predict(const std::vector<std::string>& texts
 }
 
 std::vector<float> load_thresholds(const std::filesystem::path& model_dir, const std::vector<std::string>& labels) {
-  std::vector<float> t(labels.size(), 0.5f);
   const auto path = model_dir / "thresholds.json";
-  if (!std::filesystem::exists(path)) return t;
+  if (!std::filesystem::exists(path)) return std::vector<float>(labels.size(), 0.5f);
+  return load_thresholds_file(path, labels);
+}
+
+std::vector<float> load_thresholds_file(const std::filesystem::path& path, const std::vector<std::string>& labels) {
+  std::vector<float> t(labels.size(), 0.5f);
   std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read thresholds file " + path.string());
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
@@ -80,12 +85,16 @@ std::vector<float> load_thresholds(const std::filesystem::path& model_dir, const
   const auto values = j.is_object() ? j.value("values", nlohmann::json()) : nlohmann::json();
   if (values.is_array() && values.size() == labels.size()) {
     for (std::size_t i = 0; i < labels.size(); ++i) {
-      if (!values[i].is_number()) throw std::runtime_error(path.string() + ": thresholds must be numbers");
+      if (!values[i].is_number() || values[i].get<double>() < 0 || values[i].get<double>() > 1)
+        throw std::runtime_error(path.string() + ": thresholds must be numbers in [0, 1]");
       t[i] = values[i].get<float>();
     }
   } else if (values.is_object()) {
     for (std::size_t i = 0; i < labels.size(); ++i)
       if (values.contains(labels[i]) && values[labels[i]].is_number()) t[i] = values[labels[i]].get<float>();
+  } else if (values.is_array()) {
+    throw std::runtime_error(path.string() + ": " + std::to_string(values.size()) + " thresholds for " +
+                             std::to_string(labels.size()) + " labels");
   } else {
     throw std::runtime_error(path.string() + ": expected \"values\": one threshold per label");
   }
