@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake make pkg-config
   libtorch-dev libopenblas0-openmp libopenblas-openmp-dev
-  nlohmann-json3-dev libcli11-dev libspdlog-dev libutf8proc-dev libgtest-dev libssl-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libutf8proc-dev libgtest-dev libssl-dev libcpp-httplib-dev
   # test-only oracle: the same model computed by PyTorch
   python3 python3-torch python3-numpy python3-sklearn
 )

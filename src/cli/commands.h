@@ -22,6 +22,7 @@ void add_predict_command(CLI::App& app, Action& action);
 void add_train_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
+void add_serve_command(CLI::App& app, Action& action);
 
 // Runs the emotune command line; returns the process exit code.
 int run(int argc, char** argv);

@@ -1,0 +1,22 @@
+// `emotune serve`: the HTTP service and web page (see serve/server.h).
+#include "cli/commands.h"
+#include "serve/server.h"
+
+namespace emotune::cli {
+
+void add_serve_command(CLI::App& app, Action& action) {
+  auto o = std::make_shared<serve::ServeOptions>();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve a model over HTTP, with a web page");
+  cmd->add_option("--model", o->model_dir, "Model directory")->required();
+  cmd->add_option("--host", o->host, "Address to listen on");
+  cmd->add_option("--port", o->port, "Port")->check(CLI::Range(0, 65535));
+  cmd->add_option("--max-batch", o->max_batch, "Most texts per model batch (and per request)")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-wait-ms", o->max_wait_ms, "Longest wait for a batch to fill")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-text-chars", o->max_text_chars, "Longest text accepted (characters)")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest request body accepted")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", o->threads, "CPU threads for the model (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", o->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->callback([o, &action] { action = [o] { return serve::run_server(*o); }; });
+}
+
+}  // namespace emotune::cli

@@ -1,0 +1,71 @@
+#include "serve/batcher.h"
+
+namespace emotune::serve {
+
+DynamicBatcher::DynamicBatcher(infer::Predictor& predictor, std::size_t max_batch, std::chrono::microseconds max_wait,
+                               std::function<void(std::size_t)> on_batch)
+    : predictor_(predictor), max_batch_(max_batch), max_wait_(max_wait), on_batch_(std::move(on_batch)) {
+  worker_ = std::thread([this] { run(); });
+}
+
+DynamicBatcher::~DynamicBatcher() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+}
+
+std::future<std::vector<infer::Prediction>> DynamicBatcher::submit(std::vector<std::string> texts) {
+  Job job{std::move(texts), {}};
+  auto future = job.done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+  return future;
+}
+
+void DynamicBatcher::run() {
+  for (;;) {
+    std::vector<Job> jobs;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      // The first request opens a batch; others may join until it is full or the wait is over.
+      const auto deadline = std::chrono::steady_clock::now() + max_wait_;
+      auto queued_texts = [&] {
+        std::size_t n = 0;
+        for (const auto& j : queue_) n += j.texts.size();
+        return n;
+      };
+      cv_.wait_until(lock, deadline, [&] { return stopping_ || queued_texts() >= max_batch_; });
+      std::size_t texts = 0;
+      while (!queue_.empty() && (jobs.empty() || texts + queue_.front().texts.size() <= max_batch_)) {
+        texts += queue_.front().texts.size();
+        jobs.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    std::vector<std::string> batch;
+    for (const auto& j : jobs) batch.insert(batch.end(), j.texts.begin(), j.texts.end());
+    try {
+      auto preds = predictor_.predict(batch, batch.size());
+      if (on_batch_) on_batch_(batch.size());
+      std::size_t at = 0;
+      for (auto& j : jobs) {
+        std::vector<infer::Prediction> mine(std::make_move_iterator(preds.begin() + static_cast<long>(at)),
+                                            std::make_move_iterator(preds.begin() + static_cast<long>(at + j.texts.size())));
+        at += j.texts.size();
+        j.done.set_value(std::move(mine));
+      }
+    } catch (...) {
+      for (auto& j : jobs) j.done.set_exception(std::current_exception());
+    }
+  }
+}
+
+}  // namespace emotune::serve

@@ -1,0 +1,278 @@
+#include "serve/server.h"
+
+#include <httplib.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <thread>
+
+#include "infer/predictor.h"
+#include "model/labels.h"
+#include "model/runtime.h"
+#include "serve/batcher.h"
+#include "serve/metrics.h"
+#include "serve/page.h"
+#include "text/utf8.h"
+
+namespace emotune::serve {
+
+namespace {
+
+using json = nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+// A request the client got wrong: HTTP status, a stable code and a message.
+struct HttpError {
+  int status;
+  std::string code, message;
+};
+
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+  res.status = status;
+  res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(), "application/json");
+}
+
+std::size_t code_points(const std::string& s) {
+  std::size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+class Service {
+ public:
+  Service(const ServeOptions& o, model::ModelBundle& bundle, infer::Predictor& predictor, ServerMetrics& metrics)
+      : o_(o), bundle_(bundle), metrics_(metrics),
+        thresholds_(infer::load_thresholds(o.model_dir, bundle.labels())),
+        batcher_(predictor, o.max_batch, std::chrono::microseconds(static_cast<int64_t>(o.max_wait_ms * 1000)),
+                 [&metrics](std::size_t n) { metrics.observe_batch(n); }),
+        name_(std::filesystem::path(o.model_dir).filename().string()) {
+    if (name_.empty()) name_ = std::filesystem::path(o.model_dir).parent_path().filename().string();
+    grouping_ = bundle.labels() == model::goemotions_labels();
+  }
+
+  std::string predict(const std::string& body, std::size_t& texts_out) const;
+  std::string labels_json() const;
+
+ private:
+  const ServeOptions& o_;
+  model::ModelBundle& bundle_;
+  ServerMetrics& metrics_;
+  std::vector<float> thresholds_;
+  mutable DynamicBatcher batcher_;
+  std::string name_;
+  bool grouping_ = false;  // a 28-label model can answer in the Ekman and sentiment views
+};
+
+std::string Service::predict(const std::string& body, std::size_t& texts_out) const {
+  const auto t0 = Clock::now();
+  if (!text::is_valid_utf8(body)) throw HttpError{400, "invalid_utf8", "the request body is not valid UTF-8"};
+  json req = json::parse(body, nullptr, false);
+  if (req.is_discarded()) throw HttpError{400, "invalid_json", "the request body is not valid JSON"};
+  if (!req.is_object()) throw HttpError{400, "invalid_request", "the request must be a JSON object"};
+  std::vector<std::string> texts;
+  if (req.contains("text") == req.contains("texts"))
+    throw HttpError{400, "invalid_request", "give exactly one of \"text\" (a string) or \"texts\" (a list of strings)"};
+  if (req.contains("text")) {
+    if (!req["text"].is_string()) throw HttpError{400, "invalid_request", "\"text\" must be a string"};
+    texts.push_back(req["text"].get<std::string>());
+  } else {
+    if (!req["texts"].is_array()) throw HttpError{400, "invalid_request", "\"texts\" must be a list of strings"};
+    for (const auto& t : req["texts"]) {
+      if (!t.is_string()) throw HttpError{400, "invalid_request", "\"texts\" must be a list of strings"};
+      texts.push_back(t.get<std::string>());
+    }
+    if (texts.empty()) throw HttpError{400, "empty_texts", "\"texts\" is empty"};
+    if (texts.size() > o_.max_batch)
+      throw HttpError{400, "too_many_texts",
+                      std::to_string(texts.size()) + " texts; at most " + std::to_string(o_.max_batch) + " per request"};
+  }
+  for (const auto& t : texts)
+    if (code_points(t) > o_.max_text_chars)
+      throw HttpError{413, "text_too_long", "a text has more than " + std::to_string(o_.max_text_chars) + " characters"};
+  std::optional<float> threshold;
+  if (req.contains("threshold")) {
+    if (!req["threshold"].is_number() || req["threshold"].get<double>() < 0 || req["threshold"].get<double>() > 1)
+      throw HttpError{400, "invalid_request", "\"threshold\" must be a number in [0, 1]"};
+    threshold = req["threshold"].get<float>();
+  }
+  std::size_t top_k = 0;
+  if (req.contains("top_k")) {
+    if (!req["top_k"].is_number_unsigned()) throw HttpError{400, "invalid_request", "\"top_k\" must be a non-negative integer"};
+    top_k = req["top_k"].get<std::size_t>();
+  }
+  std::string taxonomy = "original";
+  if (req.contains("taxonomy")) {
+    if (!req["taxonomy"].is_string()) throw HttpError{400, "invalid_request", "\"taxonomy\" must be a string"};
+    taxonomy = req["taxonomy"].get<std::string>();
+    if (taxonomy != "original" && taxonomy != "ekman" && taxonomy != "sentiment")
+      throw HttpError{400, "invalid_request", "\"taxonomy\" must be original, ekman or sentiment"};
+    if (taxonomy != "original" && !grouping_)
+      throw HttpError{400, "invalid_request", "this model does not have the 28 GoEmotions labels to group"};
+  }
+  bool all_scores = false;
+  if (req.contains("return_all_scores")) {
+    if (!req["return_all_scores"].is_boolean()) throw HttpError{400, "invalid_request", "\"return_all_scores\" must be true or false"};
+    all_scores = req["return_all_scores"].get<bool>();
+  }
+
+  texts_out = texts.size();
+  const auto preds = batcher_.submit(texts).get();
+
+  const auto tax = model::parse_taxonomy(taxonomy);
+  const auto& names = taxonomy == "original" ? bundle_.labels() : model::taxonomy_labels(tax);
+  const auto group_of = taxonomy == "original" ? std::vector<int>() : model::taxonomy_map(tax);
+  ordered_json out{{"predictions", json::array()}};
+  for (const auto& p : preds) {
+    std::vector<float> scores(names.size(), 0.0f), thr(names.size(), 0.5f);
+    if (group_of.empty()) {
+      scores = p.probs;
+      thr = thresholds_;
+    } else {
+      // A group's probability is the largest of its members'.
+      for (std::size_t e = 0; e < group_of.size(); ++e)
+        scores[static_cast<std::size_t>(group_of[e])] = std::max(scores[static_cast<std::size_t>(group_of[e])], p.probs[e]);
+    }
+    if (threshold) std::fill(thr.begin(), thr.end(), *threshold);
+    std::vector<std::size_t> chosen;
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (scores[i] >= thr[i]) chosen.push_back(i);
+    std::stable_sort(chosen.begin(), chosen.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
+    if (top_k && chosen.size() > top_k) chosen.resize(top_k);
+    ordered_json item{{"labels", json::array()}, {"truncated", p.truncated}};
+    for (auto i : chosen) item["labels"].push_back(ordered_json{{"label", names[i]}, {"score", scores[i]}});
+    if (all_scores) {
+      ordered_json s = ordered_json::object();
+      for (std::size_t i = 0; i < names.size(); ++i) s[names[i]] = scores[i];
+      item["scores"] = std::move(s);
+    }
+    out["predictions"].push_back(std::move(item));
+  }
+  out["model"] = name_;
+  out["elapsed_ms"] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  return out.dump();
+}
+
+std::string Service::labels_json() const {
+  ordered_json taxonomies = ordered_json::object();
+  taxonomies["original"] = bundle_.labels();
+  if (grouping_)
+    for (auto t : {model::Taxonomy::ekman, model::Taxonomy::sentiment}) {
+      ordered_json groups = ordered_json::object();
+      const auto map = model::taxonomy_map(t);
+      for (const auto& g : model::taxonomy_labels(t)) groups[g] = json::array();
+      for (std::size_t e = 0; e < map.size(); ++e)
+        groups[model::taxonomy_labels(t)[static_cast<std::size_t>(map[e])]].push_back(bundle_.labels()[e]);
+      taxonomies[model::taxonomy_name(t)] = groups;
+    }
+  ordered_json thr = ordered_json::object();
+  for (std::size_t i = 0; i < thresholds_.size(); ++i) thr[bundle_.labels()[i]] = thresholds_[i];
+  return ordered_json{{"labels", bundle_.labels()}, {"thresholds", thr}, {"taxonomies", taxonomies}, {"model", name_}}.dump();
+}
+
+}  // namespace
+
+int run_server(const ServeOptions& o) {
+  if (o.max_batch == 0) throw std::invalid_argument("--max-batch must be positive");
+  // SIGTERM/SIGINT are taken by one waiting thread (sigwait), never by a handler mid-request.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  model::configure_threads(o.threads);
+  const torch::Device device = model::resolve_device(o.device);
+  const auto load_start = Clock::now();
+  model::ModelBundle bundle = model::load_model_dir(o.model_dir);
+  infer::Predictor predictor(bundle, device);
+  ServerMetrics metrics;
+  metrics.set_model_load_seconds(std::chrono::duration<double>(Clock::now() - load_start).count());
+  Service service(o, bundle, predictor, metrics);
+
+  httplib::Server svr;
+  svr.new_task_queue = [] { return new httplib::ThreadPool(128); };  // keep-alive connections each hold a thread
+  svr.set_payload_max_length(o.max_body_bytes);
+
+  // Every answer goes through here: metrics and one access-log line (no bodies).
+  auto finish = [&metrics](const httplib::Request& req, const httplib::Response& res, const std::string& route,
+                           Clock::time_point start, std::size_t texts) {
+    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    const int status = res.status == -1 ? 200 : res.status;  // httplib fills in 200 after the handler
+    metrics.observe_request(route, status, secs);
+    spdlog::info("access method={} route={} status={} texts={} ms={:.2f}", req.method, route, status, texts,
+                 secs * 1000);
+  };
+
+  svr.Post("/v1/predict", [&](const httplib::Request& req, httplib::Response& res) {
+    const auto start = Clock::now();
+    std::size_t texts = 0;
+    try {
+      res.set_content(service.predict(req.body, texts), "application/json");
+    } catch (const HttpError& e) {
+      send_error(res, e.status, e.code, e.message);
+    } catch (const std::exception& e) {
+      send_error(res, 500, "internal", e.what());
+    }
+    finish(req, res, "/v1/predict", start, texts);
+  });
+  const std::string labels = service.labels_json();
+  svr.Get("/v1/labels", [&](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(labels, "application/json");
+    finish(req, res, "/v1/labels", Clock::now(), 0);
+  });
+  svr.Get("/health", [&](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(R"({"status":"ok"})", "application/json");
+    finish(req, res, "/health", Clock::now(), 0);
+  });
+  svr.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(metrics.prometheus(), "text/plain; version=0.0.4");
+    finish(req, res, "/metrics", Clock::now(), 0);
+  });
+  svr.Get("/", [&](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(kIndexHtml, "text/html; charset=utf-8");
+    finish(req, res, "/", Clock::now(), 0);
+  });
+  // Unknown routes, wrong methods and oversized bodies are answered by httplib; give them JSON.
+  svr.set_error_handler([&](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;  // our own handlers' errors arrive here too, already answered
+    static const std::vector<std::string> known = {"/v1/predict", "/v1/labels", "/health", "/metrics", "/"};
+    const bool route_known = std::find(known.begin(), known.end(), req.path) != known.end();
+    if (res.status == 404 && route_known) res.status = 405;
+    if (res.status == 405)
+      send_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+    else if (res.status == 404)
+      send_error(res, 404, "not_found", "no route " + req.path);
+    else if (res.status == 413)
+      send_error(res, 413, "body_too_large", "the body exceeds " + std::to_string(o.max_body_bytes) + " bytes");
+    else
+      send_error(res, res.status, "http_error", "HTTP error " + std::to_string(res.status));
+    finish(req, res, route_known ? req.path : "other", Clock::now(), 0);
+  });
+
+  if (!svr.bind_to_port(o.host.c_str(), o.port))
+    throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port));
+  std::atomic<bool> signalled{false};
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    signalled = true;
+    spdlog::info("signal {}: no new connections; finishing requests in flight", sig);
+    svr.stop();
+  });
+  spdlog::info("serving {} on http://{}:{} (max batch {}, max wait {} ms)", o.model_dir, o.host, o.port, o.max_batch,
+               o.max_wait_ms);
+  svr.listen_after_bind();
+  if (!signalled) pthread_kill(stopper.native_handle(), SIGTERM);  // listen ended by itself: release the waiter
+  stopper.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace emotune::serve

@@ -1,0 +1,25 @@
+// `emotune serve`: the HTTP service (cpp-httplib) around a loaded model: /v1/predict with dynamic
+// batching, /v1/labels, /health, /metrics and the demo page at /.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace emotune::serve {
+
+struct ServeOptions {
+  std::string model_dir;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::size_t max_batch = 32;
+  double max_wait_ms = 5;
+  std::size_t max_text_chars = 10000;
+  std::size_t max_body_bytes = 1000000;
+  int threads = 0;
+  std::string device = "cpu";
+};
+
+// Serves until SIGTERM or SIGINT, then stops accepting, finishes in-flight requests and returns 0.
+int run_server(const ServeOptions& options);
+
+}  // namespace emotune::serve
