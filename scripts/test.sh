@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
+# The browser test drives Chromium with playwright-core from the npm registry (pinned by the lock file).
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) || echo "test.sh: npm ci failed: the browser test will be skipped"
 if [ -z "${EMOTUNE_SHARED:-}" ] && [ -d ../shared ]; then
   EMOTUNE_SHARED="$(cd ../shared && pwd)"
 fi

@@ -239,6 +239,7 @@ int run_server(const ServeOptions& o) {
     res.set_content(kIndexHtml, "text/html; charset=utf-8");
     finish(req, res, "/", Clock::now(), 0);
   });
+  svr.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
   // Unknown routes, wrong methods and oversized bodies are answered by httplib; give them JSON.
   svr.set_error_handler([&](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // our own handlers' errors arrive here too, already answered
