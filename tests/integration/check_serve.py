@@ -14,10 +14,8 @@ import threading
 import time
 import unittest
 
-EMOTUNE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else ""
-SHARED = os.environ.get("EMOTUNE_SHARED", "")
-TOKENIZER_DIR = os.path.join(SHARED, "models", "distilbert-base-uncased")
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
+from harness import EMOTUNE, ROOT, TOKENIZER_DIR, main  # noqa: E402
 
 
 def free_port():
@@ -209,7 +207,4 @@ class Serve(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not EMOTUNE or not SHARED or not os.path.isdir(TOKENIZER_DIR):
-        print("SKIPPED: usage check_serve.py EMOTUNE_BINARY with EMOTUNE_SHARED set")
-        sys.exit(77)
-    unittest.main(argv=[sys.argv[0], "-v"])
+    main()

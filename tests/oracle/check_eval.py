@@ -13,17 +13,8 @@ import unittest
 import numpy as np
 from sklearn import metrics as skm
 
-EMOTUNE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else ""
-SHARED = os.environ.get("EMOTUNE_SHARED", "")
-TOKENIZER_DIR = os.path.join(SHARED, "models", "distilbert-base-uncased")
-GOEMOTIONS = os.path.join(SHARED, "data", "goemotions")
-
-
-def run(*args, check=True):
-    p = subprocess.run([EMOTUNE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if check and p.returncode != 0:
-        raise AssertionError(f"emotune {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
-    return p
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, main, run  # noqa: E402
 
 
 def load_dump(path, n_labels):
@@ -207,7 +198,4 @@ class Eval(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not EMOTUNE or not SHARED or not os.path.isdir(TOKENIZER_DIR):
-        print("SKIPPED: usage check_eval.py EMOTUNE_BINARY with EMOTUNE_SHARED set")
-        sys.exit(77)
-    unittest.main(argv=[sys.argv[0], "-v"])
+    main()

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -13,21 +12,12 @@ import unittest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SHARED, TOKENIZER_DIR, main, run  # noqa: E402
 from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
 from distilbert_ref import batch, load_classifier, read_safetensors, write_safetensors  # noqa: E402
 
-EMOTUNE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else ""
-SHARED = os.environ.get("EMOTUNE_SHARED", "")
-TOKENIZER_DIR = os.path.join(SHARED, "models", "distilbert-base-uncased")
 TOL = 1e-4
-
-
-def run(*args, input_text=None, check=True):
-    p = subprocess.run([EMOTUNE, *args], input=input_text.encode() if input_text is not None else None,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if check and p.returncode != 0:
-        raise AssertionError(f"emotune {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
-    return p
+torch.manual_seed(0)  # the random extra tensors of the base-checkpoint test
 
 
 def sample_texts(n):
@@ -319,8 +309,4 @@ class BadCheckpoints(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not EMOTUNE or not SHARED or not os.path.isdir(TOKENIZER_DIR):
-        print("SKIPPED: usage check_model.py EMOTUNE_BINARY with EMOTUNE_SHARED set")
-        sys.exit(77)
-    torch.manual_seed(0)
-    unittest.main(argv=[sys.argv[0], "-v"])
+    main()

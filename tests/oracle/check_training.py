@@ -16,20 +16,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, main, run  # noqa: E402
 from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
 from distilbert_ref import DistilBertClassifier, batch, read_safetensors  # noqa: E402
-
-EMOTUNE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else ""
-SHARED = os.environ.get("EMOTUNE_SHARED", "")
-TOKENIZER_DIR = os.path.join(SHARED, "models", "distilbert-base-uncased")
-GOEMOTIONS = os.path.join(SHARED, "data", "goemotions")
-
-
-def run(*args, check=True):
-    p = subprocess.run([EMOTUNE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if check and p.returncode != 0:
-        raise AssertionError(f"emotune {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
-    return p
 
 
 def read_metrics(out_dir):
@@ -327,7 +316,4 @@ class BadTrainingInput(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not EMOTUNE or not SHARED or not os.path.isdir(TOKENIZER_DIR):
-        print("SKIPPED: usage check_training.py EMOTUNE_BINARY with EMOTUNE_SHARED set")
-        sys.exit(77)
-    unittest.main(argv=[sys.argv[0], "-v"])
+    main()

@@ -1,0 +1,28 @@
+"""What the command-level test scripts share: the emotune binary under test (argv[1]), the shared
+data ($EMOTUNE_SHARED), running emotune, and CTest's skip protocol (exit 77) when either is missing."""
+import os
+import subprocess
+import sys
+import unittest
+
+EMOTUNE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else ""
+SHARED = os.environ.get("EMOTUNE_SHARED", "")
+TOKENIZER_DIR = os.path.join(SHARED, "models", "distilbert-base-uncased")
+GOEMOTIONS = os.path.join(SHARED, "data", "goemotions")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+def run(*args, input_text=None, check=True):
+    """Runs `emotune ARGS`; with check, a non-zero exit fails the test with emotune's stderr."""
+    p = subprocess.run([EMOTUNE, *args], input=input_text.encode() if input_text is not None else None,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if check and p.returncode != 0:
+        raise AssertionError(f"emotune {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
+    return p
+
+
+def main():
+    if not EMOTUNE or not SHARED or not os.path.isdir(TOKENIZER_DIR):
+        print(f"SKIPPED: usage {os.path.basename(sys.argv[0])} EMOTUNE_BINARY with EMOTUNE_SHARED set")
+        sys.exit(77)
+    unittest.main(argv=[sys.argv[0], "-v"])
