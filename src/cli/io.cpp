@@ -20,10 +20,4 @@ void for_each_input_line(const std::string& path, const std::function<void(const
   if (in->bad()) throw UserError("error while reading " + (path.empty() ? std::string("stdin") : path));
 }
 
-std::vector<std::string> read_input_lines(const std::string& path) {
-  std::vector<std::string> lines;
-  for_each_input_line(path, [&](const std::string& l) { lines.push_back(l); });
-  return lines;
-}
-
 }  // namespace emotune::cli

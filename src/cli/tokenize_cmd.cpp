@@ -1,5 +1,4 @@
 // `emotune tokenize`: one JSON object of ids and tokens per input line.
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 

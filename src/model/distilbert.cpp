@@ -110,12 +110,6 @@ torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tens
   return classifier(pooled);
 }
 
-void DistilBertForSequenceClassificationImpl::init_linear(nn::Linear& l, double std) {
-  torch::NoGradGuard no_grad;
-  l->weight.normal_(0.0, std);
-  l->bias.zero_();
-}
-
 void DistilBertForSequenceClassificationImpl::init_weights(double std) {
   torch::NoGradGuard no_grad;
   for (auto& m : modules(/*include_self=*/false)) {

@@ -72,7 +72,6 @@ struct DistilBertForSequenceClassificationImpl : torch::nn::Module {
   // Hugging Face's _init_weights: normal(0, initializer_range) for linear and embedding weights,
   // zero biases and padding row, LayerNorm at identity. Uses torch's global generator.
   void init_weights(double initializer_range);
-  static void init_linear(torch::nn::Linear& l, double std);
 
   DistilBertConfig config;
   DistilBertModel distilbert{nullptr};
