@@ -104,6 +104,17 @@ TEST(Tokenizer, TruncatesWordPiecesFromTheEndKeepingSep) {
   EXPECT_THROW(tiny().encode("hello", 1), std::invalid_argument);
 }
 
+TEST(Tokenizer, HugeTextsKeepOnlyWhatFits) {
+  std::string huge;
+  for (int i = 0; i < 500000; ++i) huge += "hello world ";
+  const Encoding e = tiny().encode(huge, 6);
+  EXPECT_EQ(e.ids, (V{2, 5, 6, 5, 6, 3}));
+  EXPECT_TRUE(e.truncated);
+  // Exactly max_length - 2 pieces is not truncation.
+  EXPECT_FALSE(tiny().encode("hello world hello world", 6).truncated);
+  EXPECT_TRUE(tiny().encode("hello world hello world [SEP]", 6).truncated);
+}
+
 TEST(Tokenizer, CasedOptionsKeepCaseAndAccents) {
   TokenizerOptions o;
   o.lower_case = false;

@@ -176,7 +176,7 @@ Encoding Tokenizer::encode(std::string_view utf8, std::size_t max_length) const 
   Encoding enc;
   enc.ids.reserve(text.size() / 3 + 2);
   enc.ids.push_back(cls_id_);
-  tokenize_into(text, enc.ids);
+  tokenize_into(text, enc.ids, max_length);
   if (enc.ids.size() > max_length - 1) {
     enc.ids.resize(max_length - 1);
     enc.truncated = true;
@@ -185,13 +185,13 @@ Encoding Tokenizer::encode(std::string_view utf8, std::size_t max_length) const 
   return enc;
 }
 
-void Tokenizer::tokenize_into(std::u32string_view text, std::vector<std::int32_t>& ids) const {
+void Tokenizer::tokenize_into(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const {
   // Special tokens written in the text are kept whole, as Hugging Face's added-token trie does.
   std::size_t piece_start = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
+  for (std::size_t i = 0; i < text.size() && ids.size() < limit; ++i) {
     for (const auto& [cps, id] : special_tokens_) {
       if (text[i] == cps.front() && text.compare(i, cps.size(), cps) == 0) {
-        basic_tokenize_piece(text.substr(piece_start, i - piece_start), ids);
+        basic_tokenize_piece(text.substr(piece_start, i - piece_start), ids, limit);
         ids.push_back(id);
         i += cps.size() - 1;
         piece_start = i + 1;
@@ -199,10 +199,10 @@ void Tokenizer::tokenize_into(std::u32string_view text, std::vector<std::int32_t
       }
     }
   }
-  basic_tokenize_piece(text.substr(piece_start), ids);
+  if (ids.size() < limit && piece_start < text.size()) basic_tokenize_piece(text.substr(piece_start), ids, limit);
 }
 
-void Tokenizer::basic_tokenize_piece(std::u32string_view text, std::vector<std::int32_t>& ids) const {
+void Tokenizer::basic_tokenize_piece(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const {
   std::u32string word;
   std::u32string lowered;
   auto flush = [&] {
@@ -210,6 +210,7 @@ void Tokenizer::basic_tokenize_piece(std::u32string_view text, std::vector<std::
     word.clear();
   };
   for (char32_t original : text) {
+    if (ids.size() >= limit) return;
     lowered.clear();
     // Hugging Face lowercases the text one character at a time before anything else, so a
     // Greek capital sigma always becomes σ (never the final form ς).

@@ -46,8 +46,10 @@ class Tokenizer {
   // Encodes UTF-8 text; invalid bytes count as U+FFFD (and are then dropped by cleaning).
   // max_length counts [CLS] and [SEP] and must be at least 2.
   Encoding encode(std::string_view utf8, std::size_t max_length = 512) const;
-  // Word pieces of text without special tokens or truncation, appended to `ids`.
-  void tokenize_into(std::u32string_view text, std::vector<std::int32_t>& ids) const;
+  // Word pieces of text without special tokens or truncation, appended to `ids`. Stops early once
+  // `ids` holds `limit` entries, so that a huge text costs no more than the part that is kept.
+  void tokenize_into(std::u32string_view text, std::vector<std::int32_t>& ids,
+                     std::size_t limit = static_cast<std::size_t>(-1)) const;
 
   const std::string& token(std::int32_t id) const { return vocab_.at(static_cast<std::size_t>(id)); }
   std::size_t vocab_size() const { return vocab_.size(); }
@@ -66,7 +68,7 @@ class Tokenizer {
   using PieceMap = std::unordered_map<std::string, std::int32_t, StringHash, std::equal_to<>>;
 
   std::int32_t require_id(const std::string& token, const char* role) const;
-  void basic_tokenize_piece(std::u32string_view text, std::vector<std::int32_t>& ids) const;
+  void basic_tokenize_piece(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const;
   void word_piece(const std::u32string& word, std::vector<std::int32_t>& ids) const;
   bool strips_accents() const { return options_.strip_accents.value_or(options_.lower_case); }
 
