@@ -199,6 +199,9 @@ int run_server(const ServeOptions& o) {
   httplib::Server svr;
   svr.new_task_queue = [] { return new httplib::ThreadPool(128); };  // keep-alive connections each hold a thread
   svr.set_payload_max_length(o.max_body_bytes);
+  // Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and the
+  // client's delayed ACK add ~40 ms to every answer.
+  svr.set_tcp_nodelay(true);
 
   // Every answer goes through here: metrics and one access-log line (no bodies).
   auto finish = [&metrics](const httplib::Request& req, const httplib::Response& res, const std::string& route,
