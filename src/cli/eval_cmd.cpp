@@ -71,15 +71,7 @@ class Evaluator {
     } else {
       s.probs = torch::sigmoid(logits);
     }
-    if (mapped_) {
-      const auto map = model::taxonomy_map(taxonomy_);
-      auto grouped = torch::zeros({s.probs.size(0), static_cast<int64_t>(labels_.size())});
-      for (std::size_t e = 0; e < map.size(); ++e) {
-        auto col = grouped.select(1, map[e]);
-        col.copy_(torch::maximum(col, s.probs.select(1, static_cast<int64_t>(e))));
-      }
-      s.probs = grouped;
-    }
+    if (mapped_) s.probs = infer::group_probabilities(s.probs, taxonomy_);
     if (!single_label_) {
       std::vector<const std::vector<int>*> gold;
       for (const auto& g : s.data.labels) gold.push_back(&g);

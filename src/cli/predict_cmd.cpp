@@ -33,16 +33,6 @@ struct PredictArgs {
 
 double round6(double x) { return std::round(x * 1e6) / 1e6; }
 
-// Label ids at or above their threshold, highest score first, at most top_k.
-std::vector<std::size_t> chosen_labels(const infer::Prediction& p, const std::vector<float>& thresholds, std::size_t top_k) {
-  std::vector<std::size_t> ids;
-  for (std::size_t i = 0; i < p.probs.size(); ++i)
-    if (p.probs[i] >= thresholds[i]) ids.push_back(i);
-  std::stable_sort(ids.begin(), ids.end(), [&](std::size_t a, std::size_t b) { return p.probs[a] > p.probs[b]; });
-  if (top_k && ids.size() > top_k) ids.resize(top_k);
-  return ids;
-}
-
 class Printer {
  public:
   Printer(const PredictArgs& a, const std::vector<std::string>& labels, std::vector<float> thresholds)
@@ -55,7 +45,7 @@ class Printer {
   }
 
   void print(const std::string& text, const infer::Prediction& p) {
-    const auto ids = chosen_labels(p, thresholds_, a_.top_k);
+    const auto ids = infer::select_labels(p.probs, thresholds_, a_.top_k);
     if (a_.format == "jsonl") {
       nlohmann::ordered_json j;
       j["labels"] = nlohmann::json::array();

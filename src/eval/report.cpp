@@ -20,8 +20,6 @@ namespace {
 constexpr double kReferenceLoss = 1.686;
 constexpr double kReferenceAccuracy = 0.524;
 
-json prf(const PRF& p) { return json{{"precision", p.precision}, {"recall", p.recall}, {"f1", p.f1}}; }
-
 std::string f3(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f", v);
@@ -67,6 +65,8 @@ std::optional<Curves> read_curves(const fs::path& model_dir) {
 
 }  // namespace
 
+json prf_json(const PRF& p) { return json{{"precision", p.precision}, {"recall", p.recall}, {"f1", p.f1}}; }
+
 json report_json(const EvalResult& r) {
   const Metrics& m = r.metrics;
   json per_label = json::array();
@@ -89,9 +89,9 @@ json report_json(const EvalResult& r) {
               {"loss", r.loss},
               {"exact_match", m.exact_match},
               {"hamming_loss", m.hamming_loss},
-              {"micro", prf(m.micro)},
-              {"macro", prf(m.macro)},
-              {"weighted", prf(m.weighted)},
+              {"micro", prf_json(m.micro)},
+              {"macro", prf_json(m.macro)},
+              {"weighted", prf_json(m.weighted)},
               {"roc_auc_macro", m.roc_auc_macro ? json(*m.roc_auc_macro) : json(nullptr)},
               {"roc_auc_excluded", excluded},
               {"ece", m.ece},

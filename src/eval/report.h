@@ -28,6 +28,7 @@ struct EvalResult {
   std::vector<std::vector<int>> gold;
 };
 
+nlohmann::ordered_json prf_json(const PRF& p);  // {precision, recall, f1}
 nlohmann::ordered_json report_json(const EvalResult& r);
 std::string report_markdown(const EvalResult& r);
 std::string report_html(const EvalResult& r);

@@ -66,6 +66,27 @@ std::vector<Prediction> Predictor::predict(const std::vector<std::string>& texts
   return out;
 }
 
+std::vector<std::size_t> select_labels(const std::vector<float>& scores, const std::vector<float>& thresholds,
+                                       std::size_t top_k) {
+  std::vector<std::size_t> ids;
+  for (std::size_t i = 0; i < scores.size(); ++i)
+    if (scores[i] >= thresholds[i]) ids.push_back(i);
+  std::stable_sort(ids.begin(), ids.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
+  if (top_k && ids.size() > top_k) ids.resize(top_k);
+  return ids;
+}
+
+torch::Tensor group_probabilities(const torch::Tensor& probs, model::Taxonomy taxonomy) {
+  const auto map = model::taxonomy_map(taxonomy);
+  const auto groups = static_cast<int64_t>(model::taxonomy_labels(taxonomy).size());
+  auto grouped = torch::zeros({probs.size(0), groups}, probs.options());
+  for (std::size_t e = 0; e < map.size(); ++e) {
+    auto col = grouped.select(1, map[e]);
+    col.copy_(torch::maximum(col, probs.select(1, static_cast<int64_t>(e))));
+  }
+  return grouped;
+}
+
 std::vector<float> load_thresholds(const std::filesystem::path& model_dir, const std::vector<std::string>& labels) {
   const auto path = model_dir / "thresholds.json";
   if (!std::filesystem::exists(path)) return std::vector<float>(labels.size(), 0.5f);

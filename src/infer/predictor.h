@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/checkpoint.h"
+#include "model/labels.h"
 
 namespace emotune::infer {
 
@@ -34,6 +35,14 @@ class Predictor {
   torch::Device device_;
   std::size_t max_length_;
 };
+
+// Label ids whose score reaches their threshold, highest score first, at most top_k (0 = all).
+std::vector<std::size_t> select_labels(const std::vector<float>& scores, const std::vector<float>& thresholds,
+                                       std::size_t top_k);
+
+// Probabilities of a 28-label GoEmotions model seen through a taxonomy's groups:
+// [N, 28] -> [N, groups], a group's probability being the largest of its members'.
+torch::Tensor group_probabilities(const torch::Tensor& probs, model::Taxonomy taxonomy);
 
 // Per-label decision thresholds of a model directory: thresholds.json when present
 // ({"values": [..label-id order..]} or {"values": {"label": t}}), else 0.5 for every label.

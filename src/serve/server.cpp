@@ -39,12 +39,6 @@ void send_error(httplib::Response& res, int status, const std::string& code, con
   res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(), "application/json");
 }
 
-std::size_t code_points(const std::string& s) {
-  std::size_t n = 0;
-  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
-}
-
 class Service {
  public:
   Service(const ServeOptions& o, model::ModelBundle& bundle, infer::Predictor& predictor, ServerMetrics& metrics)
@@ -94,7 +88,7 @@ std::string Service::predict(const std::string& body, std::size_t& texts_out) co
                       std::to_string(texts.size()) + " texts; at most " + std::to_string(o_.max_batch) + " per request"};
   }
   for (const auto& t : texts)
-    if (code_points(t) > o_.max_text_chars)
+    if (text::count_code_points(t) > o_.max_text_chars)
       throw HttpError{413, "text_too_long", "a text has more than " + std::to_string(o_.max_text_chars) + " characters"};
   std::optional<float> threshold;
   if (req.contains("threshold")) {
@@ -127,24 +121,17 @@ std::string Service::predict(const std::string& body, std::size_t& texts_out) co
 
   const auto tax = model::parse_taxonomy(taxonomy);
   const auto& names = taxonomy == "original" ? bundle_.labels() : model::taxonomy_labels(tax);
-  const auto group_of = taxonomy == "original" ? std::vector<int>() : model::taxonomy_map(tax);
   ordered_json out{{"predictions", json::array()}};
   for (const auto& p : preds) {
-    std::vector<float> scores(names.size(), 0.0f), thr(names.size(), 0.5f);
-    if (group_of.empty()) {
-      scores = p.probs;
-      thr = thresholds_;
-    } else {
-      // A group's probability is the largest of its members'.
-      for (std::size_t e = 0; e < group_of.size(); ++e)
-        scores[static_cast<std::size_t>(group_of[e])] = std::max(scores[static_cast<std::size_t>(group_of[e])], p.probs[e]);
+    std::vector<float> scores = p.probs;
+    // Grouped views use 0.5 per group: the model's tuned thresholds are per emotion.
+    std::vector<float> thr = taxonomy == "original" ? thresholds_ : std::vector<float>(names.size(), 0.5f);
+    if (taxonomy != "original") {
+      const auto g = infer::group_probabilities(torch::tensor(p.probs).unsqueeze(0), tax).contiguous();
+      scores.assign(g.data_ptr<float>(), g.data_ptr<float>() + g.numel());
     }
     if (threshold) std::fill(thr.begin(), thr.end(), *threshold);
-    std::vector<std::size_t> chosen;
-    for (std::size_t i = 0; i < names.size(); ++i)
-      if (scores[i] >= thr[i]) chosen.push_back(i);
-    std::stable_sort(chosen.begin(), chosen.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
-    if (top_k && chosen.size() > top_k) chosen.resize(top_k);
+    const auto chosen = infer::select_labels(scores, thr, top_k);
     ordered_json item{{"labels", json::array()}, {"truncated", p.truncated}};
     for (auto i : chosen) item["labels"].push_back(ordered_json{{"label", names[i]}, {"score", scores[i]}});
     if (all_scores) {

@@ -33,12 +33,6 @@ json read_json(const fs::path& path) {
   }
 }
 
-std::size_t char_count(std::string_view utf8) {
-  std::size_t n = 0;
-  for (char c : utf8) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
-}
-
 // Special tokens appear in Hugging Face configs as strings or as AddedToken objects.
 std::optional<std::string> token_field(const json& j, const char* key) {
   if (!j.contains(key)) return std::nullopt;
@@ -66,7 +60,7 @@ Tokenizer::Tokenizer(std::vector<std::string> vocab, TokenizerOptions options)
     const auto i = static_cast<std::int32_t>(id);
     // Python's dict keeps the last index of a repeated token; so do we.
     word_start_[t] = i;
-    max_piece_chars_ = std::max(max_piece_chars_, char_count(t));
+    max_piece_chars_ = std::max(max_piece_chars_, count_code_points(t));
     if (t.size() > 2 && t.compare(0, 2, "##") == 0) continuation_[t.substr(2)] = i;
   }
   unk_id_ = require_id(options_.unk_token, "unk_token");

@@ -76,6 +76,12 @@ bool is_valid_utf8(std::string_view s) {
   return true;
 }
 
+std::size_t count_code_points(std::string_view bytes) {
+  std::size_t n = 0;
+  for (char c : bytes) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
 void append_utf8(char32_t cp, std::string& out) {
   if (cp < 0x80) {
     out.push_back(static_cast<char>(cp));

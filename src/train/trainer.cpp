@@ -16,6 +16,7 @@
 #include "data/batch.h"
 #include "data/goemotions.h"
 #include "eval/metrics.h"
+#include "eval/report.h"
 #include "infer/predictor.h"
 #include "model/checkpoint.h"
 #include "model/runtime.h"
@@ -101,6 +102,20 @@ std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, int64_t 
   return order;
 }
 
+// The checkpoints/step-N directories under `dir`, oldest first.
+std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> all;
+  if (!fs::is_directory(dir)) return all;
+  const std::regex pattern("step-([0-9]+)");
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (std::regex_match(name, m, pattern)) all.emplace_back(std::stoll(m[1]), e.path());
+  }
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
 std::string format_duration(double seconds) {
   const auto s = static_cast<int64_t>(seconds);
   char buf[32];
@@ -108,8 +123,6 @@ std::string format_duration(double seconds) {
                 static_cast<long>(s % 60));
   return buf;
 }
-
-json prf_json(const eval::PRF& p) { return json{{"precision", p.precision}, {"recall", p.recall}, {"f1", p.f1}}; }
 
 class Trainer {
  public:
@@ -156,18 +169,9 @@ void Trainer::prepare_output() {
   if (o_.output.empty()) throw std::invalid_argument("--output is required");
   if (o_.resume) {
     const fs::path ckpts = out_ / "checkpoints";
-    int64_t newest = -1;
-    if (fs::is_directory(ckpts))
-      for (const auto& e : fs::directory_iterator(ckpts)) {
-        std::smatch m;
-        const std::string name = e.path().filename().string();
-        if (std::regex_match(name, m, std::regex("step-([0-9]+)")) && fs::exists(e.path() / "trainer_state.json"))
-          if (std::stoll(m[1]) > newest) {
-            newest = std::stoll(m[1]);
-            resume_from_ = e.path();
-          }
-      }
-    if (newest < 0) throw std::runtime_error("--resume: no checkpoint in " + ckpts.string());
+    for (const auto& [step, path] : list_checkpoints(ckpts))
+      if (fs::exists(path / "trainer_state.json")) resume_from_ = path;  // the newest complete one
+    if (resume_from_.empty()) throw std::runtime_error("--resume: no checkpoint in " + ckpts.string());
     return;
   }
   if (fs::exists(out_)) {
@@ -327,22 +331,14 @@ json Trainer::evaluate() {
   const auto first = torch::tensor(dev_.first_label, torch::kInt64);
   const double loss = loss_(logits, targets, first).item<double>();
   const auto probs = o_.objective == Objective::single_label ? torch::softmax(logits, 1) : torch::sigmoid(logits);
-  const auto m = eval::compute_metrics(probs, dev_.labels, std::vector<float>(static_cast<std::size_t>(L), 0.5f));
-  const auto top1 = logits.argmax(1);
-  const auto top1_a = top1.accessor<int64_t, 1>();
-  int64_t first_hits = 0, any_hits = 0;
-  for (std::size_t i = 0; i < dev_.labels.size(); ++i) {
-    const auto t = top1_a[static_cast<int64_t>(i)];
-    first_hits += t == dev_.first_label[i];
-    any_hits += std::find(dev_.labels[i].begin(), dev_.labels[i].end(), t) != dev_.labels[i].end();
-  }
-  const double n = static_cast<double>(dev_.labels.size());
+  const auto m =
+      eval::compute_metrics(probs, dev_.labels, std::vector<float>(static_cast<std::size_t>(L), 0.5f), dev_.first_label);
   return json{{"loss", loss},
               {"exact_match", m.exact_match},
-              {"micro", prf_json(m.micro)},
-              {"macro", prf_json(m.macro)},
-              {"top1_accuracy_first_label", first_hits / n},
-              {"top1_accuracy_any_label", any_hits / n}};
+              {"micro", eval::prf_json(m.micro)},
+              {"macro", eval::prf_json(m.macro)},
+              {"top1_accuracy_first_label", m.top1_accuracy_first_label},
+              {"top1_accuracy_any_label", m.top1_accuracy_any_label}};
 }
 
 void Trainer::save_checkpoint(int64_t step) {
@@ -369,13 +365,7 @@ void Trainer::save_checkpoint(int64_t step) {
   });
   // Keep the newest few checkpoints: a full-size one is ~0.8 GB.
   if (o_.save_total_limit > 0) {
-    std::vector<std::pair<int64_t, fs::path>> all;
-    for (const auto& e : fs::directory_iterator(out_ / "checkpoints")) {
-      std::smatch m;
-      const std::string name = e.path().filename().string();
-      if (std::regex_match(name, m, std::regex("step-([0-9]+)"))) all.emplace_back(std::stoll(m[1]), e.path());
-    }
-    std::sort(all.begin(), all.end());
+    const auto all = list_checkpoints(out_ / "checkpoints");
     for (std::size_t i = 0; i + static_cast<std::size_t>(o_.save_total_limit) < all.size(); ++i)
       fs::remove_all(all[i].second);
   }

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, main, run  # noqa: E402
+from harness import EMOTUNE, GOEMOTIONS, init_model, main, run  # noqa: E402
 
 
 def load_dump(path, n_labels):
@@ -33,13 +33,9 @@ class Eval(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emotune_eval_test_")
-        cfg = os.path.join(cls.tmp, "cfg.json")
         # A wide initialisation spreads the probabilities, so every metric sees real variety.
-        with open(cfg, "w") as f:
-            json.dump({"model_type": "distilbert", "dim": 32, "n_layers": 1, "n_heads": 4, "hidden_dim": 64,
-                       "vocab_size": 30522, "max_position_embeddings": 128, "initializer_range": 0.6}, f)
-        cls.model = os.path.join(cls.tmp, "model")
-        run("init", "--config", cfg, "--tokenizer", TOKENIZER_DIR, "--out", cls.model, "--seed", "4")
+        cls.model = init_model(os.path.join(cls.tmp, "model"), seed=4, dim=32, n_layers=1, n_heads=4, hidden_dim=64,
+                               max_position_embeddings=128, initializer_range=0.6)
         cls.report = os.path.join(cls.tmp, "report")
         cls.test_dump = os.path.join(cls.tmp, "test.jsonl")
         cls.dev_dump = os.path.join(cls.tmp, "dev.jsonl")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, main, run  # noqa: E402
+from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, init_model, main, run  # noqa: E402
 from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
 from distilbert_ref import DistilBertClassifier, batch, read_safetensors  # noqa: E402
 
@@ -99,12 +99,8 @@ class TrainingParity(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emotune_train_test_")
-        cfg = os.path.join(cls.tmp, "cfg.json")
-        with open(cfg, "w") as f:
-            json.dump({"model_type": "distilbert", "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64,
-                       "vocab_size": 30522, "max_position_embeddings": 128}, f)
-        cls.init = os.path.join(cls.tmp, "init")
-        run("init", "--config", cfg, "--tokenizer", TOKENIZER_DIR, "--out", cls.init, "--seed", "11")
+        cls.init = init_model(os.path.join(cls.tmp, "init"), seed=11, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                              max_position_embeddings=128)
         cls.train_tsv = os.path.join(cls.tmp, "train.tsv")
         with open(os.path.join(GOEMOTIONS, "train.tsv"), encoding="utf-8") as f, open(cls.train_tsv, "w") as out:
             for _, line in zip(range(60), f):  # 60 lines: the last batch of 8 is short
@@ -249,12 +245,8 @@ class BadTrainingInput(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emotune_train_bad_")
-        cfg = os.path.join(cls.tmp, "cfg.json")
-        with open(cfg, "w") as f:
-            json.dump({"model_type": "distilbert", "dim": 16, "n_layers": 1, "n_heads": 2, "hidden_dim": 32,
-                       "vocab_size": 30522, "max_position_embeddings": 64}, f)
-        cls.init = os.path.join(cls.tmp, "init")
-        run("init", "--config", cfg, "--tokenizer", TOKENIZER_DIR, "--out", cls.init)
+        cls.init = init_model(os.path.join(cls.tmp, "init"), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+                              max_position_embeddings=64)
 
     @classmethod
     def tearDownClass(cls):

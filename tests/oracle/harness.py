@@ -1,5 +1,6 @@
 """What the command-level test scripts share: the emotune binary under test (argv[1]), the shared
 data ($EMOTUNE_SHARED), running emotune, and CTest's skip protocol (exit 77) when either is missing."""
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,16 @@ def run(*args, input_text=None, check=True):
     if check and p.returncode != 0:
         raise AssertionError(f"emotune {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
     return p
+
+
+def init_model(out, seed=42, **config):
+    """`emotune init` of a small random classifier at `out` (GoEmotions labels), config given by keyword."""
+    cfg = {"model_type": "distilbert", "vocab_size": 30522, **config}
+    path = out + ".config.json"
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    run("init", "--config", path, "--tokenizer", TOKENIZER_DIR, "--out", out, "--seed", str(seed))
+    return out
 
 
 def main():
