@@ -15,6 +15,30 @@ nn::LayerNorm layer_norm(int64_t dim) {
 }
 }  // namespace
 
+TokenLayout::TokenLayout(const torch::Tensor& attention_mask)
+    : batch(attention_mask.size(0)), seq(attention_mask.size(1)), mask(attention_mask) {
+  const auto real = attention_mask != 0;
+  // The classifier reads position 0 (Hugging Face's hidden[:, 0]); it must be a real token.
+  TORCH_CHECK(real.select(1, 0).all().item<bool>(), "attention mask: position 0 of every sequence must be a token");
+  index = real.reshape({-1}).nonzero().reshape({-1});
+  tokens = index.size(0);
+  dense = tokens == batch * seq;
+  // Packed rows keep grid order, so sequence b's position 0 comes after the real tokens of 0..b-1.
+  const auto lengths = real.sum(1);
+  first = lengths.cumsum(0) - lengths;
+}
+
+torch::Tensor TokenLayout::pack(const torch::Tensor& grid) const {
+  return dense ? grid : grid.index_select(0, index);
+}
+
+torch::Tensor TokenLayout::unpack(const torch::Tensor& rows) const {
+  if (dense) return rows.view({batch, seq, rows.size(-1)});
+  return torch::zeros({batch * seq, rows.size(-1)}, rows.options())
+      .index_copy(0, index, rows)
+      .view({batch, seq, rows.size(-1)});
+}
+
 EmbeddingsImpl::EmbeddingsImpl(const DistilBertConfig& c) {
   word_embeddings = register_module(
       "word_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.dim).padding_idx(c.pad_token_id)));
@@ -24,10 +48,9 @@ EmbeddingsImpl::EmbeddingsImpl(const DistilBertConfig& c) {
   dropout = register_module("dropout", nn::Dropout(c.dropout));
 }
 
-torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids) {
-  const int64_t seq = input_ids.size(1);
-  const auto positions = torch::arange(seq, input_ids.options());
-  auto x = word_embeddings(input_ids) + position_embeddings(positions).unsqueeze(0);
+torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
+  const auto positions = torch::arange(layout.seq, input_ids.options()).repeat({layout.batch});
+  auto x = word_embeddings(layout.pack(input_ids.reshape({-1}))) + position_embeddings(layout.pack(positions));
   return dropout(LayerNorm(x));
 }
 
@@ -39,19 +62,21 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c
   dropout = register_module("dropout", nn::Dropout(c.attention_dropout));
 }
 
-torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& attention_mask) {
-  const int64_t bs = x.size(0), seq = x.size(1), head_dim = dim / n_heads;
-  // [bs, seq, dim] -> [bs, heads, seq, head_dim]
-  auto shape = [&](const torch::Tensor& t) { return t.view({bs, seq, n_heads, head_dim}).transpose(1, 2); };
+torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
+  const int64_t bs = layout.batch, seq = layout.seq, head_dim = dim / n_heads;
+  // packed [tokens, dim] -> [bs, heads, seq, head_dim]
+  auto shape = [&](const torch::Tensor& t) {
+    return layout.unpack(t).view({bs, seq, n_heads, head_dim}).transpose(1, 2);
+  };
   auto q = shape(q_lin(x)) / std::sqrt(static_cast<double>(head_dim));
   auto k = shape(k_lin(x));
   auto v = shape(v_lin(x));
   auto scores = torch::matmul(q, k.transpose(2, 3));  // [bs, heads, seq, seq]
-  auto padding = (attention_mask == 0).view({bs, 1, 1, seq}).expand_as(scores);
+  auto padding = (layout.mask == 0).view({bs, 1, 1, seq}).expand_as(scores);
   scores = scores.masked_fill(padding, std::numeric_limits<float>::lowest());
   auto weights = dropout(torch::softmax(scores, -1));
-  auto context = torch::matmul(weights, v).transpose(1, 2).contiguous().view({bs, seq, dim});
-  return out_lin(context);
+  auto context = torch::matmul(weights, v).transpose(1, 2).contiguous().view({bs * seq, dim});
+  return out_lin(layout.pack(context));
 }
 
 FFNImpl::FFNImpl(const DistilBertConfig& c) : gelu(c.activation == "gelu") {
@@ -73,8 +98,8 @@ TransformerBlockImpl::TransformerBlockImpl(const DistilBertConfig& c) {
   output_layer_norm = register_module("output_layer_norm", layer_norm(c.dim));
 }
 
-torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& attention_mask) {
-  auto sa = sa_layer_norm(attention(x, attention_mask) + x);
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
+  auto sa = sa_layer_norm(attention(x, layout) + x);
   return output_layer_norm(ffn(sa) + sa);
 }
 
@@ -87,9 +112,9 @@ DistilBertModelImpl::DistilBertModelImpl(const DistilBertConfig& c) {
   register_module("transformer", transformer);
 }
 
-torch::Tensor DistilBertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
-  auto h = embeddings(input_ids);
-  for (const auto& block : *layer) h = block->as<TransformerBlock>()->forward(h, attention_mask);
+torch::Tensor DistilBertModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
+  auto h = embeddings(input_ids, layout);
+  for (const auto& block : *layer) h = block->as<TransformerBlock>()->forward(h, layout);
   return h;
 }
 
@@ -104,8 +129,9 @@ DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl
 
 torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
                                                                const torch::Tensor& attention_mask) {
-  auto hidden = distilbert(input_ids, attention_mask);
-  auto pooled = hidden.select(1, 0);  // the [CLS] position
+  const TokenLayout layout(attention_mask);
+  auto hidden = distilbert(input_ids, layout);
+  auto pooled = hidden.index_select(0, layout.first);  // the [CLS] position
   pooled = dropout(torch::relu(pre_classifier(pooled)));
   return classifier(pooled);
 }

@@ -11,10 +11,28 @@
 
 namespace emotune::model {
 
+// Where the real tokens of a right- or left-padded batch sit. Every token-wise layer (embeddings,
+// projections, FFN, LayerNorm) runs on the packed [tokens, dim] matrix, so padding costs no arithmetic;
+// only attention needs the [batch, seq] grid back. Results are those of the padded computation: a padded
+// position never influences a real one.
+struct TokenLayout {
+  explicit TokenLayout(const torch::Tensor& attention_mask);
+  // [batch*seq, d] grid rows -> [tokens, d]
+  torch::Tensor pack(const torch::Tensor& grid) const;
+  // [tokens, d] -> [batch, seq, d], zeros at padding
+  torch::Tensor unpack(const torch::Tensor& rows) const;
+
+  int64_t batch, seq, tokens;
+  torch::Tensor mask;   // [batch, seq], 1 = token
+  torch::Tensor index;  // [tokens] flat grid position of each packed row
+  torch::Tensor first;  // [batch] packed row of each sequence's position 0 (the [CLS] token)
+  bool dense;           // no padding at all: packing is the identity and costs nothing
+};
+
 struct EmbeddingsImpl : torch::nn::Module {
   explicit EmbeddingsImpl(const DistilBertConfig& c);
-  // input_ids [batch, seq] -> [batch, seq, dim]
-  torch::Tensor forward(const torch::Tensor& input_ids);
+  // input_ids [batch, seq] -> packed [tokens, dim]
+  torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout);
 
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
@@ -24,8 +42,8 @@ TORCH_MODULE(Embeddings);
 
 struct MultiHeadSelfAttentionImpl : torch::nn::Module {
   explicit MultiHeadSelfAttentionImpl(const DistilBertConfig& c);
-  // x [batch, seq, dim], attention_mask [batch, seq] (1 = token, 0 = padding)
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& attention_mask);
+  // x packed [tokens, dim] -> [tokens, dim]
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
 
   int64_t n_heads, dim;
   torch::nn::Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
@@ -45,7 +63,7 @@ TORCH_MODULE(FFN);
 
 struct TransformerBlockImpl : torch::nn::Module {
   explicit TransformerBlockImpl(const DistilBertConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& attention_mask);
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
 
   MultiHeadSelfAttention attention{nullptr};
   torch::nn::LayerNorm sa_layer_norm{nullptr};
@@ -56,8 +74,8 @@ TORCH_MODULE(TransformerBlock);
 
 struct DistilBertModelImpl : torch::nn::Module {
   explicit DistilBertModelImpl(const DistilBertConfig& c);
-  // Last hidden states [batch, seq, dim].
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  // Last hidden states of the real tokens, packed [tokens, dim] in layout order.
+  torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout);
 
   Embeddings embeddings{nullptr};
   torch::nn::ModuleList layer{nullptr};  // registered as transformer.layer

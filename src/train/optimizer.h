@@ -19,8 +19,10 @@ class AdamW {
   // `decay[i]` says whether weight decay applies to params[i].
   AdamW(std::vector<torch::Tensor> params, std::vector<bool> decay, AdamWOptions options);
 
-  // One update with learning rate `lr` using the parameters' .grad().
-  void step(double lr);
+  // One update with learning rate `lr` using the parameters' .grad() times `grad_scale` (the clipping
+  // coefficient). One fused pass per tensor reads each of param, grad, exp_avg, exp_avg_sq once, where
+  // the op-by-op form makes about twenty passes: the update is memory-bound, so this is what it costs.
+  void step(double lr, double grad_scale = 1.0);
   int64_t steps_taken() const { return t_; }
   void set_steps_taken(int64_t t) { t_ = t; }
   std::vector<torch::Tensor>& exp_avg() { return m_; }
@@ -33,8 +35,11 @@ class AdamW {
   int64_t t_ = 0;
 };
 
-// Scales gradients so that their global L2 norm is at most max_norm; returns the norm before.
-double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+// Global L2 norm of the gradients (accumulated in double).
+double grad_norm(const std::vector<torch::Tensor>& params);
+
+// torch.nn.utils.clip_grad_norm_'s coefficient: min(1, max_norm / (norm + 1e-6)), as float32.
+double clip_coefficient(double norm, double max_norm);
 
 struct LinearSchedule {
   double base_lr = 2e-5;

@@ -51,8 +51,8 @@ double StepRunner::step(const std::vector<MicroBatch>& micro, double lr, double&
     (loss / n).backward();
     loss_sum += loss.item<double>();
   }
-  grad_norm = max_grad_norm_ > 0 ? clip_grad_norm(params_, max_grad_norm_) : 0.0;
-  opt_->step(lr);
+  grad_norm = max_grad_norm_ > 0 ? train::grad_norm(params_) : 0.0;
+  opt_->step(lr, max_grad_norm_ > 0 ? clip_coefficient(grad_norm, max_grad_norm_) : 1.0);
   for (auto& p : params_) p.mutable_grad().reset();
   return loss_sum / n;
 }

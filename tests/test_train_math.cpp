@@ -1,0 +1,85 @@
+// The fused AdamW pass against torch.optim.AdamW's op-by-op formula, and the packed (padding-free)
+// forward against the same model run one sequence at a time.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/distilbert.h"
+#include "train/optimizer.h"
+
+namespace {
+
+using emotune::train::AdamW;
+using emotune::train::AdamWOptions;
+
+TEST(AdamW, FusedPassEqualsOpByOpFormula) {
+  torch::manual_seed(3);
+  const double lr = 3e-3, wd = 0.01, max_norm = 0.5;
+  std::vector<torch::Tensor> params{torch::randn({37, 5}), torch::randn({70001})};
+  std::vector<torch::Tensor> ref, m, v;
+  for (auto& p : params) {
+    ref.push_back(p.clone());
+    m.push_back(torch::zeros_like(p));
+    v.push_back(torch::zeros_like(p));
+  }
+  AdamWOptions o;
+  o.weight_decay = wd;
+  AdamW opt(params, {true, false}, o);
+  for (int t = 1; t <= 4; ++t) {
+    std::vector<torch::Tensor> grads{torch::randn({37, 5}) * 3, torch::randn({70001})};
+    for (std::size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = grads[i].clone();
+    const double norm = emotune::train::grad_norm(params);
+    const double norm_ref = torch::stack({grads[0].norm(2), grads[1].norm(2)}).norm(2).item<double>();
+    EXPECT_NEAR(norm, norm_ref, 1e-4 * norm_ref);
+    const double coef = emotune::train::clip_coefficient(norm, max_norm);
+    EXPECT_LT(coef, 1.0);
+    opt.step(lr, coef);
+    // torch.optim.AdamW, single-tensor form, after clip_grad_norm_ scaled the gradients.
+    const double b1 = 1 - std::pow(0.9, t), b2 = std::sqrt(1 - std::pow(0.999, t));
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      auto g = grads[i] * coef;
+      if (i == 0) ref[i].mul_(1 - lr * wd);
+      m[i].mul_(0.9).add_(g, 0.1);
+      v[i].mul_(0.999).addcmul_(g, g, 0.001);
+      ref[i].addcdiv_(m[i], (v[i].sqrt() / b2).add_(1e-8), -lr / b1);
+      EXPECT_TRUE(torch::allclose(params[i], ref[i], 1e-6, 1e-7)) << "tensor " << i << " step " << t;
+      EXPECT_TRUE(torch::allclose(opt.exp_avg()[i], m[i], 1e-6, 1e-9));
+      EXPECT_TRUE(torch::allclose(opt.exp_avg_sq()[i], v[i], 1e-6, 1e-12));
+    }
+  }
+}
+
+TEST(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
+  torch::manual_seed(5);
+  emotune::model::DistilBertConfig c;
+  c.vocab_size = 50;
+  c.dim = 16;
+  c.hidden_dim = 32;
+  c.n_heads = 2;
+  c.n_layers = 2;
+  c.max_position_embeddings = 16;
+  c.dropout = c.attention_dropout = c.seq_classif_dropout = 0;
+  c.labels = {"a", "b", "c"};
+  emotune::model::DistilBertForSequenceClassification model(c);
+  model->init_weights(0.5);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const std::vector<std::vector<int64_t>> seqs{{2, 7, 9, 3}, {2, 11, 3}, {2, 5, 6, 8, 12, 13, 3}, {2, 3}};
+  const int64_t L = 7;
+  auto ids = torch::zeros({4, L}, torch::kInt64), mask = torch::zeros({4, L}, torch::kInt64);
+  for (int64_t b = 0; b < 4; ++b)
+    for (std::size_t j = 0; j < seqs[b].size(); ++j) {
+      ids[b][static_cast<int64_t>(j)] = seqs[b][j];
+      mask[b][static_cast<int64_t>(j)] = 1;
+    }
+  const auto batched = model->forward(ids, mask);
+  for (int64_t b = 0; b < 4; ++b) {
+    const auto alone = torch::tensor(seqs[b]).unsqueeze(0);
+    const auto logits = model->forward(alone, torch::ones_like(alone));
+    EXPECT_TRUE(torch::allclose(batched[b], logits[0], 1e-5, 1e-6)) << "sequence " << b;
+  }
+  // The classifier reads position 0, so a batch whose first position is padding is refused.
+  mask[1][0] = 0;
+  EXPECT_THROW(model->forward(ids, mask), c10::Error);
+}
+
+}  // namespace
