@@ -27,6 +27,7 @@ struct BenchArgs {
   std::size_t max_length = 128;
   std::uint64_t seed = 0;
   int threads = 0;
+  std::string quantize;
 };
 
 std::uint64_t splitmix64(std::uint64_t x) {
@@ -42,10 +43,26 @@ double forward_flops_per_token(const model::DistilBertConfig& c, double seq) {
   return static_cast<double>(c.n_layers) * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d);
 }
 
+// This machine's float32 matrix-product rate in GFLOP/s, on the shape of the model's largest
+// products ([tokens, dim] x [dim, hidden_dim] with a few hundred tokens, as in a training batch).
+double sgemm_gflops(const model::DistilBertConfig& c) {
+  torch::NoGradGuard no_grad;
+  const int64_t m = 512;
+  const auto x = torch::randn({m, c.dim}), w = torch::randn({c.hidden_dim, c.dim});
+  for (int i = 0; i < 3; ++i) (void)torch::mm(x, w.t());
+  const int reps = 20;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) (void)torch::mm(x, w.t());
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return 2.0 * static_cast<double>(m * c.dim * c.hidden_dim) * reps / dt / 1e9;
+}
+
 int bench(const BenchArgs& a) {
   if (a.mode != "train" && a.mode != "infer") throw UserError("bench mode must be train or infer");
   model::configure_threads(a.threads);
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir);
+  if (a.mode == "train" && !a.quantize.empty() && a.quantize != "none")
+    throw UserError("--quantize is for inference (bench infer)");
+  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, torch::kCPU));
   const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
   const auto enc = data::encode_dataset(ds, bundle.tokenizer, a.max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());
@@ -57,8 +74,9 @@ int bench(const BenchArgs& a) {
       rows[j] = splitmix64(a.seed * 1000003ULL + static_cast<std::uint64_t>(k) * a.batch_size + j) % enc.size();
     return rows;
   };
-  train::Loss loss;
-  train::StepRunner runner(bundle.model, loss, 0.0, 1.0, torch::kCPU);
+  // The optimizer's moments double the model's memory: only training builds them.
+  std::unique_ptr<train::StepRunner> runner;
+  if (a.mode == "train") runner = std::make_unique<train::StepRunner>(bundle.model, train::Loss{}, 0.0, 1.0, torch::kCPU);
   double real = 0, padded = 0, flops = 0, seconds = 0;
   for (int64_t k = 0; k < a.warmup + a.steps; ++k) {
     const auto rows = batch_rows(k);
@@ -66,7 +84,7 @@ int bench(const BenchArgs& a) {
     const auto t0 = std::chrono::steady_clock::now();
     if (a.mode == "train") {
       double norm = 0;
-      runner.step({mb}, 2e-5, norm);
+      runner->step({mb}, 2e-5, norm);
     } else {
       torch::InferenceMode inference;
       bundle.model->eval();
@@ -81,6 +99,7 @@ int bench(const BenchArgs& a) {
     flops += static_cast<double>(mb.inputs.real_tokens) * forward_flops_per_token(bundle.config(), seq) *
              (a.mode == "train" ? 3.0 : 1.0);
   }
+  const double sgemm = sgemm_gflops(bundle.config());
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   const nlohmann::ordered_json out{{"mode", a.mode},
@@ -92,6 +111,9 @@ int bench(const BenchArgs& a) {
                                    {"tokens_per_s", real / seconds},
                                    {"padded_tokens_per_s", padded / seconds},
                                    {"gflops_per_s", flops / seconds / 1e9},
+                                   {"sgemm_gflops_per_s", sgemm},
+                                   {"useful_fraction_of_sgemm", flops / seconds / 1e9 / sgemm},
+                                   {"quantize", a.quantize.empty() ? "none" : a.quantize},
                                    {"peak_rss_mb", static_cast<double>(ru.ru_maxrss) / 1024.0}};
   std::cout << out.dump() << std::endl;
   return 0;
@@ -111,6 +133,7 @@ void add_bench_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text")->check(CLI::Range(2, 512));
   cmd->add_option("--seed", a->seed, "Seed of the batch draw");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  add_quantize_option(cmd, a->quantize);
   cmd->callback([a, &action] { action = [a] { return bench(*a); }; });
 }
 

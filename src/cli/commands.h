@@ -24,6 +24,12 @@ void add_bench_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
 void add_serve_command(CLI::App& app, Action& action);
 
+// --quantize int8 for the inference commands (predict, eval, serve, bench).
+inline void add_quantize_option(CLI::App* cmd, std::string& quantize) {
+  cmd->add_option("--quantize", quantize, "int8: dynamic int8 encoder layers (CPU; faster, slightly less exact)")
+      ->check(CLI::IsMember({"int8", "none"}));
+}
+
 // Runs the emotune command line; returns the process exit code.
 int run(int argc, char** argv);
 

@@ -29,6 +29,7 @@ struct EvalArgs {
   std::size_t max_length = 0;
   int threads = 0;
   std::string device = "cpu";
+  std::string quantize;
 };
 
 // Probabilities in the taxonomy's label space, with the loss of the model's objective.
@@ -116,7 +117,7 @@ int evaluate(const EvalArgs& a) {
   } else {
     throw UserError("give --data FILE or --data-dir DIR (with --split dev|test)");
   }
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir);
+  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, device));
   Evaluator evaluator(a, bundle, device);
   const auto& labels = evaluator.labels();
 
@@ -201,6 +202,7 @@ void add_eval_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  add_quantize_option(cmd, a->quantize);
   cmd->callback([a, &action] { action = [a] { return evaluate(*a); }; });
 }
 

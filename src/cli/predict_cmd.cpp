@@ -29,6 +29,7 @@ struct PredictArgs {
   std::size_t max_length = 0;
   int threads = 0;
   std::string device = "cpu";
+  std::string quantize;
 };
 
 double round6(double x) { return std::round(x * 1e6) / 1e6; }
@@ -98,7 +99,7 @@ int predict(PredictArgs a) {
   if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) ? "pretty" : "jsonl";
   model::configure_threads(a.threads);
   const torch::Device device = model::resolve_device(a.device);
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir);
+  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, device));
   infer::Predictor predictor(bundle, device, a.max_length);
   std::vector<float> thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
   if (a.threshold) std::fill(thresholds.begin(), thresholds.end(), *a.threshold);
@@ -145,6 +146,7 @@ void add_predict_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  add_quantize_option(cmd, a->quantize);
   cmd->callback([a, &action] {
     if (!a->texts.empty() && !a->input.empty()) throw CLI::ValidationError("give TEXT arguments or --input, not both");
     action = [a] { return predict(*a); };

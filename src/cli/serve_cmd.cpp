@@ -16,6 +16,7 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest request body accepted")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "CPU threads for the model (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", o->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  add_quantize_option(cmd, o->quantize);
   cmd->callback([o, &action] { action = [o] { return serve::run_server(*o); }; });
 }
 

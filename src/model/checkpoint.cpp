@@ -81,7 +81,7 @@ LoadReport load_weights(DistilBertForSequenceClassification& model, const fs::pa
     if (c10::IntArrayRef(shape) != item.value().sizes())
       throw std::runtime_error(path.string() + ": tensor '" + name + "' has shape " + shape_str(shape) +
                                " but the config implies " + shape_str(item.value().sizes()));
-    item.value().copy_(file.load_f32(name));
+    file.copy_into(name, item.value());
     used.insert(name);
   }
   for (const auto& [name, _] : file.tensors())
@@ -94,6 +94,15 @@ DistilBertForSequenceClassification init_classifier(const DistilBertConfig& conf
   DistilBertForSequenceClassification model(config);
   model->init_weights(config.initializer_range);
   return model;
+}
+
+LoadOptions inference_options(const std::string& quantize, const torch::Device& device) {
+  LoadOptions o;
+  if (quantize.empty() || quantize == "none") return o;
+  if (quantize != "int8") throw std::invalid_argument("--quantize must be int8 (got '" + quantize + "')");
+  if (!device.is_cpu()) throw std::invalid_argument("--quantize int8 runs on the CPU only (drop --device cuda)");
+  o.quantize_int8 = true;
+  return o;
 }
 
 ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
@@ -128,6 +137,7 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   if (config.raw.value("emotune_random_init", false))
     spdlog::warn("{} starts from a RANDOMLY INITIALISED encoder (emotune init), not a pretrained one", dir.string());
   bundle.model->eval();
+  if (options.quantize_int8) bundle.model->quantize_int8();
   return bundle;
 }
 

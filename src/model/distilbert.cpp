@@ -55,10 +55,10 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const Toke
 }
 
 MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c) : n_heads(c.n_heads), dim(c.dim) {
-  q_lin = register_module("q_lin", nn::Linear(c.dim, c.dim));
-  k_lin = register_module("k_lin", nn::Linear(c.dim, c.dim));
-  v_lin = register_module("v_lin", nn::Linear(c.dim, c.dim));
-  out_lin = register_module("out_lin", nn::Linear(c.dim, c.dim));
+  q_lin = register_module("q_lin", Linear(c.dim, c.dim));
+  k_lin = register_module("k_lin", Linear(c.dim, c.dim));
+  v_lin = register_module("v_lin", Linear(c.dim, c.dim));
+  out_lin = register_module("out_lin", Linear(c.dim, c.dim));
   dropout = register_module("dropout", nn::Dropout(c.attention_dropout));
 }
 
@@ -80,8 +80,8 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const 
 }
 
 FFNImpl::FFNImpl(const DistilBertConfig& c) : gelu(c.activation == "gelu") {
-  lin1 = register_module("lin1", nn::Linear(c.dim, c.hidden_dim));
-  lin2 = register_module("lin2", nn::Linear(c.hidden_dim, c.dim));
+  lin1 = register_module("lin1", Linear(c.dim, c.hidden_dim));
+  lin2 = register_module("lin2", Linear(c.hidden_dim, c.dim));
   dropout = register_module("dropout", nn::Dropout(c.dropout));
 }
 
@@ -122,8 +122,8 @@ DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl
     : config(c) {
   const auto num_labels = static_cast<int64_t>(std::max<std::size_t>(c.labels.size(), 1));
   distilbert = register_module("distilbert", DistilBertModel(c));
-  pre_classifier = register_module("pre_classifier", nn::Linear(c.dim, c.dim));
-  classifier = register_module("classifier", nn::Linear(c.dim, num_labels));
+  pre_classifier = register_module("pre_classifier", Linear(c.dim, c.dim));
+  classifier = register_module("classifier", Linear(c.dim, num_labels));
   dropout = register_module("dropout", nn::Dropout(c.seq_classif_dropout));
 }
 
@@ -139,7 +139,7 @@ torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tens
 void DistilBertForSequenceClassificationImpl::init_weights(double std) {
   torch::NoGradGuard no_grad;
   for (auto& m : modules(/*include_self=*/false)) {
-    if (auto* lin = m->as<nn::Linear>()) {
+    if (auto* lin = m->as<Linear>()) {
       lin->weight.normal_(0.0, std);
       lin->bias.zero_();
     } else if (auto* emb = m->as<nn::Embedding>()) {
@@ -150,6 +150,11 @@ void DistilBertForSequenceClassificationImpl::init_weights(double std) {
       ln->bias.zero_();
     }
   }
+}
+
+void DistilBertForSequenceClassificationImpl::quantize_int8() {
+  for (auto& m : distilbert->modules(/*include_self=*/false))
+    if (auto* lin = m->as<Linear>()) lin->quantize_int8();
 }
 
 }  // namespace emotune::model

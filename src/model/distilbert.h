@@ -8,6 +8,7 @@
 #include <torch/nn.h>
 
 #include "model/config.h"
+#include "model/linear.h"
 
 namespace emotune::model {
 
@@ -46,7 +47,7 @@ struct MultiHeadSelfAttentionImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
 
   int64_t n_heads, dim;
-  torch::nn::Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
+  Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(MultiHeadSelfAttention);
@@ -55,7 +56,7 @@ struct FFNImpl : torch::nn::Module {
   explicit FFNImpl(const DistilBertConfig& c);
   torch::Tensor forward(const torch::Tensor& x);
 
-  torch::nn::Linear lin1{nullptr}, lin2{nullptr};
+  Linear lin1{nullptr}, lin2{nullptr};
   torch::nn::Dropout dropout{nullptr};
   bool gelu;
 };
@@ -91,9 +92,12 @@ struct DistilBertForSequenceClassificationImpl : torch::nn::Module {
   // zero biases and padding row, LayerNorm at identity. Uses torch's global generator.
   void init_weights(double initializer_range);
 
+  // Dynamic int8 for every encoder projection and FFN layer (inference only; the head stays float).
+  void quantize_int8();
+
   DistilBertConfig config;
   DistilBertModel distilbert{nullptr};
-  torch::nn::Linear pre_classifier{nullptr}, classifier{nullptr};
+  Linear pre_classifier{nullptr}, classifier{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(DistilBertForSequenceClassification);

@@ -104,6 +104,12 @@ SafetensorsFile::~SafetensorsFile() {
 }
 
 torch::Tensor SafetensorsFile::load_f32(const std::string& name) const {
+  const auto view = load_view(name);
+  // The view aliases the mapping: clone/convert makes the copy the caller keeps.
+  return view.scalar_type() == torch::kFloat32 ? view.clone() : view.to(torch::kFloat32);
+}
+
+torch::Tensor SafetensorsFile::load_view(const std::string& name) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) throw std::runtime_error(path_.string() + ": no tensor '" + name + "'");
   const TensorInfo& info = it->second;
@@ -117,8 +123,7 @@ torch::Tensor SafetensorsFile::load_f32(const std::string& name) const {
   else
     throw std::runtime_error(path_.string() + ": tensor '" + name + "' has dtype " + info.dtype +
                              " (supported: F32, F16, BF16)");
-  // from_blob views the mapping (no copy); the conversion/clone makes the one copy we keep.
-  // The data offsets need not be aligned, so copy through memcpy-safe byte tensors when they are not.
+  // from_blob views the mapping (no copy). The data offsets need not be aligned, so copy through memcpy-safe byte tensors when they are not.
   const void* src = data_ + info.begin;
   torch::Tensor view;
   if (reinterpret_cast<std::uintptr_t>(src) % torch::elementSize(type) == 0) {
@@ -127,7 +132,19 @@ torch::Tensor SafetensorsFile::load_f32(const std::string& name) const {
     view = torch::empty(info.shape, torch::TensorOptions().dtype(type));
     std::memcpy(view.data_ptr(), src, info.end - info.begin);
   }
-  return type == torch::kFloat32 ? view.clone() : view.to(torch::kFloat32);
+  return view;
+}
+
+void SafetensorsFile::copy_into(const std::string& name, torch::Tensor& dst) const {
+  dst.copy_(load_view(name));
+  // The mapped pages count towards resident memory until released; drop them now that the
+  // parameter holds the values, so loading never needs the model twice in memory.
+  const TensorInfo& info = tensors_.at(name);
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto begin = reinterpret_cast<std::uintptr_t>(data_ + info.begin);
+  const auto end = reinterpret_cast<std::uintptr_t>(data_ + info.end);
+  begin = (begin + page - 1) / page * page;
+  if (end > begin + page) ::madvise(reinterpret_cast<void*>(begin), (end - begin) / page * page, MADV_DONTNEED);
 }
 
 void save_safetensors(const std::filesystem::path& path,

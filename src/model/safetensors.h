@@ -31,9 +31,14 @@ class SafetensorsFile {
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
   // The tensor as a new float32 CPU tensor (F32, F16 and BF16 supported).
   torch::Tensor load_f32(const std::string& name) const;
+  // Copies tensor `name` into `dst` (converting to dst's dtype) and releases its mapped pages.
+  void copy_into(const std::string& name, torch::Tensor& dst) const;
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  // A tensor viewing the mapping (copied only when misaligned); valid while *this lives.
+  torch::Tensor load_view(const std::string& name) const;
+
   std::filesystem::path path_;
   void* map_ = nullptr;
   std::size_t size_ = 0;

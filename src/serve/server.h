@@ -17,6 +17,7 @@ struct ServeOptions {
   std::size_t max_body_bytes = 1000000;
   int threads = 0;
   std::string device = "cpu";
+  std::string quantize;  // "" or "int8"
 };
 
 // Serves until SIGTERM or SIGINT, then stops accepting, finishes in-flight requests and returns 0.
