@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "data/batch.h"
+#include "fetch/resolve.h"
 #include "model/checkpoint.h"
 #include "model/runtime.h"
 #include "train/step.h"
@@ -28,6 +29,7 @@ struct BenchArgs {
   std::uint64_t seed = 0;
   int threads = 0;
   std::string quantize;
+  bool offline = false;
 };
 
 std::uint64_t splitmix64(std::uint64_t x) {
@@ -134,7 +136,13 @@ void add_bench_command(CLI::App& app, Action& action) {
   cmd->add_option("--seed", a->seed, "Seed of the batch draw");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   add_quantize_option(cmd, a->quantize);
-  cmd->callback([a, &action] { action = [a] { return bench(*a); }; });
+  add_offline_flag(cmd, a->offline);
+  cmd->callback([a, &action] {
+    action = [a] {
+      a->model_dir = fetch::resolve_model(a->model_dir, fetch::cli_fetch_options(a->offline), "--model").string();
+      return bench(*a);
+    };
+  });
 }
 
 }  // namespace emotune::cli

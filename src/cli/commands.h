@@ -23,11 +23,17 @@ void add_train_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
 void add_serve_command(CLI::App& app, Action& action);
+void add_fetch_command(CLI::App& app, Action& action);
 
 // --quantize int8 for the inference commands (predict, eval, serve, bench).
 inline void add_quantize_option(CLI::App* cmd, std::string& quantize) {
   cmd->add_option("--quantize", quantize, "int8: dynamic int8 encoder layers (CPU; faster, slightly less exact)")
       ->check(CLI::IsMember({"int8", "none"}));
+}
+
+// --offline: names resolve through the caches only (HF_HUB_OFFLINE=1 does the same).
+inline void add_offline_flag(CLI::App* cmd, bool& offline) {
+  cmd->add_flag("--offline", offline, "Never download: model and data names resolve through the caches only");
 }
 
 // Runs the emotune command line; returns the process exit code.

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "fetch/resolve.h"
 #include "cli/commands.h"
 #include "data/batch.h"
 #include "eval/report.h"
@@ -30,6 +31,7 @@ struct EvalArgs {
   int threads = 0;
   std::string device = "cpu";
   std::string quantize;
+  bool offline = false;
 };
 
 // Probabilities in the taxonomy's label space, with the loss of the model's objective.
@@ -191,7 +193,7 @@ void add_eval_command(CLI::App& app, Action& action) {
   CLI::App* cmd = app.add_subcommand("eval", "Evaluate a model on a GoEmotions split and write reports");
   cmd->add_option("--model", a->model_dir, "Model directory")->required();
   auto* data = cmd->add_option("--data", a->data, "A GoEmotions TSV file");
-  cmd->add_option("--data-dir", a->data_dir, "GoEmotions directory (dev.tsv, test.tsv)");
+  cmd->add_option("--data-dir", a->data_dir, "GoEmotions directory (dev.tsv, test.tsv), or goemotions (the cached download)");
   cmd->add_option("--split", a->split, "dev | test (with --data-dir)")->check(CLI::IsMember({"dev", "test"}))->excludes(data);
   cmd->add_option("--thresholds", a->thresholds, "0.5 | T | tuned (on dev, saved to thresholds.json) | FILE");
   cmd->add_option("--taxonomy", a->taxonomy, "original | ekman | sentiment")
@@ -203,7 +205,15 @@ void add_eval_command(CLI::App& app, Action& action) {
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   add_quantize_option(cmd, a->quantize);
-  cmd->callback([a, &action] { action = [a] { return evaluate(*a); }; });
+  add_offline_flag(cmd, a->offline);
+  cmd->callback([a, &action] {
+    action = [a] {
+      const auto fo = fetch::cli_fetch_options(a->offline);
+      a->model_dir = fetch::resolve_model(a->model_dir, fo, "--model").string();
+      a->data_dir = fetch::resolve_data_dir(a->data_dir, fo).string();
+      return evaluate(*a);
+    };
+  });
 }
 
 }  // namespace emotune::cli

@@ -2,6 +2,7 @@
 // tests and experiments can have models of any size.
 #include <spdlog/spdlog.h>
 
+#include "fetch/resolve.h"
 #include "cli/commands.h"
 #include "model/checkpoint.h"
 #include "model/labels.h"
@@ -21,6 +22,7 @@ struct InitArgs {
   std::string out;
   std::uint64_t seed = 42;
   bool overwrite = false;
+  bool offline = false;
 };
 
 int init(const InitArgs& a) {
@@ -65,16 +67,20 @@ void add_init_command(CLI::App& app, Action& action) {
   auto a = std::make_shared<InitArgs>();
   CLI::App* cmd = app.add_subcommand("init", "Write a freshly initialised classifier model directory");
   auto* config = cmd->add_option("--config", a->config, "config.json, or a directory holding it and the tokenizer");
-  auto* base = cmd->add_option("--base", a->base, "Start the encoder from this base checkpoint directory instead");
+  auto* base = cmd->add_option("--base", a->base, "Start the encoder from this base checkpoint (directory or hub name) instead");
   config->excludes(base);
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer directory (default: the config's directory)")->excludes(base);
   cmd->add_option("--labels", a->labels, "goemotions | ekman | sentiment | FILE (one label per line)");
   cmd->add_option("--out", a->out, "Output model directory")->required();
   cmd->add_option("--seed", a->seed, "Random seed for initialisation");
   cmd->add_flag("--overwrite", a->overwrite, "Replace an existing output directory");
+  add_offline_flag(cmd, a->offline);
   cmd->callback([a, &action] {
     if (a->config.empty() && a->base.empty()) throw CLI::RequiredError("--config or --base");
-    action = [a] { return init(*a); };
+    action = [a] {
+      a->base = fetch::resolve_model(a->base, fetch::cli_fetch_options(a->offline), "--base").string();
+      return init(*a);
+    };
   });
 }
 

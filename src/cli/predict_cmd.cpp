@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "fetch/resolve.h"
 #include "cli/commands.h"
 #include "cli/io.h"
 #include "infer/predictor.h"
@@ -30,6 +31,7 @@ struct PredictArgs {
   int threads = 0;
   std::string device = "cpu";
   std::string quantize;
+  bool offline = false;
 };
 
 double round6(double x) { return std::round(x * 1e6) / 1e6; }
@@ -147,9 +149,13 @@ void add_predict_command(CLI::App& app, Action& action) {
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   add_quantize_option(cmd, a->quantize);
+  add_offline_flag(cmd, a->offline);
   cmd->callback([a, &action] {
     if (!a->texts.empty() && !a->input.empty()) throw CLI::ValidationError("give TEXT arguments or --input, not both");
-    action = [a] { return predict(*a); };
+    action = [a] {
+      a->model_dir = fetch::resolve_model(a->model_dir, fetch::cli_fetch_options(a->offline), "--model").string();
+      return predict(*a);
+    };
   });
 }
 

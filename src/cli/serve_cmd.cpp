@@ -1,5 +1,6 @@
 // `emotune serve`: the HTTP service and web page (see serve/server.h).
 #include "cli/commands.h"
+#include "fetch/resolve.h"
 #include "serve/server.h"
 
 namespace emotune::cli {
@@ -17,7 +18,14 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "CPU threads for the model (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", o->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   add_quantize_option(cmd, o->quantize);
-  cmd->callback([o, &action] { action = [o] { return serve::run_server(*o); }; });
+  auto offline = std::make_shared<bool>(false);
+  add_offline_flag(cmd, *offline);
+  cmd->callback([o, offline, &action] {
+    action = [o, offline] {
+      o->model_dir = fetch::resolve_model(o->model_dir, fetch::cli_fetch_options(*offline), "--model").string();
+      return serve::run_server(*o);
+    };
+  });
 }
 
 }  // namespace emotune::cli

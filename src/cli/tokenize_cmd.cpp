@@ -2,6 +2,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "fetch/resolve.h"
 #include "cli/commands.h"
 #include "cli/io.h"
 #include "text/tokenizer.h"
@@ -13,6 +14,7 @@ namespace {
 
 struct TokenizeArgs {
   std::string model_dir;
+  bool offline = false;
   std::string vocab_file;
   std::size_t max_length = 512;
   std::string input;
@@ -56,9 +58,13 @@ void add_tokenize_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-length", args->max_length, "Maximum tokens including [CLS] and [SEP]")
       ->check(CLI::Range(std::size_t{2}, std::size_t{1} << 30));
   cmd->add_option("--input", args->input, "Input file (default: stdin), one text per line");
+  add_offline_flag(cmd, args->offline);
   cmd->callback([args, &action] {
     if (args->model_dir.empty() && args->vocab_file.empty()) throw CLI::RequiredError("--model or --vocab");
-    action = [args] { return tokenize(*args); };
+    action = [args] {
+      args->model_dir = fetch::resolve_model(args->model_dir, fetch::cli_fetch_options(args->offline), "--model").string();
+      return tokenize(*args);
+    };
   });
 }
 

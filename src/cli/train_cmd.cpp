@@ -1,6 +1,7 @@
 // `emotune train`: fine-tune a checkpoint on GoEmotions (see train/trainer.h).
 #include <cstdlib>
 
+#include "fetch/resolve.h"
 #include "cli/commands.h"
 #include "train/trainer.h"
 
@@ -23,7 +24,7 @@ void add_train_command(CLI::App& app, Action& action) {
   auto no_shuffle = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("train", "Fine-tune a DistilBERT checkpoint on GoEmotions");
   // data
-  cmd->add_option("--data-dir", o->data_dir, "GoEmotions directory with train.tsv, dev.tsv (env EMOTUNE_DATA_DIR)");
+  cmd->add_option("--data-dir", o->data_dir, "GoEmotions directory with train.tsv, dev.tsv, or goemotions (cached download; env EMOTUNE_DATA_DIR)");
   cmd->add_option("--train-file", o->train_file, "Training TSV (instead of DATA_DIR/train.tsv)");
   cmd->add_option("--dev-file", o->dev_file, "Dev TSV (instead of DATA_DIR/dev.tsv)");
   cmd->add_option("--taxonomy", *taxonomy, "original | ekman | sentiment")
@@ -32,7 +33,7 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-length", o->max_length, "Maximum tokens per text")->check(CLI::Range(2, 1 << 20));
   cmd->add_flag("--no-shuffle", *no_shuffle, "Keep file order instead of a seeded shuffle per epoch");
   // model
-  auto* base = cmd->add_option("--base", o->base_dir, "Base or classifier checkpoint to start from (env EMOTUNE_BASE_MODEL)");
+  auto* base = cmd->add_option("--base", o->base_dir, "Base or classifier checkpoint to start from: directory or hub name (env EMOTUNE_BASE_MODEL)");
   auto* model = cmd->add_option("--model", o->model_dir, "Classifier to continue training");
   base->excludes(model);
   // objective
@@ -73,6 +74,8 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", o->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--note", o->note, "A note stored in training_args.json");
+  auto offline = std::make_shared<bool>(false);
+  add_offline_flag(cmd, *offline);
   cmd->callback([=, &action] {
     o->taxonomy = model::parse_taxonomy(*taxonomy);
     o->objective = train::parse_objective(*objective);
@@ -80,7 +83,13 @@ void add_train_command(CLI::App& app, Action& action) {
     o->shuffle = !*no_shuffle;
     if (o->base_dir.empty() && o->model_dir.empty() && !o->resume) o->base_dir = env_or("EMOTUNE_BASE_MODEL", "");
     if (o->data_dir.empty() && o->train_file.empty()) o->data_dir = env_or("EMOTUNE_DATA_DIR", "");
-    action = [o] { return train::run_training(*o); };
+    action = [o, offline] {
+      const auto fo = fetch::cli_fetch_options(*offline);
+      o->base_dir = fetch::resolve_model(o->base_dir, fo, "--base").string();
+      o->model_dir = fetch::resolve_model(o->model_dir, fo, "--model").string();
+      o->data_dir = fetch::resolve_data_dir(o->data_dir, fo).string();
+      return train::run_training(*o);
+    };
   });
 }
 

@@ -1,0 +1,39 @@
+// `emotune fetch goemotions|MODEL`: download into the cache (or --to DIR), verify, print the folder.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "fetch/resolve.h"
+
+namespace emotune::cli {
+
+namespace {
+
+struct FetchArgs {
+  std::string what;
+  std::string revision = "main";
+  std::string to;
+  bool offline = false;
+};
+
+int fetch_cmd(const FetchArgs& a) {
+  auto o = fetch::cli_fetch_options(a.offline);
+  o.revision = a.revision;
+  if (!a.to.empty()) o.to = a.to;
+  const auto dir = a.what == "goemotions" ? fetch::fetch_goemotions(o) : fetch::fetch_model(a.what, o, "--base");
+  std::cout << dir.string() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+void add_fetch_command(CLI::App& app, Action& action) {
+  auto a = std::make_shared<FetchArgs>();
+  CLI::App* cmd = app.add_subcommand("fetch", "Download GoEmotions or a Hugging Face model into the cache");
+  cmd->add_option("what", a->what, "goemotions | MODEL (e.g. distilbert-base-uncased, org/name)")->required();
+  cmd->add_option("--revision", a->revision, "Hub branch, tag or commit (models)");
+  cmd->add_option("--to", a->to, "Store here instead of the cache");
+  add_offline_flag(cmd, a->offline);
+  cmd->callback([a, &action] { action = [a] { return fetch_cmd(*a); }; });
+}
+
+}  // namespace emotune::cli

@@ -1,0 +1,38 @@
+// Names to directories: a hub model name (distilbert-base-uncased, org/name) or the dataset name
+// goemotions becomes a local folder, found in emotune's cache or the Hugging Face cache, else
+// downloaded (unless offline). Paths that exist are used as they are.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace emotune::fetch {
+
+struct FetchOptions {
+  bool offline = false;                 // --offline; HF_HUB_OFFLINE=1 also forbids downloads
+  std::string revision = "main";        // hub branch, tag or commit
+  std::optional<std::filesystem::path> to;  // store here instead of the cache
+  bool progress = false;                // progress bars on stderr
+};
+
+// Options for a command-line run: progress bars when stderr is a terminal.
+FetchOptions cli_fetch_options(bool offline);
+
+// Whether `arg` has the form of a hub model id: NAME or ORG/NAME.
+bool looks_like_repo_id(const std::string& arg);
+
+// A local copy of hub model `repo`: emotune's cache, the Hugging Face cache, or a fresh download.
+// `flag` names the option that takes a directory instead, for the error message.
+std::filesystem::path fetch_model(const std::string& repo, const FetchOptions& o, const std::string& flag = "--base");
+
+// A local copy of GoEmotions (train.tsv, dev.tsv, test.tsv, emotions.txt), verified.
+std::filesystem::path fetch_goemotions(const FetchOptions& o);
+
+// `arg` if it is a directory, else the model it names (see fetch_model).
+std::filesystem::path resolve_model(const std::string& arg, const FetchOptions& o, const std::string& flag);
+
+// `arg` if it is a directory, else GoEmotions when it is the name "goemotions".
+std::filesystem::path resolve_data_dir(const std::string& arg, const FetchOptions& o);
+
+}  // namespace emotune::fetch

@@ -1,0 +1,203 @@
+"""emotune fetch and name resolution against a loopback fixture server in the hub and GitHub URL
+layouts (tests/fixtures/hub_server.py): fresh download, cache hit without traffic, resume of a cut-off
+and of a leftover partial file, checksum mismatch, 404, 401/403 with and without HF_TOKEN, offline
+mode, a Hugging Face cache, no network, and train/predict/eval taking names."""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
+import harness  # noqa: E402
+from hub_server import GITHUB_PREFIX, FixtureServer  # noqa: E402
+
+SPLITS = ("train.tsv", "dev.tsv", "test.tsv", "emotions.txt")
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Fetch(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="emotune-fetch-")
+        cls.model = harness.init_model(os.path.join(cls.tmp, "tiny"), dim=32, hidden_dim=64, n_heads=2, n_layers=1)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(dir=self.tmp, prefix="home-")
+        self.hf = tempfile.mkdtemp(dir=self.tmp, prefix="hf-")
+
+    def env(self, server=None, **extra):
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "EMOTUNE_HOME", "EMOTUNE_GOEMOTIONS"))}
+        e.update(EMOTUNE_HOME=self.home, HF_HUB_CACHE=self.hf, EMOTUNE_FETCH_BACKOFF_S="0.05", EMOTUNE_FETCH_STALL_S="5")
+        if server:
+            e["HF_ENDPOINT"] = server.url
+            e["EMOTUNE_GOEMOTIONS_URL"] = server.url + GITHUB_PREFIX
+        e.update(extra)
+        return e
+
+    def emotune(self, env, *args):
+        return subprocess.run([harness.EMOTUNE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def assert_fails(self, p, *words):
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        err = p.stderr.strip().splitlines()
+        self.assertTrue(err and err[-1].startswith("emotune: error: "), p.stderr)
+        for w in words:
+            self.assertIn(w, err[-1])
+        return err[-1]
+
+    def server(self, **kw):
+        return FixtureServer(models={"org/tiny": self.model, **kw.pop("models", {})}, data_dir=harness.GOEMOTIONS, **kw)
+
+    def test_fresh_download_then_cache_hit_without_traffic(self):
+        with self.server() as s:
+            p = self.emotune(self.env(s), "fetch", "org/tiny")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got = p.stdout.strip()
+            self.assertEqual(got, os.path.join(self.home, "models", "org--tiny", "main"))
+            for f in ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"):
+                self.assertEqual(sha(os.path.join(got, f)), sha(os.path.join(self.model, f)), f)
+            self.assertFalse([f for f in os.listdir(got) if f.endswith(".part")])
+            n = len(s.requests())
+            self.assertGreaterEqual(n, 4)
+            p2 = self.emotune(self.env(s), "fetch", "org/tiny")
+            self.assertEqual((p2.returncode, p2.stdout.strip()), (0, got), p2.stderr)
+            self.assertEqual(len(s.requests()), n, "a cache hit must not touch the network")
+            # Commands take the name: predict by name equals predict by directory.
+            by_name = self.emotune(self.env(s), "predict", "--model", "org/tiny", "--format", "jsonl", "so happy today")
+            by_dir = self.emotune(self.env(s), "predict", "--model", self.model, "--format", "jsonl", "so happy today")
+            self.assertEqual(by_name.returncode, 0, by_name.stderr)
+            self.assertEqual(by_name.stdout, by_dir.stdout)
+            self.assertEqual(len(s.requests()), n)
+
+    def test_resume_after_cut_off_transfer(self):
+        with self.server() as s:
+            path = "/org/tiny/resolve/main/model.safetensors"
+            s.cut_once.add(path)
+            p = self.emotune(self.env(s), "fetch", "org/tiny")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            tries = [h for m, pth, h in s.requests() if pth == path]
+            self.assertEqual(len(tries), 2, tries)
+            size = os.path.getsize(os.path.join(self.model, "model.safetensors"))
+            self.assertNotIn("Range", tries[0])
+            self.assertEqual(tries[1].get("Range"), f"bytes={size // 2}-")
+            self.assertEqual(sha(os.path.join(p.stdout.strip(), "model.safetensors")),
+                             sha(os.path.join(self.model, "model.safetensors")))
+
+    def test_resume_of_a_leftover_part_file_and_goemotions_checksums(self):
+        dest = os.path.join(self.tmp, "ge-" + os.path.basename(self.home))
+        os.makedirs(dest)
+        with open(os.path.join(harness.GOEMOTIONS, "train.tsv"), "rb") as f:
+            train = f.read()
+        with open(os.path.join(dest, "train.tsv.part"), "wb") as f:
+            f.write(train[:1000])
+        with self.server() as s:
+            p = self.emotune(self.env(s), "fetch", "goemotions", "--to", dest)
+            self.assertEqual((p.returncode, p.stdout.strip()), (0, dest), p.stderr)
+            for name in SPLITS:
+                self.assertEqual(sha(os.path.join(dest, name)), sha(os.path.join(harness.GOEMOTIONS, name)), name)
+            got = {pth: h for m, pth, h in s.requests()}
+            self.assertEqual(got[GITHUB_PREFIX + "train.tsv"].get("Range"), "bytes=1000-")
+            self.assertNotIn("Range", got[GITHUB_PREFIX + "dev.tsv"])
+
+    def test_checksum_mismatch_deletes_the_part_file(self):
+        with self.server() as s:
+            s.corrupt.add(GITHUB_PREFIX + "dev.tsv")
+            p = self.emotune(self.env(s), "fetch", "goemotions")
+            self.assert_fails(p, "SHA-256 mismatch", "dev.tsv")
+            cache = os.path.join(self.home, "datasets", "goemotions")
+            self.assertFalse(os.path.exists(os.path.join(cache, "dev.tsv")))
+            self.assertFalse(os.path.exists(os.path.join(cache, "dev.tsv.part")))
+            self.assertTrue(os.path.exists(os.path.join(cache, "train.tsv")))  # verified files stay
+            # The hub's X-Linked-Etag checks model.safetensors the same way.
+            s.corrupt.add("/org/tiny/resolve/main/model.safetensors")
+            p = self.emotune(self.env(s), "fetch", "org/tiny")
+            self.assert_fails(p, "SHA-256 mismatch", "model.safetensors")
+            self.assertFalse(os.path.exists(os.path.join(self.home, "models", "org--tiny", "main", "model.safetensors")))
+
+    def test_404_names_the_missing_model(self):
+        with self.server() as s:
+            p = self.emotune(self.env(s), "fetch", "org/nothing-here")
+            self.assert_fails(p, "no such model: org/nothing-here", "404")
+            p = self.emotune(self.env(s), "fetch", "org/tiny", "--revision", "v9")
+            self.assert_fails(p, "no such model", "v9")
+
+    def test_401_and_403_for_a_private_repo(self):
+        with self.server(models={"org/private": self.model}, private={"org/private"}) as s:
+            p = self.emotune(self.env(s), "fetch", "org/private")
+            self.assert_fails(p, "401", "HF_TOKEN")
+            p = self.emotune(self.env(s, HF_TOKEN="wrong"), "fetch", "org/private")
+            self.assert_fails(p, "403", "refused")
+            p = self.emotune(self.env(s, HF_TOKEN=s.token), "fetch", "org/private")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(s.requests()[-1][2].get("Authorization"), f"Bearer {s.token}")
+
+    def test_offline_mode_never_downloads(self):
+        with self.server() as s:
+            for env, flag in ((self.env(s, HF_HUB_OFFLINE="1"), []), (self.env(s), ["--offline"])):
+                p = self.emotune(env, "fetch", "org/tiny", *flag)
+                self.assert_fails(p, "org/tiny is not in the emotune cache", "downloads are off")
+                p = self.emotune(env, "eval", "--model", self.model, "--data-dir", "goemotions", *flag)
+                self.assert_fails(p, "GoEmotions is not in", "downloads are off")
+            self.assertEqual(s.requests(), [])
+
+    def test_hugging_face_cache_is_used_in_place(self):
+        root = os.path.join(self.hf, "models--org--cached")
+        commit = "0123456789abcdef0123456789abcdef01234567"
+        os.makedirs(os.path.join(root, "refs"))
+        os.makedirs(os.path.join(root, "blobs"))
+        snap = os.path.join(root, "snapshots", commit)
+        os.makedirs(snap)
+        with open(os.path.join(root, "refs", "main"), "w") as f:
+            f.write(commit)
+        for name in os.listdir(self.model):  # the hub cache's layout: snapshot files link to blobs
+            blob = os.path.join(root, "blobs", sha(os.path.join(self.model, name)))
+            shutil.copy(os.path.join(self.model, name), blob)
+            os.symlink(os.path.relpath(blob, snap), os.path.join(snap, name))
+        env = self.env(None, HF_HUB_OFFLINE="1")
+        p = self.emotune(env, "fetch", "org/cached")
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, snap), p.stderr)
+        p = self.emotune(env, "fetch", "org/cached", "--revision", commit)
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, snap), p.stderr)
+        p = self.emotune(env, "predict", "--model", "org/cached", "--format", "jsonl", "what a day")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.home, "models")), "nothing is copied")
+
+    def test_no_network_explains_the_way_out(self):
+        env = self.env(None, HF_ENDPOINT="http://host.invalid", EMOTUNE_GOEMOTIONS_URL="http://data.invalid/x")
+        p = self.emotune(env, "train", "--base", "distilbert-base-uncased", "--data-dir", harness.GOEMOTIONS,
+                         "--output", os.path.join(self.home, "out"))
+        line = self.assert_fails(p, "cannot reach host.invalid", "pass --base DIR", "distilbert-base-uncased")
+        self.assertIn(os.path.join(self.home, "models", "distilbert-base-uncased", "main"), line)
+        p = self.emotune(env, "fetch", "goemotions")
+        self.assert_fails(p, "cannot reach data.invalid", "--data-dir DIR")
+
+    def test_train_and_eval_take_names(self):
+        with self.server() as s:
+            self.assertEqual(self.emotune(self.env(s), "fetch", "goemotions").returncode, 0)
+            self.assertEqual(self.emotune(self.env(s), "fetch", "org/tiny").returncode, 0)
+            n = len(s.requests())
+            out = os.path.join(self.home, "trained")
+            p = self.emotune(self.env(s), "train", "--base", "org/tiny", "--data-dir", "goemotions", "--offline",
+                             "--max-steps", "2", "--batch-size", "4", "--eval-every", "none", "--output", out)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertTrue(os.path.isfile(os.path.join(out, "model.safetensors")))
+            p = self.emotune(self.env(s), "eval", "--model", "org/tiny", "--data-dir", "goemotions", "--split", "dev",
+                             "--offline")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(len(s.requests()), n)
+
+
+if __name__ == "__main__":
+    harness.main()
