@@ -77,6 +77,27 @@ TEST(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
     const auto logits = model->forward(alone, torch::ones_like(alone));
     EXPECT_TRUE(torch::allclose(batched[b], logits[0], 1e-5, 1e-6)) << "sequence " << b;
   }
+  // With autograd on, attention runs as torch ops over the padded grid; inference uses the packed
+  // kernel. Both must give the same logits.
+  {
+    torch::GradMode::set_enabled(true);
+    const auto graph = model->forward(ids, mask);
+    torch::GradMode::set_enabled(false);
+    EXPECT_TRUE(graph.requires_grad());
+    EXPECT_TRUE(torch::allclose(graph.detach(), batched, 1e-5, 1e-6));
+  }
+  // Dynamic int8: close to float (per-channel weights, per-batch activations), not equal.
+  auto quantized = emotune::model::DistilBertForSequenceClassification(c);
+  quantized->init_weights(0.5);
+  for (std::size_t i = 0; i < model->parameters().size(); ++i) quantized->parameters()[i].copy_(model->parameters()[i]);
+  quantized->eval();
+  quantized->quantize_int8();
+  const auto q = quantized->forward(ids, mask);
+  const double err = (q - batched).abs().max().item<double>(), scale = batched.abs().max().item<double>();
+  EXPECT_GT(err, 0.0);
+  EXPECT_LT(err, 0.05 * scale) << "int8 logits drift " << err << " of " << scale;
+  EXPECT_EQ(quantized->distilbert->named_parameters()["transformer.layer.0.ffn.lin1.weight"].numel(), 0)
+      << "the float weight is released";
   // The classifier reads position 0, so a batch whose first position is padding is refused.
   mask[1][0] = 0;
   EXPECT_THROW(model->forward(ids, mask), c10::Error);

@@ -1,6 +1,8 @@
 #include "model/distilbert.h"
 
 #include <cmath>
+
+#include "model/attention_kernel.h"
 #include <limits>
 
 namespace emotune::model {
@@ -24,7 +26,7 @@ TokenLayout::TokenLayout(const torch::Tensor& attention_mask)
   tokens = index.size(0);
   dense = tokens == batch * seq;
   // Packed rows keep grid order, so sequence b's position 0 comes after the real tokens of 0..b-1.
-  const auto lengths = real.sum(1);
+  lengths = real.sum(1);
   first = lengths.cumsum(0) - lengths;
 }
 
@@ -64,6 +66,17 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c
 
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
   const int64_t bs = layout.batch, seq = layout.seq, head_dim = dim / n_heads;
+  if (!torch::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == torch::kFloat32) {
+    // Inference: attend per sequence on the packed rows (dropout is off outside training). Same
+    // softmax(q k^T / sqrt(head_dim)) v, without padding or batched small products.
+    const auto q = q_lin(x).contiguous(), k = k_lin(x).contiguous(), v = v_lin(x).contiguous();
+    auto context = torch::empty_like(q);
+    const auto start = layout.first.to(torch::kCPU).contiguous(), length = layout.lengths.to(torch::kCPU).contiguous();
+    packed_attention(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), context.data_ptr<float>(),
+                     PackedSequences{start.data_ptr<int64_t>(), length.data_ptr<int64_t>(), bs}, n_heads, head_dim,
+                     static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))));
+    return out_lin(context);
+  }
   // packed [tokens, dim] -> [bs, heads, seq, head_dim]
   auto shape = [&](const torch::Tensor& t) {
     return layout.unpack(t).view({bs, seq, n_heads, head_dim}).transpose(1, 2);

@@ -27,6 +27,7 @@ struct TokenLayout {
   torch::Tensor mask;   // [batch, seq], 1 = token
   torch::Tensor index;  // [tokens] flat grid position of each packed row
   torch::Tensor first;  // [batch] packed row of each sequence's position 0 (the [CLS] token)
+  torch::Tensor lengths;  // [batch] real tokens per sequence
   bool dense;           // no padding at all: packing is the identity and costs nothing
 };
 

@@ -1,0 +1,21 @@
+// Softmax self-attention of each sequence over itself, computed straight on packed [tokens, dim]
+// rows, for inference. It replaces unpack -> batched matmul -> softmax -> batched matmul -> pack:
+// with short texts that path is thousands of tiny matrix products, whose per-call cost dominated.
+#pragma once
+
+#include <cstdint>
+
+namespace emotune::model {
+
+struct PackedSequences {
+  const int64_t* start;   // first packed row of each sequence
+  const int64_t* length;  // its number of rows
+  int64_t count;
+};
+
+// q, k, v, out: [tokens, heads * head_dim], row-major. For every sequence and head:
+// out = softmax(q k^T * scale) v, over the sequence's own rows only (padding never exists here).
+void packed_attention(const float* q, const float* k, const float* v, float* out, const PackedSequences& seqs,
+                      int64_t heads, int64_t head_dim, float scale);
+
+}  // namespace emotune::model
