@@ -21,6 +21,10 @@ for mode in train infer; do
     e=$(build/emotune bench "$mode" --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs 2>/dev/null)
     p=$($py bench/pytorch_bench.py "$mode" --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs)
     echo "$e"; echo "$p"; ratio "$e" "$p"
+    if [ "$mode" = infer ]; then
+      q=$(build/emotune bench infer --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs --quantize int8 2>/dev/null)
+      echo "$q"; echo -n "int8: "; ratio "$q" "$p"
+    fi
   fi
 done
 if [ "$what" = all ] || [ "$what" = predict ]; then

@@ -2,8 +2,10 @@
 # The main job: install, build, fine-tune DistilBERT on GoEmotions with the standard recipe
 # (AdamW, lr 2e-5, batch 16, 3 epochs; sigmoid + BCE), evaluate on dev, and show predictions.
 #
-#   EMOTUNE_BASE_MODEL  base checkpoint directory (config.json, model.safetensors, vocab.txt)
-#   EMOTUNE_DATA_DIR    GoEmotions directory (train.tsv, dev.tsv, test.tsv)
+#   EMOTUNE_BASE_MODEL  base checkpoint directory (config.json, model.safetensors, vocab.txt); default:
+#                       distilbert-base-uncased from the caches, downloaded when the machine is online
+#   EMOTUNE_DATA_DIR    GoEmotions directory (train.tsv, dev.tsv, test.tsv); default: ../shared's copy,
+#                       else the cached download (emotune fetch goemotions)
 #   EMOTUNE_OUTPUT      where the run goes (default runs/goemotions-distilbert)
 # Extra arguments are passed to `emotune train`.
 set -euo pipefail
@@ -13,7 +15,15 @@ scripts/build.sh
 
 shared="${EMOTUNE_SHARED:-../shared}"
 data="${EMOTUNE_DATA_DIR:-$shared/data/goemotions}"
-base="${EMOTUNE_BASE_MODEL:-$HOME/.cache/emotune/models/distilbert-base-uncased}"
+if [ ! -f "$data/train.tsv" ] && [ -z "${EMOTUNE_DATA_DIR:-}" ]; then
+  data="$(build/emotune fetch goemotions)" || data=""
+fi
+if [ -n "${EMOTUNE_BASE_MODEL:-}" ]; then
+  base="$EMOTUNE_BASE_MODEL"
+else
+  # The emotune cache, then the Hugging Face cache, then the hub; here (offline) this fails in one line.
+  base="$(build/emotune fetch distilbert-base-uncased)" || base="(not available)"
+fi
 out="${EMOTUNE_OUTPUT:-runs/goemotions-distilbert}"
 tokenizer="$shared/models/distilbert-base-uncased"
 
@@ -27,8 +37,8 @@ if [ -f "$base/model.safetensors" ]; then
   [ -d "$out/checkpoints" ] && [ ! -f "$out/model.safetensors" ] && resume=(--resume)
   build/emotune train --base "$base" --data-dir "$data" --output "$out" "${resume[@]}" "$@"
 else
-  echo "main job: no base checkpoint at $base (model.safetensors); download distilbert-base-uncased on a" \
-       "connected machine and set EMOTUNE_BASE_MODEL=DIR (or run build/emotune train --base DIR)."
+  echo "main job: no base checkpoint ($base); run build/emotune fetch distilbert-base-uncased on a" \
+       "connected machine, or set EMOTUNE_BASE_MODEL=DIR (or run build/emotune train --base DIR)."
   echo "main job: running a QUICK DEMO instead, from a RANDOMLY INITIALISED tiny model: its numbers say nothing" \
        "about DistilBERT."
   if [ ! -f "$tokenizer/vocab.txt" ]; then
