@@ -87,7 +87,7 @@ int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
   auto* t = static_cast<Transfer*>(user);
   if (!t->progress) return 0;
   const auto clock = std::chrono::steady_clock::now();
-  if (t->drew && clock - t->last_draw < std::chrono::milliseconds(200)) return 0;
+  if (now == 0 || (t->drew && clock - t->last_draw < std::chrono::milliseconds(200))) return 0;
   t->last_draw = clock;
   t->drew = true;
   const double secs = std::max(1e-3, std::chrono::duration<double>(clock - t->start).count());
@@ -218,6 +218,12 @@ void download(const DownloadRequest& r, const DownloadPolicy& policy) {
     }
 
     const CURLcode rc = curl_easy_perform(c);
+    if (r.progress && rc == CURLE_OK) {  // the last state, drawn whatever the rate limit skipped
+      curl_off_t got = 0;
+      curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &got);
+      t.drew = false;
+      on_progress(&t, got, got, 0, 0);
+    }
     if (t.drew) std::fputs("\n", stderr);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

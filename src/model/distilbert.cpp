@@ -66,8 +66,8 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c
 
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
   const int64_t bs = layout.batch, seq = layout.seq, head_dim = dim / n_heads;
-  if (!torch::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == torch::kFloat32) {
-    // Inference: attend per sequence on the packed rows (dropout is off outside training). Same
+  if (!is_training() && !torch::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == torch::kFloat32) {
+    // Inference (no dropout, no gradients): attend per sequence on the packed rows. Same
     // softmax(q k^T / sqrt(head_dim)) v, without padding or batched small products.
     const auto q = q_lin(x).contiguous(), k = k_lin(x).contiguous(), v = v_lin(x).contiguous();
     auto context = torch::empty_like(q);
