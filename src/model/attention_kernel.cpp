@@ -25,13 +25,13 @@ __attribute__((always_inline)) inline float dot(const float* __restrict a, const
 // One sequence, one head; `p` holds `len` floats of scratch. Compiled for AVX2 and the baseline, the
 // loader picks; the helpers above are inlined into each version.
 __attribute__((target_clones("avx2", "default"))) void attend(const float* q, const float* k, const float* v,
-                                                                float* out, int64_t len, int64_t dim,
-                                                                int64_t head_dim, float scale, float* p) {
+                                                                int64_t in_stride, float* out, int64_t len,
+                                                                int64_t dim, int64_t head_dim, float scale, float* p) {
   for (int64_t i = 0; i < len; ++i) {
-    const float* qi = q + i * dim;
+    const float* qi = q + i * in_stride;
     float top = -INFINITY;
     for (int64_t j = 0; j < len; ++j) {
-      p[j] = dot(qi, k + j * dim, head_dim) * scale;
+      p[j] = dot(qi, k + j * in_stride, head_dim) * scale;
       top = std::max(top, p[j]);
     }
     float sum = 0;
@@ -40,7 +40,7 @@ __attribute__((target_clones("avx2", "default"))) void attend(const float* q, co
     for (int64_t c = 0; c < head_dim; ++c) oi[c] = 0.0f;
     for (int64_t j = 0; j < len; ++j) {
       const float w = p[j] / sum;
-      const float* vj = v + j * dim;
+      const float* vj = v + j * in_stride;
       for (int64_t c = 0; c < head_dim; ++c) oi[c] += w * vj[c];
     }
   }
@@ -48,16 +48,16 @@ __attribute__((target_clones("avx2", "default"))) void attend(const float* q, co
 
 }  // namespace
 
-void packed_attention(const float* q, const float* k, const float* v, float* out, const PackedSequences& seqs,
-                      int64_t heads, int64_t head_dim, float scale) {
+void packed_attention(const float* q, const float* k, const float* v, int64_t in_stride, float* out,
+                      const PackedSequences& seqs, int64_t heads, int64_t head_dim, float scale) {
   const int64_t dim = heads * head_dim;
   at::parallel_for(0, seqs.count * heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> p;
     for (int64_t job = begin; job < end; ++job) {
       const int64_t s = job / heads, h = job % heads;
-      const int64_t offset = seqs.start[s] * dim + h * head_dim;
+      const int64_t in = seqs.start[s] * in_stride + h * head_dim, o = seqs.start[s] * dim + h * head_dim;
       p.resize(static_cast<std::size_t>(seqs.length[s]));
-      attend(q + offset, k + offset, v + offset, out + offset, seqs.length[s], dim, head_dim, scale, p.data());
+      attend(q + in, k + in, v + in, in_stride, out + o, seqs.length[s], dim, head_dim, scale, p.data());
     }
   });
 }

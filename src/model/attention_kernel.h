@@ -13,9 +13,10 @@ struct PackedSequences {
   int64_t count;
 };
 
-// q, k, v, out: [tokens, heads * head_dim], row-major. For every sequence and head:
+// q, k, v: rows of heads * head_dim values, `in_stride` floats apart (so they may be column blocks of
+// one fused [tokens, 3 * dim] matrix); out: [tokens, heads * head_dim]. For every sequence and head:
 // out = softmax(q k^T * scale) v, over the sequence's own rows only (padding never exists here).
-void packed_attention(const float* q, const float* k, const float* v, float* out, const PackedSequences& seqs,
-                      int64_t heads, int64_t head_dim, float scale);
+void packed_attention(const float* q, const float* k, const float* v, int64_t in_stride, float* out,
+                      const PackedSequences& seqs, int64_t heads, int64_t head_dim, float scale);
 
 }  // namespace emotune::model

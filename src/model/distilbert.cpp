@@ -69,10 +69,19 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const 
   if (!is_training() && !torch::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == torch::kFloat32) {
     // Inference (no dropout, no gradients): attend per sequence on the packed rows. Same
     // softmax(q k^T / sqrt(head_dim)) v, without padding or batched small products.
-    const auto q = q_lin(x).contiguous(), k = k_lin(x).contiguous(), v = v_lin(x).contiguous();
-    auto context = torch::empty_like(q);
+    torch::Tensor q, k, v;
+    int64_t stride = dim;
+    if (qkv_int8) {
+      q = qkv_int8(x).contiguous();
+      k = q.narrow(1, dim, dim);
+      v = q.narrow(1, 2 * dim, dim);
+      stride = 3 * dim;
+    } else {
+      q = q_lin(x).contiguous(), k = k_lin(x).contiguous(), v = v_lin(x).contiguous();
+    }
+    auto context = torch::empty({x.size(0), dim}, x.options());
     const auto start = layout.first.to(torch::kCPU).contiguous(), length = layout.lengths.to(torch::kCPU).contiguous();
-    packed_attention(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), context.data_ptr<float>(),
+    packed_attention(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), stride, context.data_ptr<float>(),
                      PackedSequences{start.data_ptr<int64_t>(), length.data_ptr<int64_t>(), bs}, n_heads, head_dim,
                      static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))));
     return out_lin(context);
@@ -90,6 +99,17 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const 
   auto weights = dropout(torch::softmax(scores, -1));
   auto context = torch::matmul(weights, v).transpose(1, 2).contiguous().view({bs * seq, dim});
   return out_lin(layout.pack(context));
+}
+
+void MultiHeadSelfAttentionImpl::quantize_int8() {
+  if (qkv_int8) return;
+  torch::NoGradGuard no_grad;
+  // Per-output-channel scales make the fused layer's int8 weights exactly those of the three layers.
+  qkv_int8 = Linear(torch::cat({q_lin->weight, k_lin->weight, v_lin->weight}),
+                    torch::cat({q_lin->bias, k_lin->bias, v_lin->bias}));
+  qkv_int8->quantize_int8();
+  for (auto* lin : {&q_lin, &k_lin, &v_lin}) (*lin)->weight.set_data(torch::empty({0}, (*lin)->weight.options()));
+  out_lin->quantize_int8();
 }
 
 FFNImpl::FFNImpl(const DistilBertConfig& c) : gelu(c.activation == "gelu") {
@@ -166,8 +186,12 @@ void DistilBertForSequenceClassificationImpl::init_weights(double std) {
 }
 
 void DistilBertForSequenceClassificationImpl::quantize_int8() {
-  for (auto& m : distilbert->modules(/*include_self=*/false))
-    if (auto* lin = m->as<Linear>()) lin->quantize_int8();
+  for (const auto& block : *distilbert->layer) {
+    auto* b = block->as<TransformerBlock>();
+    b->attention->quantize_int8();
+    b->ffn->lin1->quantize_int8();
+    b->ffn->lin2->quantize_int8();
+  }
 }
 
 }  // namespace emotune::model

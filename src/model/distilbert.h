@@ -47,8 +47,13 @@ struct MultiHeadSelfAttentionImpl : torch::nn::Module {
   // x packed [tokens, dim] -> [tokens, dim]
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
 
+  // int8 inference: q, k and v as one fused [dim -> 3*dim] layer (one activation quantisation and one
+  // larger product instead of three); out_lin quantised as it is.
+  void quantize_int8();
+
   int64_t n_heads, dim;
   Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
+  Linear qkv_int8{nullptr};  // not registered: no Hugging Face name, never saved
   torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(MultiHeadSelfAttention);

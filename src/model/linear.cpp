@@ -21,6 +21,11 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features) {
   bias = register_parameter("bias", stock->bias);
 }
 
+LinearImpl::LinearImpl(torch::Tensor w, torch::Tensor b) {
+  weight = register_parameter("weight", std::move(w));
+  bias = register_parameter("bias", std::move(b));
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (packed_) {
     // oneDNN builds a kernel per input shape, which costs as much as the product itself; rounding the

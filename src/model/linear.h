@@ -10,6 +10,8 @@ namespace emotune::model {
 
 struct LinearImpl : torch::nn::Module {
   LinearImpl(int64_t in_features, int64_t out_features);
+  // A layer holding these tensors (no random initialisation).
+  LinearImpl(torch::Tensor weight, torch::Tensor bias);
   torch::Tensor forward(const torch::Tensor& x);
 
   // Replaces the float weight by its int8 form (the float storage is released). Inference only.
