@@ -4,7 +4,6 @@
 #include <sys/resource.h>
 
 #include <chrono>
-#include <torch/csrc/autograd/profiler_legacy.h>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -90,8 +89,6 @@ int bench(const BenchArgs& a) {
       runner->step({mb}, 2e-5, norm);
     } else {
       torch::InferenceMode inference;
-      std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
-      if (k == a.warmup + a.steps - 1 && std::getenv("EMOTUNE_PROFILE")) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(std::getenv("EMOTUNE_PROFILE"));
       bundle.model->eval();
       (void)bundle.model->forward(mb.inputs.input_ids, mb.inputs.attention_mask);
     }
