@@ -36,6 +36,16 @@ inline void add_offline_flag(CLI::App* cmd, bool& offline) {
   cmd->add_flag("--offline", offline, "Never download: model and data names resolve through the caches only");
 }
 
+// Where and how the model runs, for the commands that load one for inference (predict, eval, serve):
+// --threads, --device, --quantize, --offline.
+inline void add_runtime_options(CLI::App* cmd, int& threads, std::string& device, std::string& quantize,
+                                bool& offline) {
+  cmd->add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  add_quantize_option(cmd, quantize);
+  add_offline_flag(cmd, offline);
+}
+
 // Runs the emotune command line; returns the process exit code.
 int run(int argc, char** argv);
 

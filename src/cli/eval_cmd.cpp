@@ -202,10 +202,7 @@ void add_eval_command(CLI::App& app, Action& action) {
   cmd->add_option("--dump-probs", a->dump_probs, "Write {gold, probs} per example as JSONL");
   cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");
-  cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--device", a->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  add_quantize_option(cmd, a->quantize);
-  add_offline_flag(cmd, a->offline);
+  add_runtime_options(cmd, a->threads, a->device, a->quantize, a->offline);
   cmd->callback([a, &action] {
     action = [a] {
       const auto fo = fetch::cli_fetch_options(a->offline);

@@ -15,11 +15,8 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-wait-ms", o->max_wait_ms, "Longest wait for a batch to fill")->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-text-chars", o->max_text_chars, "Longest text accepted (characters)")->check(CLI::PositiveNumber);
   cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest request body accepted")->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", o->threads, "CPU threads for the model (0 = all cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--device", o->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  add_quantize_option(cmd, o->quantize);
   auto offline = std::make_shared<bool>(false);
-  add_offline_flag(cmd, *offline);
+  add_runtime_options(cmd, o->threads, o->device, o->quantize, *offline);
   cmd->callback([o, offline, &action] {
     action = [o, offline] {
       o->model_dir = fetch::resolve_model(o->model_dir, fetch::cli_fetch_options(*offline), "--model").string();

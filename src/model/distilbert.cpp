@@ -77,7 +77,9 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const 
       v = q.narrow(1, 2 * dim, dim);
       stride = 3 * dim;
     } else {
-      q = q_lin(x).contiguous(), k = k_lin(x).contiguous(), v = v_lin(x).contiguous();
+      q = q_lin(x).contiguous();
+      k = k_lin(x).contiguous();
+      v = v_lin(x).contiguous();
     }
     auto context = torch::empty({x.size(0), dim}, x.options());
     const auto start = layout.first.to(torch::kCPU).contiguous(), length = layout.lengths.to(torch::kCPU).contiguous();

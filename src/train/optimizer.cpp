@@ -73,8 +73,9 @@ void AdamW::step(double lr, double grad_scale) {
     if (!params_[i].device().is_cpu()) {  // the op-by-op form, for accelerators
       auto& p = params_[i];
       if (decay_[i] && o_.weight_decay != 0) p.mul_(1 - lr * o_.weight_decay);
-      m_[i].mul_(o_.beta1).add_(g * grad_scale, 1 - o_.beta1);
-      v_[i].mul_(o_.beta2).addcmul_(g * grad_scale, g * grad_scale, 1 - o_.beta2);
+      const auto gs = g * grad_scale;
+      m_[i].mul_(o_.beta1).add_(gs, 1 - o_.beta1);
+      v_[i].mul_(o_.beta2).addcmul_(gs, gs, 1 - o_.beta2);
       p.addcdiv_(m_[i], (v_[i].sqrt() / bias2_sqrt).add_(o_.eps), -step_size);
       continue;
     }
