@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake make pkg-config
-  libtorch-dev libopenblas0-openmp libopenblas-openmp-dev
+  libtorch-dev libdnnl-dev libopenblas0-openmp libopenblas-openmp-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libutf8proc-dev libgtest-dev libssl-dev libcurl4-openssl-dev libcpp-httplib-dev
   # test-only: PyTorch and scikit-learn oracles, headless Chromium for the web page
   python3 python3-torch python3-numpy python3-sklearn chromium

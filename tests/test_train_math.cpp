@@ -91,7 +91,7 @@ TEST(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
   quantized->init_weights(0.5);
   for (std::size_t i = 0; i < model->parameters().size(); ++i) quantized->parameters()[i].copy_(model->parameters()[i]);
   quantized->eval();
-  quantized->quantize_int8();
+  quantized->pack_for_inference(emotune::model::Precision::Int8);
   const auto q = quantized->forward(ids, mask);
   const double err = (q - batched).abs().max().item<double>(), scale = batched.abs().max().item<double>();
   EXPECT_GT(err, 0.0);

@@ -64,7 +64,9 @@ int bench(const BenchArgs& a) {
   model::configure_threads(a.threads);
   if (a.mode == "train" && !a.quantize.empty() && a.quantize != "none")
     throw UserError("--quantize is for inference (bench infer)");
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, torch::kCPU));
+  // Inference packs the model for oneDNN, as predict, eval and serve do; training keeps it plain.
+  model::ModelBundle bundle = model::load_model_dir(
+      a.model_dir, a.mode == "infer" ? model::inference_options(a.quantize, torch::kCPU) : model::LoadOptions{});
   const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
   const auto enc = data::encode_dataset(ds, bundle.tokenizer, a.max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());

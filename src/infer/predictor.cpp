@@ -30,7 +30,7 @@ torch::Tensor compute_logits(model::DistilBertForSequenceClassification& model,
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return sequences[a]->size() < sequences[b]->size(); });
-  const auto num_labels = model->classifier->bias.size(0);
+  const auto num_labels = static_cast<int64_t>(model->config.labels.size());
   auto out = torch::empty({static_cast<int64_t>(sequences.size()), num_labels}, torch::kFloat32);
   torch::InferenceMode inference;
   std::vector<const std::vector<std::int32_t>*> chunk;

@@ -98,10 +98,11 @@ DistilBertForSequenceClassification init_classifier(const DistilBertConfig& conf
 
 LoadOptions inference_options(const std::string& quantize, const torch::Device& device) {
   LoadOptions o;
-  if (quantize.empty() || quantize == "none") return o;
-  if (quantize != "int8") throw std::invalid_argument("--quantize must be int8 (got '" + quantize + "')");
-  if (!device.is_cpu()) throw std::invalid_argument("--quantize int8 runs on the CPU only (drop --device cuda)");
-  o.quantize_int8 = true;
+  const bool int8 = !quantize.empty() && quantize != "none";
+  if (int8 && quantize != "int8") throw std::invalid_argument("--quantize must be int8 (got '" + quantize + "')");
+  if (int8 && !device.is_cpu())
+    throw std::invalid_argument("--quantize int8 runs on the CPU only (drop --device cuda)");
+  if (device.is_cpu()) o.pack = int8 ? Precision::Int8 : Precision::Float32;
   return o;
 }
 
@@ -137,7 +138,7 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   if (config.raw.value("emotune_random_init", false))
     spdlog::warn("{} starts from a RANDOMLY INITIALISED encoder (emotune init), not a pretrained one", dir.string());
   bundle.model->eval();
-  if (options.quantize_int8) bundle.model->quantize_int8();
+  if (options.pack) bundle.model->pack_for_inference(*options.pack);
   return bundle;
 }
 

@@ -28,10 +28,12 @@ struct LoadOptions {
   std::optional<std::vector<std::string>> labels;
   std::uint64_t seed = 42;  // initialises whatever the checkpoint lacks (the head of a base checkpoint)
   std::optional<double> dropout;  // overrides every dropout probability of the config
-  bool quantize_int8 = false;     // dynamic int8 encoder layers, for CPU inference
+  // CPU inference only: pack the linear layers for oneDNN in this precision (see pack_for_inference).
+  std::optional<Precision> pack;
 };
 
-// Load options for inference with `quantize` = "" (float) or "int8"; int8 needs the CPU.
+// Load options for inference with `quantize` = "" (float) or "int8" on `device`: packed for oneDNN on
+// the CPU (int8 needs the CPU), plain on a GPU.
 LoadOptions inference_options(const std::string& quantize, const torch::Device& device);
 
 // A classifier and its tokenizer read from a model directory.

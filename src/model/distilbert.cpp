@@ -66,13 +66,16 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c
 
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
   const int64_t bs = layout.batch, seq = layout.seq, head_dim = dim / n_heads;
-  if (!is_training() && !torch::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == torch::kFloat32) {
-    // Inference (no dropout, no gradients): attend per sequence on the packed rows. Same
+  const bool inference = !is_training() && !torch::GradMode::is_enabled() && x.is_cpu() &&
+                         x.scalar_type() == torch::kFloat32;
+  TORCH_CHECK(inference || !qkv, "this model is packed for inference: it cannot train or compute gradients");
+  if (inference) {
+    // No dropout, no gradients: attend per sequence on the packed rows. Same
     // softmax(q k^T / sqrt(head_dim)) v, without padding or batched small products.
     torch::Tensor q, k, v;
     int64_t stride = dim;
-    if (qkv_int8) {
-      q = qkv_int8(x).contiguous();
+    if (qkv) {
+      q = qkv->forward(x);
       k = q.narrow(1, dim, dim);
       v = q.narrow(1, 2 * dim, dim);
       stride = 3 * dim;
@@ -103,15 +106,17 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const 
   return out_lin(layout.pack(context));
 }
 
-void MultiHeadSelfAttentionImpl::quantize_int8() {
-  if (qkv_int8) return;
+void MultiHeadSelfAttentionImpl::pack(Precision precision) {
+  if (qkv) return;
   torch::NoGradGuard no_grad;
-  // Per-output-channel scales make the fused layer's int8 weights exactly those of the three layers.
-  qkv_int8 = Linear(torch::cat({q_lin->weight, k_lin->weight, v_lin->weight}),
-                    torch::cat({q_lin->bias, k_lin->bias, v_lin->bias}));
-  qkv_int8->quantize_int8();
-  for (auto* lin : {&q_lin, &k_lin, &v_lin}) (*lin)->weight.set_data(torch::empty({0}, (*lin)->weight.options()));
-  out_lin->quantize_int8();
+  // Per-output-channel int8 scales make the fused layer's weights exactly those of the three layers.
+  qkv = std::make_shared<const PackedLinear>(torch::cat({q_lin->weight, k_lin->weight, v_lin->weight}),
+                                             torch::cat({q_lin->bias, k_lin->bias, v_lin->bias}), precision);
+  for (auto* lin : {&q_lin, &k_lin, &v_lin}) {
+    (*lin)->weight.set_data(torch::empty({0}, (*lin)->weight.options()));
+    (*lin)->bias.set_data(torch::empty({0}, (*lin)->bias.options()));
+  }
+  out_lin->pack(precision);
 }
 
 FFNImpl::FFNImpl(const DistilBertConfig& c) : gelu(c.activation == "gelu") {
@@ -122,8 +127,13 @@ FFNImpl::FFNImpl(const DistilBertConfig& c) : gelu(c.activation == "gelu") {
 
 torch::Tensor FFNImpl::forward(const torch::Tensor& x) {
   auto h = lin1(x);
-  h = gelu ? torch::gelu(h) : torch::relu(h);  // erf-form GELU, as Hugging Face's "gelu"
+  if (!lin1->packed()) h = gelu ? torch::gelu(h) : torch::relu(h);  // erf-form GELU, as Hugging Face's "gelu"
   return dropout(lin2(h));
+}
+
+void FFNImpl::pack(Precision precision) {
+  lin1->pack(precision, gelu ? Activation::Gelu : Activation::Relu);
+  lin2->pack(precision);
 }
 
 TransformerBlockImpl::TransformerBlockImpl(const DistilBertConfig& c) {
@@ -187,13 +197,15 @@ void DistilBertForSequenceClassificationImpl::init_weights(double std) {
   }
 }
 
-void DistilBertForSequenceClassificationImpl::quantize_int8() {
+void DistilBertForSequenceClassificationImpl::pack_for_inference(Precision precision) {
+  eval();
   for (const auto& block : *distilbert->layer) {
     auto* b = block->as<TransformerBlock>();
-    b->attention->quantize_int8();
-    b->ffn->lin1->quantize_int8();
-    b->ffn->lin2->quantize_int8();
+    b->attention->pack(precision);
+    b->ffn->pack(precision);
   }
+  pre_classifier->pack(Precision::Float32);
+  classifier->pack(Precision::Float32);
 }
 
 }  // namespace emotune::model

@@ -47,13 +47,13 @@ struct MultiHeadSelfAttentionImpl : torch::nn::Module {
   // x packed [tokens, dim] -> [tokens, dim]
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
 
-  // int8 inference: q, k and v as one fused [dim -> 3*dim] layer (one activation quantisation and one
-  // larger product instead of three); out_lin quantised as it is.
-  void quantize_int8();
+  // Packed inference: q, k and v as one fused [dim -> 3*dim] layer (one larger product instead of
+  // three, one activation quantisation for int8); out_lin packed as it is.
+  void pack(Precision precision);
 
   int64_t n_heads, dim;
   Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
-  Linear qkv_int8{nullptr};  // not registered: no Hugging Face name, never saved
+  std::shared_ptr<const PackedLinear> qkv;  // not a parameter: no Hugging Face name, never saved
   torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(MultiHeadSelfAttention);
@@ -61,6 +61,8 @@ TORCH_MODULE(MultiHeadSelfAttention);
 struct FFNImpl : torch::nn::Module {
   explicit FFNImpl(const DistilBertConfig& c);
   torch::Tensor forward(const torch::Tensor& x);
+  // Packed inference, with the activation fused into lin1's kernel.
+  void pack(Precision precision);
 
   Linear lin1{nullptr}, lin2{nullptr};
   torch::nn::Dropout dropout{nullptr};
@@ -98,8 +100,10 @@ struct DistilBertForSequenceClassificationImpl : torch::nn::Module {
   // zero biases and padding row, LayerNorm at identity. Uses torch's global generator.
   void init_weights(double initializer_range);
 
-  // Dynamic int8 for every encoder projection and FFN layer (inference only; the head stays float).
-  void quantize_int8();
+  // CPU inference from here on: every linear layer packed for oneDNN (model/packed_linear.h), the
+  // encoder's in `precision` (Int8: dynamic int8), the small head in float. The plain weights are
+  // released, so the model can no longer train or be saved.
+  void pack_for_inference(Precision precision);
 
   DistilBertConfig config;
   DistilBertModel distilbert{nullptr};

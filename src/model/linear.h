@@ -1,10 +1,13 @@
 // A linear layer with torch::nn::Linear's parameters (weight [out, in], bias [out]), initialisation
-// and math, which can switch to dynamic int8 for inference: the weight quantised once per output
-// channel, each batch of activations quantised on the fly (oneDNN's int8 kernels).
+// and math. For inference it can be packed (model/packed_linear.h): float or int8 weights in oneDNN's
+// layout, optionally with the next activation fused; the plain parameters are then released.
 #pragma once
 
-#include <ATen/native/quantized/PackedParams.h>
 #include <torch/nn.h>
+
+#include <memory>
+
+#include "model/packed_linear.h"
 
 namespace emotune::model {
 
@@ -12,16 +15,17 @@ struct LinearImpl : torch::nn::Module {
   LinearImpl(int64_t in_features, int64_t out_features);
   // A layer holding these tensors (no random initialisation).
   LinearImpl(torch::Tensor weight, torch::Tensor bias);
+  // act(x W^T + b) once packed with an activation; x W^T + b otherwise.
   torch::Tensor forward(const torch::Tensor& x);
 
-  // Replaces the float weight by its int8 form (the float storage is released). Inference only.
-  void quantize_int8();
-  bool quantized() const { return static_cast<bool>(packed_); }
+  // Inference only: afterwards weight and bias are empty and the layer can no longer train or be saved.
+  void pack(Precision precision, Activation activation = Activation::None);
+  const PackedLinear* packed() const { return packed_.get(); }
 
   torch::Tensor weight, bias;
 
  private:
-  c10::intrusive_ptr<LinearPackedParamsBase> packed_;
+  std::shared_ptr<const PackedLinear> packed_;
 };
 TORCH_MODULE(Linear);
 
