@@ -40,6 +40,7 @@ class PackedLinear {
   dnnl::memory weights_;
   std::vector<float> bias_;
   std::vector<float> weight_scales_;  // int8: one per output channel (max |w| / 127)
+  std::vector<float> weight_sums_;    // int8: sum of each output channel's int8 weights
 };
 
 }  // namespace emotune::model
