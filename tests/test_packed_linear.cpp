@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 
+#include "model/checkpoint.h"
 #include "model/linear.h"
 #include "model/packed_linear.h"
 
@@ -103,6 +108,51 @@ TEST(PackedLinear, LinearLayerReleasesItsPlainWeights) {
   EXPECT_EQ(lin->bias.numel(), 0);
   EXPECT_TRUE(torch::allclose(lin(x), want, 1e-5, 1e-6));
   EXPECT_THROW(lin->pack(Precision::Int8), std::logic_error);
+}
+
+// load_model_dir with a precision packs each block while loading (the float encoder is never whole):
+// the answers must be those of the plain model.
+TEST(PackedLoad, PacksWhileLoadingAndAnswersLikeThePlainModel) {
+  namespace fs = std::filesystem;
+  namespace m = emotune::model;
+  const fs::path dir = fs::temp_directory_path() / ("emotune_packed_load_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream vocab(dir / "vocab.txt");
+    for (const char* t : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "d", "e", "f", "g"}) vocab << t << "\n";
+  }
+  m::DistilBertConfig c;
+  c.vocab_size = 12;
+  c.dim = 32;
+  c.hidden_dim = 64;
+  c.n_heads = 4;
+  c.n_layers = 3;
+  c.max_position_embeddings = 16;
+  c.labels = {"x", "y", "z"};
+  auto original = m::init_classifier(c, 11);
+  m::save_model_files(dir, original, emotune::text::Tokenizer::from_directory(dir));
+
+  const auto ids = torch::tensor({2, 5, 6, 7, 3, 2, 8, 3, 0, 0}, torch::kInt64).view({2, 5});
+  const auto mask = (ids != 0).to(torch::kInt64);
+  auto logits = [&](const m::LoadOptions& o) {
+    auto bundle = m::load_model_dir(dir, o);
+    torch::InferenceMode inference;
+    bundle.model->eval();
+    return std::make_pair(bundle.model->forward(ids, mask),
+                          bundle.model->distilbert->named_parameters()["transformer.layer.2.ffn.lin1.weight"].numel());
+  };
+  const auto [plain, plain_size] = logits({});
+  m::LoadOptions f32, int8;
+  f32.pack = m::Precision::Float32;
+  int8.pack = m::Precision::Int8;
+  const auto [packed, packed_size] = logits(f32);
+  const auto [quantized, quantized_size] = logits(int8);
+  EXPECT_EQ(plain_size, 32 * 64);
+  EXPECT_EQ(packed_size, 0) << "float weights released after packing";
+  EXPECT_EQ(quantized_size, 0);
+  EXPECT_TRUE(torch::allclose(packed, plain, 1e-5, 1e-6)) << packed << plain;
+  EXPECT_LT(max_abs(quantized - plain), 0.05 * max_abs(plain));
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ json tokenizer_config_json(const text::TokenizerOptions& o) {
 
 }  // namespace
 
-LoadReport load_weights(DistilBertForSequenceClassification& model, const fs::path& path) {
+LoadReport load_weights(DistilBertForSequenceClassification& model, const fs::path& path,
+                        const std::function<void(const std::string&)>& loaded) {
   const SafetensorsFile file(path);
   // Base checkpoints saved from DistilBertModel carry no "distilbert." prefix.
   bool has_prefix = false;
@@ -83,6 +84,7 @@ LoadReport load_weights(DistilBertForSequenceClassification& model, const fs::pa
                                " but the config implies " + shape_str(item.value().sizes()));
     file.copy_into(name, item.value());
     used.insert(name);
+    if (loaded) loaded(item.key());
   }
   for (const auto& [name, _] : file.tensors())
     if (!used.count(name)) report.unused.push_back(name);
@@ -95,6 +97,22 @@ DistilBertForSequenceClassification init_classifier(const DistilBertConfig& conf
   model->init_weights(config.initializer_range);
   return model;
 }
+
+namespace {
+// Loads the weights and packs each encoder block as soon as its last tensor is in, so the float
+// encoder never exists whole in memory (the model was built without touching its linear layers):
+// an int8 load then peaks well below a float one. Blocks with missing tensors are packed later.
+LoadReport load_packing(DistilBertForSequenceClassification& model, const fs::path& path, Precision precision) {
+  const std::string prefix = "distilbert.transformer.layer.";
+  std::vector<std::size_t> remaining;
+  for (const auto& block : *model->distilbert->layer) remaining.push_back(block->parameters().size());
+  return load_weights(model, path, [&](const std::string& name) {
+    if (name.rfind(prefix, 0) != 0) return;
+    const auto i = std::stoul(name.substr(prefix.size()));
+    if (--remaining.at(i) == 0) model->distilbert->layer[i]->as<TransformerBlock>()->pack(precision);
+  });
+}
+}  // namespace
 
 LoadOptions inference_options(const std::string& quantize, const torch::Device& device) {
   LoadOptions o;
@@ -128,8 +146,18 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
     throw std::runtime_error(dir.string() + ": the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
                              " tokens but the model's vocab_size is " + std::to_string(config.vocab_size));
 
-  ModelBundle bundle{init_classifier(config, options.seed), std::move(tokenizer), dir, {}};
-  bundle.report = load_weights(bundle.model, weights_path);
+  ModelBundle bundle{options.pack ? DistilBertForSequenceClassification(config, /*initialise=*/false)
+                                  : init_classifier(config, options.seed),
+                     std::move(tokenizer), dir, {}};
+  if (options.pack) {
+    bundle.report = load_packing(bundle.model, weights_path, *options.pack);
+    if (!bundle.report.missing.empty()) {  // never drawn at construction: draw them now
+      torch::manual_seed(options.seed);
+      bundle.model->init_weights(config.initializer_range, &bundle.report.missing);
+    }
+  } else {
+    bundle.report = load_weights(bundle.model, weights_path);
+  }
   if (!bundle.report.missing.empty())
     spdlog::warn("{}: initialised (not in the checkpoint): {}", weights_path.string(), join(bundle.report.missing));
   if (!bundle.report.unused.empty())

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,7 +22,9 @@ struct LoadReport {
 // Copies the checkpoint's tensors into `model` by Hugging Face name. A base checkpoint saved
 // without the "distilbert." prefix is accepted. A shape that disagrees with the config throws,
 // naming the tensor and both shapes.
-LoadReport load_weights(DistilBertForSequenceClassification& model, const std::filesystem::path& safetensors_path);
+// `loaded`, when given, hears each parameter's name right after its copy.
+LoadReport load_weights(DistilBertForSequenceClassification& model, const std::filesystem::path& safetensors_path,
+                        const std::function<void(const std::string&)>& loaded = {});
 
 struct LoadOptions {
   // Labels for a checkpoint without id2label (a base checkpoint); ignored when the config has them.

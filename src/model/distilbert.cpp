@@ -1,5 +1,6 @@
 #include "model/distilbert.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "model/attention_kernel.h"
@@ -56,11 +57,12 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const Toke
   return dropout(LayerNorm(x));
 }
 
-MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c) : n_heads(c.n_heads), dim(c.dim) {
-  q_lin = register_module("q_lin", Linear(c.dim, c.dim));
-  k_lin = register_module("k_lin", Linear(c.dim, c.dim));
-  v_lin = register_module("v_lin", Linear(c.dim, c.dim));
-  out_lin = register_module("out_lin", Linear(c.dim, c.dim));
+MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c, bool initialise)
+    : n_heads(c.n_heads), dim(c.dim) {
+  q_lin = register_module("q_lin", Linear(c.dim, c.dim, initialise));
+  k_lin = register_module("k_lin", Linear(c.dim, c.dim, initialise));
+  v_lin = register_module("v_lin", Linear(c.dim, c.dim, initialise));
+  out_lin = register_module("out_lin", Linear(c.dim, c.dim, initialise));
   dropout = register_module("dropout", nn::Dropout(c.attention_dropout));
 }
 
@@ -119,9 +121,9 @@ void MultiHeadSelfAttentionImpl::pack(Precision precision) {
   out_lin->pack(precision);
 }
 
-FFNImpl::FFNImpl(const DistilBertConfig& c) : gelu(c.activation == "gelu") {
-  lin1 = register_module("lin1", Linear(c.dim, c.hidden_dim));
-  lin2 = register_module("lin2", Linear(c.hidden_dim, c.dim));
+FFNImpl::FFNImpl(const DistilBertConfig& c, bool initialise) : gelu(c.activation == "gelu") {
+  lin1 = register_module("lin1", Linear(c.dim, c.hidden_dim, initialise));
+  lin2 = register_module("lin2", Linear(c.hidden_dim, c.dim, initialise));
   dropout = register_module("dropout", nn::Dropout(c.dropout));
 }
 
@@ -136,10 +138,10 @@ void FFNImpl::pack(Precision precision) {
   lin2->pack(precision);
 }
 
-TransformerBlockImpl::TransformerBlockImpl(const DistilBertConfig& c) {
-  attention = register_module("attention", MultiHeadSelfAttention(c));
+TransformerBlockImpl::TransformerBlockImpl(const DistilBertConfig& c, bool initialise) {
+  attention = register_module("attention", MultiHeadSelfAttention(c, initialise));
   sa_layer_norm = register_module("sa_layer_norm", layer_norm(c.dim));
-  ffn = register_module("ffn", FFN(c));
+  ffn = register_module("ffn", FFN(c, initialise));
   output_layer_norm = register_module("output_layer_norm", layer_norm(c.dim));
 }
 
@@ -148,11 +150,17 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const TokenL
   return output_layer_norm(ffn(sa) + sa);
 }
 
-DistilBertModelImpl::DistilBertModelImpl(const DistilBertConfig& c) {
+void TransformerBlockImpl::pack(Precision precision) {
+  if (attention->qkv) return;
+  attention->pack(precision);
+  ffn->pack(precision);
+}
+
+DistilBertModelImpl::DistilBertModelImpl(const DistilBertConfig& c, bool initialise) {
   embeddings = register_module("embeddings", Embeddings(c));
   auto transformer = std::make_shared<nn::Module>();
   layer = nn::ModuleList();
-  for (int64_t i = 0; i < c.n_layers; ++i) layer->push_back(TransformerBlock(c));
+  for (int64_t i = 0; i < c.n_layers; ++i) layer->push_back(TransformerBlock(c, initialise));
   transformer->register_module("layer", layer);
   register_module("transformer", transformer);
 }
@@ -163,12 +171,13 @@ torch::Tensor DistilBertModelImpl::forward(const torch::Tensor& input_ids, const
   return h;
 }
 
-DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl(const DistilBertConfig& c)
+DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl(const DistilBertConfig& c,
+                                                                                 bool initialise)
     : config(c) {
   const auto num_labels = static_cast<int64_t>(std::max<std::size_t>(c.labels.size(), 1));
-  distilbert = register_module("distilbert", DistilBertModel(c));
-  pre_classifier = register_module("pre_classifier", Linear(c.dim, c.dim));
-  classifier = register_module("classifier", Linear(c.dim, num_labels));
+  distilbert = register_module("distilbert", DistilBertModel(c, initialise));
+  pre_classifier = register_module("pre_classifier", Linear(c.dim, c.dim, initialise));
+  classifier = register_module("classifier", Linear(c.dim, num_labels, initialise));
   dropout = register_module("dropout", nn::Dropout(c.seq_classif_dropout));
 }
 
@@ -181,9 +190,15 @@ torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tens
   return classifier(pooled);
 }
 
-void DistilBertForSequenceClassificationImpl::init_weights(double std) {
+void DistilBertForSequenceClassificationImpl::init_weights(double std, const std::vector<std::string>* only) {
   torch::NoGradGuard no_grad;
-  for (auto& m : modules(/*include_self=*/false)) {
+  for (auto& named : named_modules(/*name_prefix=*/"", /*include_self=*/false)) {
+    const std::string& name = named.key();
+    const auto& m = named.value();
+    if (only && std::none_of(only->begin(), only->end(), [&](const std::string& p) {
+          return p == name + ".weight" || p == name + ".bias";
+        }))
+      continue;
     if (auto* lin = m->as<Linear>()) {
       lin->weight.normal_(0.0, std);
       lin->bias.zero_();
@@ -199,13 +214,9 @@ void DistilBertForSequenceClassificationImpl::init_weights(double std) {
 
 void DistilBertForSequenceClassificationImpl::pack_for_inference(Precision precision) {
   eval();
-  for (const auto& block : *distilbert->layer) {
-    auto* b = block->as<TransformerBlock>();
-    b->attention->pack(precision);
-    b->ffn->pack(precision);
-  }
-  pre_classifier->pack(Precision::Float32);
-  classifier->pack(Precision::Float32);
+  for (const auto& block : *distilbert->layer) block->as<TransformerBlock>()->pack(precision);
+  for (auto* head : {&pre_classifier, &classifier})
+    if (!(*head)->packed()) (*head)->pack(Precision::Float32);
 }
 
 }  // namespace emotune::model

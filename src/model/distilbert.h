@@ -43,7 +43,7 @@ struct EmbeddingsImpl : torch::nn::Module {
 TORCH_MODULE(Embeddings);
 
 struct MultiHeadSelfAttentionImpl : torch::nn::Module {
-  explicit MultiHeadSelfAttentionImpl(const DistilBertConfig& c);
+  MultiHeadSelfAttentionImpl(const DistilBertConfig& c, bool initialise = true);
   // x packed [tokens, dim] -> [tokens, dim]
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
 
@@ -59,7 +59,7 @@ struct MultiHeadSelfAttentionImpl : torch::nn::Module {
 TORCH_MODULE(MultiHeadSelfAttention);
 
 struct FFNImpl : torch::nn::Module {
-  explicit FFNImpl(const DistilBertConfig& c);
+  FFNImpl(const DistilBertConfig& c, bool initialise = true);
   torch::Tensor forward(const torch::Tensor& x);
   // Packed inference, with the activation fused into lin1's kernel.
   void pack(Precision precision);
@@ -71,8 +71,9 @@ struct FFNImpl : torch::nn::Module {
 TORCH_MODULE(FFN);
 
 struct TransformerBlockImpl : torch::nn::Module {
-  explicit TransformerBlockImpl(const DistilBertConfig& c);
+  TransformerBlockImpl(const DistilBertConfig& c, bool initialise = true);
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
+  void pack(Precision precision);  // attention and FFN; a second call does nothing
 
   MultiHeadSelfAttention attention{nullptr};
   torch::nn::LayerNorm sa_layer_norm{nullptr};
@@ -82,7 +83,7 @@ struct TransformerBlockImpl : torch::nn::Module {
 TORCH_MODULE(TransformerBlock);
 
 struct DistilBertModelImpl : torch::nn::Module {
-  explicit DistilBertModelImpl(const DistilBertConfig& c);
+  DistilBertModelImpl(const DistilBertConfig& c, bool initialise = true);
   // Last hidden states of the real tokens, packed [tokens, dim] in layout order.
   torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout);
 
@@ -92,13 +93,16 @@ struct DistilBertModelImpl : torch::nn::Module {
 TORCH_MODULE(DistilBertModel);
 
 struct DistilBertForSequenceClassificationImpl : torch::nn::Module {
-  explicit DistilBertForSequenceClassificationImpl(const DistilBertConfig& c);
+  // initialise = false leaves the linear layers' tensors uninitialised (not even touched), for a model
+  // whose weights are loaded next; embeddings and LayerNorms are initialised either way.
+  explicit DistilBertForSequenceClassificationImpl(const DistilBertConfig& c, bool initialise = true);
   // input_ids, attention_mask [batch, seq] (int64) -> logits [batch, num_labels]
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
 
   // Hugging Face's _init_weights: normal(0, initializer_range) for linear and embedding weights,
-  // zero biases and padding row, LayerNorm at identity. Uses torch's global generator.
-  void init_weights(double initializer_range);
+  // zero biases and padding row, LayerNorm at identity. Uses torch's global generator. With `only`,
+  // just the modules holding one of those parameter names.
+  void init_weights(double initializer_range, const std::vector<std::string>* only = nullptr);
 
   // CPU inference from here on: every linear layer packed for oneDNN (model/packed_linear.h), the
   // encoder's in `precision` (Int8: dynamic int8), the small head in float. The plain weights are

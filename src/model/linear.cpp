@@ -2,7 +2,12 @@
 
 namespace emotune::model {
 
-LinearImpl::LinearImpl(int64_t in_features, int64_t out_features) {
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool initialise) {
+  if (!initialise) {
+    weight = register_parameter("weight", torch::empty({out_features, in_features}));
+    bias = register_parameter("bias", torch::empty({out_features}));
+    return;
+  }
   // Take torch::nn::Linear's freshly initialised tensors, so construction draws the same random
   // numbers as the stock layer would.
   torch::nn::Linear stock(in_features, out_features);

@@ -12,7 +12,9 @@
 namespace emotune::model {
 
 struct LinearImpl : torch::nn::Module {
-  LinearImpl(int64_t in_features, int64_t out_features);
+  // initialise = false leaves the tensors uninitialised (and untouched, so not yet resident): for a
+  // layer whose values are about to be loaded.
+  LinearImpl(int64_t in_features, int64_t out_features, bool initialise = true);
   // A layer holding these tensors (no random initialisation).
   LinearImpl(torch::Tensor weight, torch::Tensor bias);
   // act(x W^T + b) once packed with an activation; x W^T + b otherwise.

@@ -102,11 +102,13 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
   // The weight as oneDNN sees it: [in, out] with column-major strides, i.e. torch's [out, in] rows.
   torch::Tensor plain = weight.contiguous();
   if (int8) {
-    // Symmetric per output channel: scale = max |w| / 127, zero point 0.
-    const auto scales = (plain.abs().amax(1) / 127.0f).clamp_min(1e-12f);
-    plain = torch::round(plain / scales.unsqueeze(1)).clamp(-127, 127).to(torch::kInt8).contiguous();
+    // Symmetric per output channel: scale = max |w| / 127, zero point 0. In place where possible: a
+    // model is packed while it loads, and temporaries would raise its peak memory.
+    const auto [lo, hi] = torch::aminmax(plain, 1);
+    const auto scales = (torch::maximum(lo.neg(), hi) / 127.0f).clamp_min(1e-12f).contiguous();
+    plain = plain.div(scales.unsqueeze(1)).round_().clamp_(-127, 127).to(torch::kInt8);
     weight_scales_.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + out_);
-    const auto sums = plain.to(torch::kInt32).sum(1, /*keepdim=*/false, torch::kInt32).to(torch::kFloat32).contiguous();
+    const auto sums = plain.sum(1, /*keepdim=*/false, torch::kInt32).to(torch::kFloat32).contiguous();
     weight_sums_.assign(sums.data_ptr<float>(), sums.data_ptr<float>() + out_);
   }
   dnnl::stream stream(engine_);
