@@ -165,9 +165,9 @@ torch::Tensor PackedLinear::forward(const torch::Tensor& x) const {
     });
     scales.resize(bias_.size());
     scaled_bias.resize(bias_.size());
-    for (std::size_t n = 0; n < scales.size(); ++n) {
-      scales[n] = q.scale * weight_scales_[n];
-      scaled_bias[n] = bias_[n] / scales[n] - static_cast<float>(q.zero_point) * weight_sums_[n];
+    for (std::size_t j = 0; j < scales.size(); ++j) {
+      scales[j] = q.scale * weight_scales_[j];
+      scaled_bias[j] = bias_[j] / scales[j] - static_cast<float>(q.zero_point) * weight_sums_[j];
     }
     args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, engine_, scaled_bias.data()));
     args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, dt::u8, tag::ab}, engine_, quantized.data_ptr()));
