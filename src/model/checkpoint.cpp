@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -58,8 +59,9 @@ json tokenizer_config_json(const text::TokenizerOptions& o) {
 }  // namespace
 
 LoadReport load_weights(DistilBertForSequenceClassification& model, const fs::path& path,
-                        const std::function<void(const std::string&)>& loaded) {
-  const SafetensorsFile file(path);
+                        const LoadWeightsOptions& options) {
+  const auto mapped = std::make_shared<const SafetensorsFile>(path);
+  const SafetensorsFile& file = *mapped;
   // Base checkpoints saved from DistilBertModel carry no "distilbert." prefix.
   bool has_prefix = false;
   for (const auto& [name, _] : file.tensors()) has_prefix |= name.rfind("distilbert.", 0) == 0;
@@ -82,9 +84,14 @@ LoadReport load_weights(DistilBertForSequenceClassification& model, const fs::pa
     if (c10::IntArrayRef(shape) != item.value().sizes())
       throw std::runtime_error(path.string() + ": tensor '" + name + "' has shape " + shape_str(shape) +
                                " but the config implies " + shape_str(item.value().sizes()));
-    file.copy_into(name, item.value());
+    const bool in_place = std::find(options.map_in_place.begin(), options.map_in_place.end(), item.key()) !=
+                          options.map_in_place.end();
+    if (auto view = in_place ? SafetensorsFile::map_in_place(mapped, name) : torch::Tensor(); view.defined())
+      item.value().set_data(view);
+    else
+      file.copy_into(name, item.value());
     used.insert(name);
-    if (loaded) loaded(item.key());
+    if (options.loaded) options.loaded(item.key());
   }
   for (const auto& [name, _] : file.tensors())
     if (!used.count(name)) report.unused.push_back(name);
@@ -102,15 +109,19 @@ namespace {
 // Loads the weights and packs each encoder block as soon as its last tensor is in, so the float
 // encoder never exists whole in memory (the model was built without touching its linear layers):
 // an int8 load then peaks well below a float one. Blocks with missing tensors are packed later.
+// The word embeddings (94 MB for DistilBERT) stay in the file's mapping: a batch reads a few rows.
 LoadReport load_packing(DistilBertForSequenceClassification& model, const fs::path& path, Precision precision) {
   const std::string prefix = "distilbert.transformer.layer.";
   std::vector<std::size_t> remaining;
   for (const auto& block : *model->distilbert->layer) remaining.push_back(block->parameters().size());
-  return load_weights(model, path, [&](const std::string& name) {
+  LoadWeightsOptions o;
+  o.map_in_place = {"distilbert.embeddings.word_embeddings.weight"};
+  o.loaded = [&](const std::string& name) {
     if (name.rfind(prefix, 0) != 0) return;
     const auto i = std::stoul(name.substr(prefix.size()));
     if (--remaining.at(i) == 0) model->distilbert->layer[i]->as<TransformerBlock>()->pack(precision);
-  });
+  };
+  return load_weights(model, path, o);
 }
 }  // namespace
 

@@ -22,9 +22,15 @@ struct LoadReport {
 // Copies the checkpoint's tensors into `model` by Hugging Face name. A base checkpoint saved
 // without the "distilbert." prefix is accepted. A shape that disagrees with the config throws,
 // naming the tensor and both shapes.
-// `loaded`, when given, hears each parameter's name right after its copy.
+struct LoadWeightsOptions {
+  // Hears each parameter's name right after its values are in.
+  std::function<void(const std::string&)> loaded;
+  // Parameters to use in place from the file's mapping instead of copying (F32 only; others are
+  // copied). They become read-only: for inference.
+  std::vector<std::string> map_in_place;
+};
 LoadReport load_weights(DistilBertForSequenceClassification& model, const std::filesystem::path& safetensors_path,
-                        const std::function<void(const std::string&)>& loaded = {});
+                        const LoadWeightsOptions& options = {});
 
 struct LoadOptions {
   // Labels for a checkpoint without id2label (a base checkpoint); ignored when the config has them.

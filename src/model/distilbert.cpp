@@ -42,9 +42,10 @@ torch::Tensor TokenLayout::unpack(const torch::Tensor& rows) const {
       .view({batch, seq, rows.size(-1)});
 }
 
-EmbeddingsImpl::EmbeddingsImpl(const DistilBertConfig& c) {
-  word_embeddings = register_module(
-      "word_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.dim).padding_idx(c.pad_token_id)));
+EmbeddingsImpl::EmbeddingsImpl(const DistilBertConfig& c, bool initialise) {
+  auto words = nn::EmbeddingOptions(c.vocab_size, c.dim).padding_idx(c.pad_token_id);
+  if (!initialise) words._weight(torch::empty({c.vocab_size, c.dim}));  // given a weight, it draws nothing
+  word_embeddings = register_module("word_embeddings", nn::Embedding(words));
   position_embeddings =
       register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.dim));
   LayerNorm = register_module("LayerNorm", layer_norm(c.dim));
@@ -157,7 +158,7 @@ void TransformerBlockImpl::pack(Precision precision) {
 }
 
 DistilBertModelImpl::DistilBertModelImpl(const DistilBertConfig& c, bool initialise) {
-  embeddings = register_module("embeddings", Embeddings(c));
+  embeddings = register_module("embeddings", Embeddings(c, initialise));
   auto transformer = std::make_shared<nn::Module>();
   layer = nn::ModuleList();
   for (int64_t i = 0; i < c.n_layers; ++i) layer->push_back(TransformerBlock(c, initialise));

@@ -32,7 +32,7 @@ struct TokenLayout {
 };
 
 struct EmbeddingsImpl : torch::nn::Module {
-  explicit EmbeddingsImpl(const DistilBertConfig& c);
+  EmbeddingsImpl(const DistilBertConfig& c, bool initialise = true);
   // input_ids [batch, seq] -> packed [tokens, dim]
   torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout);
 
@@ -93,8 +93,8 @@ struct DistilBertModelImpl : torch::nn::Module {
 TORCH_MODULE(DistilBertModel);
 
 struct DistilBertForSequenceClassificationImpl : torch::nn::Module {
-  // initialise = false leaves the linear layers' tensors uninitialised (not even touched), for a model
-  // whose weights are loaded next; embeddings and LayerNorms are initialised either way.
+  // initialise = false leaves the linear layers' and the word embeddings' tensors uninitialised (not
+  // even touched), for a model whose weights are loaded next; the small ones are initialised anyway.
   explicit DistilBertForSequenceClassificationImpl(const DistilBertConfig& c, bool initialise = true);
   // input_ids, attention_mask [batch, seq] (int64) -> logits [batch, num_labels]
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);

@@ -135,6 +135,14 @@ torch::Tensor SafetensorsFile::load_view(const std::string& name) const {
   return view;
 }
 
+torch::Tensor SafetensorsFile::map_in_place(const std::shared_ptr<const SafetensorsFile>& file,
+                                            const std::string& name) {
+  const TensorInfo& info = file->tensors_.at(name);
+  const void* src = file->data_ + info.begin;
+  if (info.dtype != "F32" || reinterpret_cast<std::uintptr_t>(src) % alignof(float) != 0) return {};
+  return torch::from_blob(const_cast<void*>(src), info.shape, [file](void*) {}, torch::kFloat32);
+}
+
 void SafetensorsFile::copy_into(const std::string& name, torch::Tensor& dst) const {
   dst.copy_(load_view(name));
   // The mapped pages count towards resident memory until released; drop them now that the

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,10 @@ class SafetensorsFile {
   // Copies tensor `name` into `dst` (converting to dst's dtype) and releases its mapped pages.
   void copy_into(const std::string& name, torch::Tensor& dst) const;
   const std::filesystem::path& path() const { return path_; }
+  // An F32 tensor of `file` used in place: a read-only view of the mapping that keeps `file` mapped
+  // while it lives, so only the pages actually read become resident. Undefined when the tensor is
+  // not F32 or not aligned (the caller copies instead). Writing into it crashes: inference only.
+  static torch::Tensor map_in_place(const std::shared_ptr<const SafetensorsFile>& file, const std::string& name);
 
  private:
   // A tensor viewing the mapping (copied only when misaligned); valid while *this lives.
