@@ -19,9 +19,6 @@ struct LoadReport {
   std::vector<std::string> unused;   // file tensors the model has no use for
 };
 
-// Copies the checkpoint's tensors into `model` by Hugging Face name. A base checkpoint saved
-// without the "distilbert." prefix is accepted. A shape that disagrees with the config throws,
-// naming the tensor and both shapes.
 struct LoadWeightsOptions {
   // Hears each parameter's name right after its values are in.
   std::function<void(const std::string&)> loaded;
@@ -29,6 +26,10 @@ struct LoadWeightsOptions {
   // copied). They become read-only: for inference.
   std::vector<std::string> map_in_place;
 };
+
+// Copies the checkpoint's tensors into `model` by Hugging Face name. A base checkpoint saved
+// without the "distilbert." prefix is accepted. A shape that disagrees with the config throws,
+// naming the tensor and both shapes.
 LoadReport load_weights(DistilBertForSequenceClassification& model, const std::filesystem::path& safetensors_path,
                         const LoadWeightsOptions& options = {});
 

@@ -115,10 +115,7 @@ void MultiHeadSelfAttentionImpl::pack(Precision precision) {
   // Per-output-channel int8 scales make the fused layer's weights exactly those of the three layers.
   qkv = std::make_shared<const PackedLinear>(torch::cat({q_lin->weight, k_lin->weight, v_lin->weight}),
                                              torch::cat({q_lin->bias, k_lin->bias, v_lin->bias}), precision);
-  for (auto* lin : {&q_lin, &k_lin, &v_lin}) {
-    (*lin)->weight.set_data(torch::empty({0}, (*lin)->weight.options()));
-    (*lin)->bias.set_data(torch::empty({0}, (*lin)->bias.options()));
-  }
+  for (auto* lin : {&q_lin, &k_lin, &v_lin}) (*lin)->release_plain();
   out_lin->pack(precision);
 }
 

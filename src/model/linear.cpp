@@ -15,11 +15,6 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool initialis
   bias = register_parameter("bias", stock->bias);
 }
 
-LinearImpl::LinearImpl(torch::Tensor w, torch::Tensor b) {
-  weight = register_parameter("weight", std::move(w));
-  bias = register_parameter("bias", std::move(b));
-}
-
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (packed_) return packed_->forward(x);
   return torch::nn::functional::linear(x, weight, bias);
@@ -28,7 +23,10 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
 void LinearImpl::pack(Precision precision, Activation activation) {
   if (packed_) throw std::logic_error("linear layer packed twice");
   packed_ = std::make_shared<const PackedLinear>(weight.detach(), bias.detach(), precision, activation);
-  // The plain copies are no longer read; give their memory back.
+  release_plain();
+}
+
+void LinearImpl::release_plain() {
   torch::NoGradGuard no_grad;
   weight.set_data(torch::empty({0}, weight.options()));
   bias.set_data(torch::empty({0}, bias.options()));

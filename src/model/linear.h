@@ -15,14 +15,15 @@ struct LinearImpl : torch::nn::Module {
   // initialise = false leaves the tensors uninitialised (and untouched, so not yet resident): for a
   // layer whose values are about to be loaded.
   LinearImpl(int64_t in_features, int64_t out_features, bool initialise = true);
-  // A layer holding these tensors (no random initialisation).
-  LinearImpl(torch::Tensor weight, torch::Tensor bias);
   // act(x W^T + b) once packed with an activation; x W^T + b otherwise.
   torch::Tensor forward(const torch::Tensor& x);
 
   // Inference only: afterwards weight and bias are empty and the layer can no longer train or be saved.
   void pack(Precision precision, Activation activation = Activation::None);
   const PackedLinear* packed() const { return packed_.get(); }
+  // Empties weight and bias, giving their memory back, once a packed copy (here or a fused one) reads
+  // them no more.
+  void release_plain();
 
   torch::Tensor weight, bias;
 
