@@ -1,5 +1,6 @@
-// The fused AdamW pass against torch.optim.AdamW's op-by-op formula, and the packed (padding-free)
-// forward against the same model run one sequence at a time.
+// The fused AdamW pass against torch.optim.AdamW's op-by-op formula, the packed (padding-free)
+// forward against the same model run one sequence at a time, and the last block computed for the
+// [CLS] rows only against the whole block.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -101,6 +102,53 @@ TEST(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
   // The classifier reads position 0, so a batch whose first position is padding is refused.
   mask[1][0] = 0;
   EXPECT_THROW(model->forward(ids, mask), c10::Error);
+}
+
+// The classifier reads position 0 only, so the last block runs for those rows alone: same hidden
+// states there, and the same gradients for every parameter, as computing the block for every token.
+TEST(PackedForward, LastBlockForFirstRowsOnlyEqualsTheWholeBlock) {
+  torch::manual_seed(7);
+  emotune::model::DistilBertConfig c;
+  c.vocab_size = 40;
+  c.dim = 16;
+  c.hidden_dim = 24;
+  c.n_heads = 4;
+  c.n_layers = 3;
+  c.max_position_embeddings = 12;
+  c.dropout = c.attention_dropout = c.seq_classif_dropout = 0;
+  c.labels = {"a", "b"};
+  emotune::model::DistilBertForSequenceClassification model(c);
+  model->init_weights(0.5);
+  model->eval();
+  auto ids = torch::randint(4, 40, {3, 6}, torch::kInt64);
+  auto mask = torch::ones({3, 6}, torch::kInt64);
+  mask[0].slice(0, 4).zero_();  // lengths 4, 6, 2
+  mask[2].slice(0, 2).zero_();
+  const emotune::model::TokenLayout layout(mask);
+  auto& encoder = model->distilbert;
+  auto gradients = [&](bool first_only) {
+    model->zero_grad();
+    auto h = encoder->forward(ids, layout, first_only);
+    if (!first_only) h = h.index_select(0, layout.first);
+    EXPECT_EQ(h.size(0), 3);
+    (h * torch::linspace(-1, 1, h.numel()).view_as(h)).sum().backward();  // unequal weights per output
+    std::vector<torch::Tensor> g;
+    for (const auto& p : encoder->parameters()) g.push_back(p.grad().clone());
+    return std::make_pair(h.detach(), g);
+  };
+  const auto [whole, whole_grads] = gradients(false);
+  const auto [first, first_grads] = gradients(true);
+  EXPECT_TRUE(torch::allclose(first, whole, 1e-5, 1e-6));
+  const auto names = encoder->named_parameters().keys();
+  for (std::size_t i = 0; i < whole_grads.size(); ++i)
+    EXPECT_TRUE(torch::allclose(first_grads[i], whole_grads[i], 1e-4, 1e-6)) << names[i];
+  // The last block's FFN received gradient (it is used), the whole-block run did not skip it either.
+  EXPECT_GT(encoder->named_parameters()["transformer.layer.2.ffn.lin1.weight"].grad().abs().sum().item<double>(), 0);
+  // Inference path (no autograd: the packed attention kernel), plain and packed layers.
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(encoder->forward(ids, layout, true), whole, 1e-5, 1e-6));
+  model->pack_for_inference(emotune::model::Precision::Float32);
+  EXPECT_TRUE(torch::allclose(encoder->forward(ids, layout, true), whole, 1e-5, 1e-6));
 }
 
 }  // namespace

@@ -64,6 +64,7 @@ int bench(const BenchArgs& a) {
   model::configure_threads(a.threads);
   if (a.mode == "train" && !a.quantize.empty() && a.quantize != "none")
     throw UserError("--quantize is for inference (bench infer)");
+  if (a.mode == "train") model::keep_freed_memory();  // as `emotune train` runs
   // Inference packs the model for oneDNN, as predict, eval and serve do; training keeps it plain.
   model::ModelBundle bundle = model::load_model_dir(
       a.model_dir, a.mode == "infer" ? model::inference_options(a.quantize, torch::kCPU) : model::LoadOptions{});

@@ -2,6 +2,7 @@
 #include <cstdlib>
 
 #include "fetch/resolve.h"
+#include "model/runtime.h"
 #include "cli/commands.h"
 #include "train/trainer.h"
 
@@ -88,6 +89,7 @@ void add_train_command(CLI::App& app, Action& action) {
       o->base_dir = fetch::resolve_model(o->base_dir, fo, "--base").string();
       o->model_dir = fetch::resolve_model(o->model_dir, fo, "--model").string();
       o->data_dir = fetch::resolve_data_dir(o->data_dir, fo).string();
+      model::keep_freed_memory();
       return train::run_training(*o);
     };
   });

@@ -22,12 +22,13 @@ __attribute__((always_inline)) inline float dot(const float* __restrict a, const
   return s;
 }
 
-// One sequence, one head; `p` holds `len` floats of scratch. Compiled for AVX2 and the baseline, the
-// loader picks; the helpers above are inlined into each version.
+// One sequence, one head, its first `queries` rows attending; `p` holds `len` floats of scratch.
+// Compiled for AVX2 and the baseline, the loader picks; the helpers above are inlined into each version.
 __attribute__((target_clones("avx2", "default"))) void attend(const float* q, const float* k, const float* v,
-                                                                int64_t in_stride, float* out, int64_t len,
-                                                                int64_t dim, int64_t head_dim, float scale, float* p) {
-  for (int64_t i = 0; i < len; ++i) {
+                                                                int64_t in_stride, float* out, int64_t queries,
+                                                                int64_t len, int64_t dim, int64_t head_dim, float scale,
+                                                                float* p) {
+  for (int64_t i = 0; i < queries; ++i) {
     const float* qi = q + i * in_stride;
     float top = -INFINITY;
     for (int64_t j = 0; j < len; ++j) {
@@ -55,9 +56,11 @@ void packed_attention(const float* q, const float* k, const float* v, int64_t in
     std::vector<float> p;
     for (int64_t job = begin; job < end; ++job) {
       const int64_t s = job / heads, h = job % heads;
-      const int64_t in = seqs.start[s] * in_stride + h * head_dim, o = seqs.start[s] * dim + h * head_dim;
+      const int64_t in = seqs.start[s] * in_stride + h * head_dim;
+      const int64_t o = (seqs.first_only ? s : seqs.start[s]) * dim + h * head_dim;
+      const int64_t queries = seqs.first_only ? 1 : seqs.length[s];
       p.resize(static_cast<std::size_t>(seqs.length[s]));
-      attend(q + in, k + in, v + in, in_stride, out + o, seqs.length[s], dim, head_dim, scale, p.data());
+      attend(q + in, k + in, v + in, in_stride, out + o, queries, seqs.length[s], dim, head_dim, scale, p.data());
     }
   });
 }

@@ -67,7 +67,8 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c
   dropout = register_module("dropout", nn::Dropout(c.attention_dropout));
 }
 
-torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
+torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout,
+                                                  bool first_only) {
   const int64_t bs = layout.batch, seq = layout.seq, head_dim = dim / n_heads;
   const bool inference = !is_training() && !torch::GradMode::is_enabled() && x.is_cpu() &&
                          x.scalar_type() == torch::kFloat32;
@@ -87,26 +88,29 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const 
       k = k_lin(x).contiguous();
       v = v_lin(x).contiguous();
     }
-    auto context = torch::empty({x.size(0), dim}, x.options());
+    auto context = torch::empty({first_only ? bs : x.size(0), dim}, x.options());
     const auto start = layout.first.to(torch::kCPU).contiguous(), length = layout.lengths.to(torch::kCPU).contiguous();
     packed_attention(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), stride, context.data_ptr<float>(),
-                     PackedSequences{start.data_ptr<int64_t>(), length.data_ptr<int64_t>(), bs}, n_heads, head_dim,
-                     static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))));
+                     PackedSequences{start.data_ptr<int64_t>(), length.data_ptr<int64_t>(), bs, first_only}, n_heads,
+                     head_dim, static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))));
     return out_lin(context);
   }
   // packed [tokens, dim] -> [bs, heads, seq, head_dim]
   auto shape = [&](const torch::Tensor& t) {
     return layout.unpack(t).view({bs, seq, n_heads, head_dim}).transpose(1, 2);
   };
-  auto q = shape(q_lin(x)) / std::sqrt(static_cast<double>(head_dim));
+  const int64_t queries = first_only ? 1 : seq;
+  auto q = first_only ? q_lin(x.index_select(0, layout.first)).view({bs, 1, n_heads, head_dim}).transpose(1, 2)
+                      : shape(q_lin(x));
+  q = q / std::sqrt(static_cast<double>(head_dim));
   auto k = shape(k_lin(x));
   auto v = shape(v_lin(x));
-  auto scores = torch::matmul(q, k.transpose(2, 3));  // [bs, heads, seq, seq]
+  auto scores = torch::matmul(q, k.transpose(2, 3));  // [bs, heads, queries, seq]
   auto padding = (layout.mask == 0).view({bs, 1, 1, seq}).expand_as(scores);
   scores = scores.masked_fill(padding, std::numeric_limits<float>::lowest());
   auto weights = dropout(torch::softmax(scores, -1));
-  auto context = torch::matmul(weights, v).transpose(1, 2).contiguous().view({bs * seq, dim});
-  return out_lin(layout.pack(context));
+  auto context = torch::matmul(weights, v).transpose(1, 2).contiguous().view({bs * queries, dim});
+  return out_lin(first_only ? context : layout.pack(context));
 }
 
 void MultiHeadSelfAttentionImpl::pack(Precision precision) {
@@ -143,8 +147,9 @@ TransformerBlockImpl::TransformerBlockImpl(const DistilBertConfig& c, bool initi
   output_layer_norm = register_module("output_layer_norm", layer_norm(c.dim));
 }
 
-torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
-  auto sa = sa_layer_norm(attention(x, layout) + x);
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const TokenLayout& layout, bool first_only) {
+  const auto residual = first_only ? x.index_select(0, layout.first) : x;
+  auto sa = sa_layer_norm(attention(x, layout, first_only) + residual);
   return output_layer_norm(ffn(sa) + sa);
 }
 
@@ -163,10 +168,13 @@ DistilBertModelImpl::DistilBertModelImpl(const DistilBertConfig& c, bool initial
   register_module("transformer", transformer);
 }
 
-torch::Tensor DistilBertModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
+torch::Tensor DistilBertModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout,
+                                           bool first_only) {
   auto h = embeddings(input_ids, layout);
-  for (const auto& block : *layer) h = block->as<TransformerBlock>()->forward(h, layout);
-  return h;
+  const auto n = layer->size();
+  for (std::size_t i = 0; i < n; ++i)
+    h = layer[i]->as<TransformerBlock>()->forward(h, layout, first_only && i + 1 == n);
+  return first_only && n == 0 ? h.index_select(0, layout.first) : h;
 }
 
 DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl(const DistilBertConfig& c,
@@ -182,8 +190,7 @@ DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl
 torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
                                                                const torch::Tensor& attention_mask) {
   const TokenLayout layout(attention_mask);
-  auto hidden = distilbert(input_ids, layout);
-  auto pooled = hidden.index_select(0, layout.first);  // the [CLS] position
+  auto pooled = distilbert(input_ids, layout, /*first_only=*/true);  // the [CLS] position, Hugging Face's hidden[:, 0]
   pooled = dropout(torch::relu(pre_classifier(pooled)));
   return classifier(pooled);
 }

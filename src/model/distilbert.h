@@ -44,8 +44,9 @@ TORCH_MODULE(Embeddings);
 
 struct MultiHeadSelfAttentionImpl : torch::nn::Module {
   MultiHeadSelfAttentionImpl(const DistilBertConfig& c, bool initialise = true);
-  // x packed [tokens, dim] -> [tokens, dim]
-  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
+  // x packed [tokens, dim] -> [tokens, dim]; with first_only, only each sequence's position 0 attends
+  // (keys and values still come from every token): -> [batch, dim].
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, bool first_only = false);
 
   // Packed inference: q, k and v as one fused [dim -> 3*dim] layer (one larger product instead of
   // three, one activation quantisation for int8); out_lin packed as it is.
@@ -72,7 +73,9 @@ TORCH_MODULE(FFN);
 
 struct TransformerBlockImpl : torch::nn::Module {
   TransformerBlockImpl(const DistilBertConfig& c, bool initialise = true);
-  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
+  // x packed [tokens, dim] -> [tokens, dim]; with first_only -> [batch, dim], each sequence's
+  // position-0 row only, the rest of the block never computed for the other rows.
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, bool first_only = false);
   void pack(Precision precision);  // attention and FFN; a second call does nothing
 
   MultiHeadSelfAttention attention{nullptr};
@@ -84,8 +87,11 @@ TORCH_MODULE(TransformerBlock);
 
 struct DistilBertModelImpl : torch::nn::Module {
   DistilBertModelImpl(const DistilBertConfig& c, bool initialise = true);
-  // Last hidden states of the real tokens, packed [tokens, dim] in layout order.
-  torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout);
+  // Last hidden states of the real tokens, packed [tokens, dim] in layout order; with first_only, of
+  // each sequence's position 0 only, [batch, dim]. The classifier reads nothing else, and in the last
+  // block no other row feeds position 0, so that block's attention output, out_lin, FFN and LayerNorms
+  // run on one row per text (about a seventh of a 6-layer model's products) with the same results.
+  torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only = false);
 
   Embeddings embeddings{nullptr};
   torch::nn::ModuleList layer{nullptr};  // registered as transformer.layer

@@ -3,10 +3,19 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <malloc.h>
+
+#include <climits>
 #include <stdexcept>
 #include <thread>
 
 namespace emotune::model {
+
+void keep_freed_memory() {
+  mallopt(M_MMAP_MAX, 0);  // every block from the heap, none mapped and unmapped per call
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);  // never shrink the heap
+  mallopt(M_TOP_PAD, 64 << 20);  // grow it in large steps
+}
 
 int configure_threads(int threads) {
   if (threads < 0) throw std::invalid_argument("--threads must be 0 (all cores) or positive");
