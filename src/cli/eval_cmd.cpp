@@ -26,7 +26,7 @@ struct EvalArgs {
   std::string thresholds = "0.5";
   std::string taxonomy = "original";
   std::string report_dir, dump_probs;
-  std::size_t batch_size = 64;
+  std::size_t batch_size = 32;  // per stream: with one stream per core, as many rows in flight as one 64-text batch
   std::size_t max_length = 0;
   int threads = 0;
   std::string device = "cpu";
@@ -43,8 +43,8 @@ struct Scored {
 
 class Evaluator {
  public:
-  Evaluator(const EvalArgs& a, model::ModelBundle& bundle, torch::Device device)
-      : a_(a), bundle_(bundle), device_(device), taxonomy_(model::parse_taxonomy(a.taxonomy)) {
+  Evaluator(const EvalArgs& a, model::ModelBundle& bundle, torch::Device device, std::size_t streams)
+      : a_(a), bundle_(bundle), device_(device), streams_(streams), taxonomy_(model::parse_taxonomy(a.taxonomy)) {
     labels_ = model::taxonomy_labels(taxonomy_);
     if (bundle.labels() == labels_) {
       mapped_ = false;
@@ -67,7 +67,7 @@ class Evaluator {
     s.data = data::encode_dataset(ds, bundle_.tokenizer, max_length_);
     std::vector<const std::vector<std::int32_t>*> seqs;
     for (const auto& ids : s.data.ids) seqs.push_back(&ids);
-    const auto logits = infer::compute_logits(bundle_.model, seqs, a_.batch_size, bundle_.tokenizer.pad_id(), device_);
+    const auto logits = infer::compute_logits(bundle_.model, seqs, a_.batch_size, bundle_.tokenizer.pad_id(), device_, streams_);
     if (single_label_) {
       s.probs = torch::softmax(logits, 1);
       s.loss = torch::nn::functional::cross_entropy(logits, torch::tensor(s.data.first_label, torch::kInt64)).item<double>();
@@ -89,6 +89,7 @@ class Evaluator {
   const EvalArgs& a_;
   model::ModelBundle& bundle_;
   torch::Device device_;
+  std::size_t streams_;
   model::Taxonomy taxonomy_;
   std::vector<std::string> labels_;
   bool mapped_ = false, single_label_ = false;
@@ -106,7 +107,7 @@ bool is_number(const std::string& s) {
 }
 
 int evaluate(const EvalArgs& a) {
-  model::configure_threads(a.threads);
+  const int threads = model::configure_threads(a.threads);
   const torch::Device device = model::resolve_device(a.device);
   fs::path data_file;
   std::string split;
@@ -120,7 +121,7 @@ int evaluate(const EvalArgs& a) {
     throw UserError("give --data FILE or --data-dir DIR (with --split dev|test)");
   }
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, device));
-  Evaluator evaluator(a, bundle, device);
+  Evaluator evaluator(a, bundle, device, static_cast<std::size_t>(threads));
   const auto& labels = evaluator.labels();
 
   eval::EvalResult r;

@@ -99,7 +99,7 @@ class Printer {
 
 int predict(PredictArgs a) {
   if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) ? "pretty" : "jsonl";
-  model::configure_threads(a.threads);
+  const auto threads = static_cast<std::size_t>(model::configure_threads(a.threads));
   const torch::Device device = model::resolve_device(a.device);
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, device));
   infer::Predictor predictor(bundle, device, a.max_length);
@@ -108,7 +108,7 @@ int predict(PredictArgs a) {
   Printer printer(a, bundle.labels(), thresholds);
 
   auto run_chunk = [&](const std::vector<std::string>& chunk) {
-    const auto preds = predictor.predict(chunk, a.batch_size);
+    const auto preds = predictor.predict(chunk, a.batch_size, threads);
     for (std::size_t i = 0; i < chunk.size(); ++i) printer.print(chunk[i], preds[i]);
     std::cout.flush();
   };

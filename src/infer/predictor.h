@@ -16,17 +16,21 @@ struct Prediction {
   bool truncated = false;     // the text was longer than max_length tokens
 };
 
-// Logits [N, num_labels] for token id sequences, in input order; batches of similar lengths.
+// Logits [N, num_labels] for token id sequences, in input order; batches of similar lengths. On the
+// CPU, streams > 1 runs that many batches at once, each on one thread (for whole datasets; a single
+// batch runs on all of libtorch's threads either way).
 torch::Tensor compute_logits(model::DistilBertForSequenceClassification& model,
                              const std::vector<const std::vector<std::int32_t>*>& sequences, std::size_t batch_size,
-                             std::int32_t pad_id, torch::Device device);
+                             std::int32_t pad_id, torch::Device device, std::size_t streams = 1);
 
 class Predictor {
  public:
   // max_length 0 = the model's max_position_embeddings.
   Predictor(model::ModelBundle& bundle, torch::Device device, std::size_t max_length = 0);
 
-  std::vector<Prediction> predict(const std::vector<std::string>& texts, std::size_t batch_size = 32);
+  // streams: see compute_logits.
+  std::vector<Prediction> predict(const std::vector<std::string>& texts, std::size_t batch_size = 32,
+                                  std::size_t streams = 1);
   std::size_t max_length() const { return max_length_; }
   const model::ModelBundle& bundle() const { return bundle_; }
 
