@@ -8,13 +8,13 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <mutex>
-#include <thread>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <stdexcept>
+#include <thread>
 
 namespace emotune::infer {
 
@@ -52,7 +52,13 @@ void run_streams(std::size_t jobs, std::size_t streams, const std::function<void
     }
   };
   std::vector<std::thread> threads;
-  for (std::size_t s = 0; s < streams; ++s) threads.emplace_back(stream);
+  try {
+    for (std::size_t s = 0; s < streams; ++s) threads.emplace_back(stream);
+  } catch (...) {  // no thread to be had: stop the started ones (a joinable thread must not be destroyed)
+    next = jobs;
+    for (auto& t : threads) t.join();
+    throw;
+  }
   for (auto& t : threads) t.join();
   if (error) std::rethrow_exception(error);
 }
