@@ -1,6 +1,7 @@
 """Batch prediction over a whole GoEmotions split: `emotune predict` (wall clock of the command,
-model load included) against the PyTorch peer doing the same work (reference tokenizer, texts sorted
-by length, batches of 32, inference mode; its model load and tokenization included too).
+model load included) against two Hugging Face peers doing the same work, model load and tokenization
+included too: transformers' classifier in a plain loop (texts sorted by length, batches of 32,
+inference mode), and pipeline("text-classification", top_k=None, batch_size=32).
 Usage: predict_bench.py EMOTUNE MODEL_DIR SPLIT.tsv [--threads N]"""
 import json
 import os
@@ -10,10 +11,10 @@ import tempfile
 import time
 
 import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+from transformers.utils import logging as hf_logging
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "oracle"))
-from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
-from distilbert_ref import batch, load_classifier  # noqa: E402
+hf_logging.set_verbosity_error()
 
 
 def main():
@@ -34,15 +35,24 @@ def main():
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    model, _ = load_classifier(model_dir)
-    tok = ReferenceBertTokenizer(os.path.join(model_dir, "vocab.txt"))
-    ids = sorted((tok.encode(t, 512)[0] for t in texts), key=len)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     with torch.inference_mode():
-        for i in range(0, len(ids), 32):
-            torch.sigmoid(model(*batch(ids[i:i + 32])))
+        for i in range(0, len(order), 32):
+            enc = tok([texts[j] for j in order[i:i + 32]], padding=True, truncation=True, max_length=512,
+                      return_tensors="pt")
+            torch.sigmoid(model(**enc).logits)
     torch_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pipe = pipeline("text-classification", model=model_dir, top_k=None, device=-1)
+    out = pipe(texts, batch_size=32, truncation=True, max_length=512)
+    pipeline_s = time.perf_counter() - t0
+    assert len(out) == len(texts)
     print(json.dumps({"texts": len(texts), "threads": threads, "emotune_examples_per_s": len(texts) / emotune_s,
-                      "pytorch_examples_per_s": len(texts) / torch_s, "ratio": torch_s / emotune_s}))
+                      "pytorch_examples_per_s": len(texts) / torch_s, "pipeline_examples_per_s": len(texts) / pipeline_s,
+                      "ratio_vs_pytorch": torch_s / emotune_s, "ratio_vs_pipeline": pipeline_s / emotune_s}))
 
 
 if __name__ == "__main__":

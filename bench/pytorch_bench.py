@@ -1,23 +1,27 @@
-"""The PyTorch peer of `emotune bench`: the same model (read from an emotune/Hugging Face model
-directory), the same random batches (splitmix64 over the seed), padded to each batch's longest text,
-timed the same way. Training step = forward, BCE, backward, clip_grad_norm_(1.0), AdamW(2e-5).
-Usage: pytorch_bench.py (train|infer) --model DIR --data FILE [--steps N] [--warmup N]
+"""The Hugging Face peers of `emotune bench`: transformers' own classifier (read with from_pretrained
+from an emotune/Hugging Face model directory), the same random batches (splitmix64 over the seed),
+padded to each batch's longest text, timed the same way.
+  train    the plain PyTorch loop: forward, BCE, backward, clip_grad_norm_(1.0), AdamW(2e-5)
+  trainer  Hugging Face Trainer (the report's training stack) over the same batches in order,
+           padded by DataCollatorWithPadding, max_grad_norm 1, lr 2e-5; each optimizer step timed
+  infer    forward in inference mode
+Usage: pytorch_bench.py (train|trainer|infer) --model DIR --data FILE [--steps N] [--warmup N]
        [--batch-size N] [--seed N] [--threads N]"""
 import argparse
 import json
 import os
 import resource
-import sys
+import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "oracle"))
-from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
-from distilbert_ref import batch, load_classifier  # noqa: E402
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                          TrainerCallback, TrainingArguments)
+from transformers.utils import logging as hf_logging
 
 MASK = (1 << 64) - 1
+hf_logging.set_verbosity_error()
 
 
 def splitmix64(x):
@@ -28,13 +32,35 @@ def splitmix64(x):
 
 
 def flops_per_token(c, seq):
-    d, h = c["dim"], c["hidden_dim"]
-    return c["n_layers"] * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d)
+    d = c.hidden_size  # transformers maps DistilBERT's dim/n_layers to these names; not hidden_dim
+    h = c.intermediate_size if hasattr(c, "intermediate_size") else c.hidden_dim
+    return c.num_hidden_layers * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d)
+
+
+def batch(seqs):
+    n = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), n, dtype=torch.long)
+    mask = torch.zeros(len(seqs), n, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        mask[i, :len(s)] = 1
+    return ids, mask
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.times = []
+
+    def on_step_begin(self, args, state, control, **kw):
+        self.t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kw):
+        self.times.append(time.perf_counter() - self.t0)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["train", "infer"])
+    ap.add_argument("mode", choices=["train", "trainer", "infer"])
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--steps", type=int, default=20)
@@ -44,50 +70,66 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    model, config = load_classifier(a.model)
-    tok = ReferenceBertTokenizer(os.path.join(a.model, "vocab.txt"))
+    model = AutoModelForSequenceClassification.from_pretrained(a.model)
+    tok = AutoTokenizer.from_pretrained(a.model)
+    L = model.config.num_labels
     with open(a.data, encoding="utf-8") as f:
         rows = [l.rstrip("\n").split("\t") for l in f]
-    cache = {}
+    picks = [[splitmix64(a.seed * 1000003 + k * a.batch_size + j) % len(rows) for j in range(a.batch_size)]
+             for k in range(a.warmup + a.steps)]
+    ex = [[(tok(rows[i][0], truncation=True, max_length=128)["input_ids"], [int(x) for x in rows[i][1].split(",")])
+           for i in p] for p in picks]
 
-    def encoded(i):
-        if i not in cache:
-            cache[i] = (tok.encode(rows[i][0], 128)[0], [int(x) for x in rows[i][1].split(",")])
-        return cache[i]
+    if a.mode == "trainer":
+        examples = [{"input_ids": ids, "attention_mask": [1] * len(ids),
+                     "labels": [1.0 if i in labels else 0.0 for i in range(L)]} for b in ex for ids, labels in b]
 
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
-    real = padded = flops = seconds = 0.0
-    for k in range(a.warmup + a.steps):
-        picks = [splitmix64(a.seed * 1000003 + k * a.batch_size + j) % len(rows) for j in range(a.batch_size)]
-        ex = [encoded(i) for i in picks]
-        ids, mask = batch([e[0] for e in ex])
-        targets = torch.zeros(len(ex), len(config["id2label"]))
-        for i, e in enumerate(ex):
-            targets[i, e[1]] = 1
-        t0 = time.perf_counter()
-        if a.mode == "train":
-            model.train()
-            loss = F.binary_cross_entropy_with_logits(model(ids, mask), targets)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad()
-        else:
-            model.eval()
-            with torch.inference_mode():
-                model(ids, mask)
-        dt = time.perf_counter() - t0
-        if k < a.warmup:
-            continue
-        seconds += dt
-        n_real = int(mask.sum())
+        class InOrderTrainer(Trainer):
+            def _get_train_sampler(self):
+                return torch.utils.data.SequentialSampler(self.train_dataset)
+
+        timer = StepTimer()
+        with tempfile.TemporaryDirectory() as out:
+            args = TrainingArguments(output_dir=out, max_steps=a.warmup + a.steps, per_device_train_batch_size=a.batch_size,
+                                     learning_rate=2e-5, max_grad_norm=1.0, save_strategy="no", report_to=[],
+                                     use_cpu=True, disable_tqdm=True, logging_strategy="no")
+            InOrderTrainer(model=model, args=args, train_dataset=examples, data_collator=DataCollatorWithPadding(tok),
+                           callbacks=[timer]).train()
+        step_times = timer.times[a.warmup:]
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
+        step_times = []
+        for k, b in enumerate(ex):
+            ids, mask = batch([e[0] for e in b])
+            targets = torch.zeros(len(b), L)
+            for i, e in enumerate(b):
+                targets[i, e[1]] = 1
+            t0 = time.perf_counter()
+            if a.mode == "train":
+                model.train()
+                loss = F.binary_cross_entropy_with_logits(model(input_ids=ids, attention_mask=mask).logits, targets)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                opt.zero_grad()
+            else:
+                model.eval()
+                with torch.inference_mode():
+                    model(input_ids=ids, attention_mask=mask)
+            if k >= a.warmup:
+                step_times.append(time.perf_counter() - t0)
+    seconds = sum(step_times)
+    real = padded = flops = 0.0
+    for b in ex[a.warmup:]:
+        n_real = sum(len(e[0]) for e in b)
+        seq = max(len(e[0]) for e in b)
         real += n_real
-        padded += ids.numel()
-        flops += n_real * flops_per_token(config, ids.shape[1]) * (3 if a.mode == "train" else 1)
-    print(json.dumps({"mode": a.mode, "impl": "pytorch", "batch_size": a.batch_size, "steps": a.steps,
-                      "threads": torch.get_num_threads(), "examples_per_s": a.steps * a.batch_size / seconds,
-                      "tokens_per_s": real / seconds, "padded_tokens_per_s": padded / seconds,
-                      "gflops_per_s": flops / seconds / 1e9,
+        padded += seq * len(b)
+        flops += n_real * flops_per_token(model.config, seq) * (1 if a.mode == "infer" else 3)
+    print(json.dumps({"mode": a.mode, "impl": "transformers-trainer" if a.mode == "trainer" else "pytorch",
+                      "batch_size": a.batch_size, "steps": a.steps, "threads": torch.get_num_threads(),
+                      "examples_per_s": a.steps * a.batch_size / seconds, "tokens_per_s": real / seconds,
+                      "padded_tokens_per_s": padded / seconds, "gflops_per_s": flops / seconds / 1e9,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 

@@ -7,13 +7,10 @@ packages=(
   g++ cmake make pkg-config
   libtorch-dev libdnnl-dev libopenblas0-openmp libopenblas-openmp-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libutf8proc-dev libgtest-dev libssl-dev libcurl4-openssl-dev libcpp-httplib-dev
-  # test-only: PyTorch and scikit-learn oracles, headless Chromium for the web page
-  python3 python3-torch python3-numpy python3-sklearn chromium
+  # test-only: PyTorch and scikit-learn under the oracles (scripts/install-test-deps.sh adds
+  # transformers and playwright from PyPI in a virtual environment), headless Chromium for the web page
+  python3 python3-venv python3-pip python3-torch python3-numpy python3-sklearn chromium
 )
-# Node.js and npm drive the browser test; some machines bring their own build of Node.js (which
-# includes npm and conflicts with Debian's npm package), so ask for them only when absent.
-command -v node >/dev/null || packages+=(nodejs)
-command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

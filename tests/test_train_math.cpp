@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
+
+#include "model/bert.h"
 #include "model/distilbert.h"
 #include "train/optimizer.h"
 
@@ -49,18 +52,51 @@ TEST(AdamW, FusedPassEqualsOpByOpFormula) {
   }
 }
 
-TEST(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
+// The same checks for every model family: the encoder's forward (with or without the last block
+// for position 0 only), and the name of block i's first FFN weight.
+struct Encoder {
+  std::function<torch::Tensor(const torch::Tensor&, const emotune::model::TokenLayout&, bool)> forward;
+  std::shared_ptr<torch::nn::Module> module;
+  std::string ffn_in_prefix, ffn_in_suffix;  // block i's first FFN weight, relative to the encoder: prefix i suffix
+  std::string ffn_in_weight(int i) const { return ffn_in_prefix + std::to_string(i) + ffn_in_suffix; }
+};
+
+Encoder encoder_of(const emotune::model::SequenceClassifier& model) {
+  namespace m = emotune::model;
+  if (auto* d = dynamic_cast<m::DistilBertForSequenceClassificationImpl*>(model.get())) {
+    auto e = d->distilbert;
+    return {[e](const torch::Tensor& ids, const m::TokenLayout& l, bool f) mutable { return e->forward(ids, l, f); }, e.ptr(),
+            "transformer.layer.", ".ffn.lin1.weight"};
+  }
+  auto e = dynamic_cast<m::BertForSequenceClassificationImpl&>(*model).bert;
+  return {[e](const torch::Tensor& ids, const m::TokenLayout& l, bool f) mutable { return e->forward(ids, l, f); }, e.ptr(),
+          "encoder.layer.", ".intermediate.dense.weight"};
+}
+
+emotune::model::ModelConfig tiny_config(const std::string& model_type) {
+  emotune::model::ModelConfig c;
+  c.model_type = model_type;
+  if (model_type == "bert") {
+    c.type_vocab_size = 2;
+    c.layer_norm_eps = 1e-7;  // not DistilBERT's fixed 1e-12: the config's value must be used
+  }
+  c.set_all_dropouts(0);
+  return c;
+}
+
+class PackedForward : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
   torch::manual_seed(5);
-  emotune::model::DistilBertConfig c;
+  auto c = tiny_config(GetParam());
   c.vocab_size = 50;
-  c.dim = 16;
-  c.hidden_dim = 32;
-  c.n_heads = 2;
-  c.n_layers = 2;
+  c.hidden_size = 16;
+  c.intermediate_size = 32;
+  c.num_heads = 2;
+  c.num_layers = 2;
   c.max_position_embeddings = 16;
-  c.dropout = c.attention_dropout = c.seq_classif_dropout = 0;
   c.labels = {"a", "b", "c"};
-  emotune::model::DistilBertForSequenceClassification model(c);
+  auto model = emotune::model::make_classifier(c);
   model->init_weights(0.5);
   model->eval();
   torch::NoGradGuard no_grad;
@@ -88,8 +124,7 @@ TEST(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
     EXPECT_TRUE(torch::allclose(graph.detach(), batched, 1e-5, 1e-6));
   }
   // Dynamic int8: close to float (per-channel weights, per-batch activations), not equal.
-  auto quantized = emotune::model::DistilBertForSequenceClassification(c);
-  quantized->init_weights(0.5);
+  auto quantized = emotune::model::make_classifier(c);
   for (std::size_t i = 0; i < model->parameters().size(); ++i) quantized->parameters()[i].copy_(model->parameters()[i]);
   quantized->eval();
   quantized->pack_for_inference(emotune::model::Precision::Int8);
@@ -97,8 +132,8 @@ TEST(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
   const double err = (q - batched).abs().max().item<double>(), scale = batched.abs().max().item<double>();
   EXPECT_GT(err, 0.0);
   EXPECT_LT(err, 0.05 * scale) << "int8 logits drift " << err << " of " << scale;
-  EXPECT_EQ(quantized->distilbert->named_parameters()["transformer.layer.0.ffn.lin1.weight"].numel(), 0)
-      << "the float weight is released";
+  const auto encoder = encoder_of(quantized);
+  EXPECT_EQ(encoder.module->named_parameters()[encoder.ffn_in_weight(0)].numel(), 0) << "the float weight is released";
   // The classifier reads position 0, so a batch whose first position is padding is refused.
   mask[1][0] = 0;
   EXPECT_THROW(model->forward(ids, mask), c10::Error);
@@ -106,18 +141,17 @@ TEST(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
 
 // The classifier reads position 0 only, so the last block runs for those rows alone: same hidden
 // states there, and the same gradients for every parameter, as computing the block for every token.
-TEST(PackedForward, LastBlockForFirstRowsOnlyEqualsTheWholeBlock) {
+TEST_P(PackedForward, LastBlockForFirstRowsOnlyEqualsTheWholeBlock) {
   torch::manual_seed(7);
-  emotune::model::DistilBertConfig c;
+  auto c = tiny_config(GetParam());
   c.vocab_size = 40;
-  c.dim = 16;
-  c.hidden_dim = 24;
-  c.n_heads = 4;
-  c.n_layers = 3;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_heads = 4;
+  c.num_layers = 3;
   c.max_position_embeddings = 12;
-  c.dropout = c.attention_dropout = c.seq_classif_dropout = 0;
   c.labels = {"a", "b"};
-  emotune::model::DistilBertForSequenceClassification model(c);
+  auto model = emotune::model::make_classifier(c);
   model->init_weights(0.5);
   model->eval();
   auto ids = torch::randint(4, 40, {3, 6}, torch::kInt64);
@@ -125,30 +159,33 @@ TEST(PackedForward, LastBlockForFirstRowsOnlyEqualsTheWholeBlock) {
   mask[0].slice(0, 4).zero_();  // lengths 4, 6, 2
   mask[2].slice(0, 2).zero_();
   const emotune::model::TokenLayout layout(mask);
-  auto& encoder = model->distilbert;
+  const auto encoder = encoder_of(model);
   auto gradients = [&](bool first_only) {
     model->zero_grad();
-    auto h = encoder->forward(ids, layout, first_only);
+    auto h = encoder.forward(ids, layout, first_only);
     if (!first_only) h = h.index_select(0, layout.first);
     EXPECT_EQ(h.size(0), 3);
     (h * torch::linspace(-1, 1, h.numel()).view_as(h)).sum().backward();  // unequal weights per output
     std::vector<torch::Tensor> g;
-    for (const auto& p : encoder->parameters()) g.push_back(p.grad().clone());
+    for (const auto& p : encoder.module->parameters())
+      g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));  // BERT's pooler: unused here
     return std::make_pair(h.detach(), g);
   };
   const auto [whole, whole_grads] = gradients(false);
   const auto [first, first_grads] = gradients(true);
   EXPECT_TRUE(torch::allclose(first, whole, 1e-5, 1e-6));
-  const auto names = encoder->named_parameters().keys();
+  const auto names = encoder.module->named_parameters().keys();
   for (std::size_t i = 0; i < whole_grads.size(); ++i)
     EXPECT_TRUE(torch::allclose(first_grads[i], whole_grads[i], 1e-4, 1e-6)) << names[i];
   // The last block's FFN received gradient (it is used), the whole-block run did not skip it either.
-  EXPECT_GT(encoder->named_parameters()["transformer.layer.2.ffn.lin1.weight"].grad().abs().sum().item<double>(), 0);
+  EXPECT_GT(encoder.module->named_parameters()[encoder.ffn_in_weight(2)].grad().abs().sum().item<double>(), 0);
   // Inference path (no autograd: the packed attention kernel), plain and packed layers.
   torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::allclose(encoder->forward(ids, layout, true), whole, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(encoder.forward(ids, layout, true), whole, 1e-5, 1e-6));
   model->pack_for_inference(emotune::model::Precision::Float32);
-  EXPECT_TRUE(torch::allclose(encoder->forward(ids, layout, true), whole, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(encoder.forward(ids, layout, true), whole, 1e-5, 1e-6));
 }
+
+INSTANTIATE_TEST_SUITE_P(Families, PackedForward, ::testing::Values("distilbert", "bert"));
 
 }  // namespace

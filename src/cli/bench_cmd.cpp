@@ -40,23 +40,23 @@ std::uint64_t splitmix64(std::uint64_t x) {
 }
 
 // Matrix-product FLOPs per real token of one forward pass (attention over `seq` positions).
-double forward_flops_per_token(const model::DistilBertConfig& c, double seq) {
-  const double d = static_cast<double>(c.dim), h = static_cast<double>(c.hidden_dim);
-  return static_cast<double>(c.n_layers) * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d);
+double forward_flops_per_token(const model::ModelConfig& c, double seq) {
+  const double d = static_cast<double>(c.hidden_size), h = static_cast<double>(c.intermediate_size);
+  return static_cast<double>(c.num_layers) * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d);
 }
 
 // This machine's float32 matrix-product rate in GFLOP/s, on the shape of the model's largest
-// products ([tokens, dim] x [dim, hidden_dim] with a few hundred tokens, as in a training batch).
-double sgemm_gflops(const model::DistilBertConfig& c) {
+// products ([tokens, hidden] x [hidden, intermediate] with a few hundred tokens, as in a training batch).
+double sgemm_gflops(const model::ModelConfig& c) {
   torch::NoGradGuard no_grad;
   const int64_t m = 512;
-  const auto x = torch::randn({m, c.dim}), w = torch::randn({c.hidden_dim, c.dim});
+  const auto x = torch::randn({m, c.hidden_size}), w = torch::randn({c.intermediate_size, c.hidden_size});
   for (int i = 0; i < 3; ++i) (void)torch::mm(x, w.t());
   const int reps = 20;
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < reps; ++i) (void)torch::mm(x, w.t());
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return 2.0 * static_cast<double>(m * c.dim * c.hidden_dim) * reps / dt / 1e9;
+  return 2.0 * static_cast<double>(m * c.hidden_size * c.intermediate_size) * reps / dt / 1e9;
 }
 
 int bench(const BenchArgs& a) {
@@ -119,6 +119,9 @@ int bench(const BenchArgs& a) {
                                    {"sgemm_gflops_per_s", sgemm},
                                    {"useful_fraction_of_sgemm", flops / seconds / 1e9 / sgemm},
                                    {"quantize", a.quantize.empty() ? "none" : a.quantize},
+                                   {"model_type", bundle.config().model_type},
+                                   {"blas_core", model::blas_core_name()},
+                                   {"onednn_isa", model::onednn_isa_name()},
                                    {"peak_rss_mb", static_cast<double>(ru.ru_maxrss) / 1024.0}};
   std::cout << out.dump() << std::endl;
   return 0;

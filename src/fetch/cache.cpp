@@ -55,7 +55,8 @@ fs::path goemotions_cache_dir() { return emotune_home() / "datasets" / "goemotio
 
 bool is_complete_model_dir(const fs::path& dir) {
   std::error_code ec;
-  return fs::is_regular_file(dir / "config.json", ec) && fs::is_regular_file(dir / "model.safetensors", ec) &&
+  return fs::is_regular_file(dir / "config.json", ec) &&
+         (fs::is_regular_file(dir / "model.safetensors", ec) || fs::is_regular_file(dir / "pytorch_model.bin", ec)) &&
          (fs::is_regular_file(dir / "vocab.txt", ec) || fs::is_regular_file(dir / "tokenizer.json", ec));
 }
 

@@ -23,7 +23,7 @@ std::filesystem::path model_cache_dir(const std::string& repo, const std::string
 // emotune's cache folder for GoEmotions: <home>/datasets/goemotions.
 std::filesystem::path goemotions_cache_dir();
 
-// A model directory has what emotune loads: config.json, model.safetensors and a vocabulary.
+// A model directory has what emotune loads: config.json, model.safetensors or pytorch_model.bin, and a vocabulary.
 bool is_complete_model_dir(const std::filesystem::path& dir);
 
 // The snapshot folder of `repo` at `revision` (a branch or tag named in refs/, or a commit hash) in

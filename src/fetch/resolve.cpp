@@ -1,5 +1,7 @@
 #include "fetch/resolve.h"
 
+#include "util/atomic_file.h"
+
 #include <unistd.h>
 
 #include <array>
@@ -9,6 +11,7 @@
 
 #include "fetch/cache.h"
 #include "fetch/download.h"
+#include "util/atomic_file.h"
 
 namespace emotune::fetch {
 
@@ -30,9 +33,12 @@ constexpr std::array<DataFile, 4> kGoEmotionsFiles{{
 constexpr const char* kGoEmotionsUrl =
     "https://raw.githubusercontent.com/google-research/google-research/master/goemotions/data";
 
-// Files of a hub model that emotune reads; the first two must exist.
-constexpr std::array<const char*, 6> kModelFiles{"config.json",  "model.safetensors",     "vocab.txt",
-                                                  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
+// Files of a hub model that emotune reads: config.json must exist, then the weights (model.safetensors,
+// else pytorch_model.bin, which older checkpoints have alone); the tokenizer files that exist.
+constexpr std::array<const char*, 7> kModelFiles{"config.json",          "model.safetensors",      "pytorch_model.bin",
+                                                  "vocab.txt",            "tokenizer.json",         "tokenizer_config.json",
+                                                  "special_tokens_map.json"};
+constexpr std::size_t kSafetensors = 1, kTorchBin = 2;
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -76,6 +82,7 @@ fs::path fetch_model(const std::string& repo, const FetchOptions& o, const std::
   for (std::size_t i = 0; i < kModelFiles.size(); ++i) {
     const fs::path file = dest / kModelFiles[i];
     if (fs::exists(file)) continue;
+    if (i == kTorchBin && fs::exists(dest / kModelFiles[kSafetensors])) continue;
     DownloadRequest r;
     r.url = endpoint + "/" + repo + "/resolve/" + o.revision + "/" + kModelFiles[i];
     r.dest = file;
@@ -84,7 +91,10 @@ fs::path fetch_model(const std::string& repo, const FetchOptions& o, const std::
     try {
       download(r, policy);
     } catch (const FetchError& e) {
-      if (e.kind == Failure::not_found && i >= 2) continue;  // optional tokenizer files
+      if (e.kind == Failure::not_found && i == kSafetensors) continue;  // then pytorch_model.bin
+      if (e.kind == Failure::not_found && i == kTorchBin)
+        throw FetchError(e.kind, repo + " has neither model.safetensors nor pytorch_model.bin at revision " + o.revision, 404);
+      if (e.kind == Failure::not_found && i > kTorchBin) continue;  // optional tokenizer files
       if (e.kind == Failure::not_found && i == 0)
         throw FetchError(e.kind, "no such model: " + repo + " at revision " + o.revision + " (HTTP 404 from " + r.url + ")", 404);
       if (e.kind == Failure::unreachable)
@@ -95,6 +105,19 @@ fs::path fetch_model(const std::string& repo, const FetchOptions& o, const std::
   }
   if (!is_complete_model_dir(dest))
     throw std::runtime_error(repo + " has no vocab.txt or tokenizer.json: emotune needs a WordPiece vocabulary");
+  return dest;
+}
+
+fs::path import_model(const std::string& repo, const fs::path& from, const FetchOptions& o) {
+  if (!looks_like_repo_id(repo)) throw std::invalid_argument("not a model name (NAME or ORG/NAME): " + repo);
+  if (!is_complete_model_dir(from))
+    throw std::runtime_error(from.string() + " is not a model directory (config.json, model.safetensors or " +
+                             "pytorch_model.bin, and vocab.txt or tokenizer.json)");
+  const fs::path dest = o.to ? *o.to : model_cache_dir(repo, o.revision);
+  util::write_directory_atomically(dest, /*overwrite=*/true, [&](const fs::path& tmp) {
+    for (const char* name : kModelFiles)
+      if (fs::is_regular_file(from / name)) fs::copy_file(from / name, tmp / name);
+  });
   return dest;
 }
 

@@ -26,6 +26,11 @@ bool looks_like_repo_id(const std::string& arg);
 // `flag` names the option that takes a directory instead, for the error message.
 std::filesystem::path fetch_model(const std::string& repo, const FetchOptions& o, const std::string& flag = "--base");
 
+// Puts the model files found in local folder `from` (config.json, weights, tokenizer files) into the
+// cache as hub model `repo` (or into o.to), replacing what is there; for files that came another way
+// than the hub (a Python package, a copy from a connected machine). Returns the cache folder.
+std::filesystem::path import_model(const std::string& repo, const std::filesystem::path& from, const FetchOptions& o);
+
 // A local copy of GoEmotions (train.tsv, dev.tsv, test.tsv, emotions.txt), verified.
 std::filesystem::path fetch_goemotions(const FetchOptions& o);
 

@@ -64,7 +64,7 @@ void run_streams(std::size_t jobs, std::size_t streams, const std::function<void
 }
 }  // namespace
 
-torch::Tensor compute_logits(model::DistilBertForSequenceClassification& model,
+torch::Tensor compute_logits(model::SequenceClassifier& model,
                              const std::vector<const std::vector<std::int32_t>*>& sequences, std::size_t batch_size,
                              std::int32_t pad_id, torch::Device device, std::size_t streams) {
   if (batch_size == 0) throw std::invalid_argument("--batch-size must be positive");

@@ -19,7 +19,7 @@ struct Prediction {
 // Logits [N, num_labels] for token id sequences, in input order; batches of similar lengths. On the
 // CPU, streams > 1 runs that many batches at once, each on one thread (for whole datasets; a single
 // batch runs on all of libtorch's threads either way).
-torch::Tensor compute_logits(model::DistilBertForSequenceClassification& model,
+torch::Tensor compute_logits(model::SequenceClassifier& model,
                              const std::vector<const std::vector<std::int32_t>*>& sequences, std::size_t batch_size,
                              std::int32_t pad_id, torch::Device device, std::size_t streams = 1);
 

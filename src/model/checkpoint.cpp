@@ -8,7 +8,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "model/family.h"
 #include "model/safetensors.h"
+#include "model/weights_file.h"
 #include "util/atomic_file.h"
 
 namespace emotune::model {
@@ -58,49 +60,75 @@ json tokenizer_config_json(const text::TokenizerOptions& o) {
 
 }  // namespace
 
-LoadReport load_weights(DistilBertForSequenceClassification& model, const fs::path& path,
-                        const LoadWeightsOptions& options) {
-  const auto mapped = std::make_shared<const SafetensorsFile>(path);
-  const SafetensorsFile& file = *mapped;
-  // Base checkpoints saved from DistilBertModel carry no "distilbert." prefix.
-  bool has_prefix = false;
-  for (const auto& [name, _] : file.tensors()) has_prefix |= name.rfind("distilbert.", 0) == 0;
-  auto file_name = [&](const std::string& param) {
-    if (!has_prefix && param.rfind("distilbert.", 0) == 0) return param.substr(std::string("distilbert.").size());
-    return param;
-  };
+namespace {
 
+// Where model parameter names are found in a checkpoint file.
+class FileNames {
+ public:
+  FileNames(const WeightsFile& file, const std::string& base_model_prefix) : file_(file) {
+    // Base checkpoints saved from the bare encoder (DistilBertModel, BertModel) carry no prefix.
+    bool has_prefix = false;
+    for (const auto& [name, _] : file.shapes()) has_prefix |= name.starts_with(base_model_prefix + ".");
+    if (!has_prefix) strip_ = base_model_prefix + ".";
+  }
+
+  // The file's name for `param`, or "" when the file lacks it.
+  std::string find(const std::string& param) const {
+    std::string name = param;
+    if (!strip_.empty() && name.starts_with(strip_)) name = name.substr(strip_.size());
+    if (file_.shapes().count(name)) return name;
+    // Checkpoints converted from the original BERT code name LayerNorm's parameters gamma and beta.
+    for (const std::string now : {"weight", "bias"}) {
+      if (!name.ends_with(".LayerNorm." + now)) continue;
+      const std::string legacy = name.substr(0, name.size() - now.size()) + (now == "weight" ? "gamma" : "beta");
+      if (file_.shapes().count(legacy)) return legacy;
+    }
+    return "";
+  }
+
+ private:
+  const WeightsFile& file_;
+  std::string strip_;
+};
+
+// Buffers older transformers versions saved with the weights; nothing to load.
+bool is_saved_buffer(const std::string& name) { return name.ends_with("position_ids"); }
+
+}  // namespace
+
+LoadReport load_weights(SequenceClassifierImpl& model, const fs::path& path, const LoadWeightsOptions& options) {
+  const WeightsFile file(path);
+  const FileNames names(file, model.base_model_prefix());
   LoadReport report;
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
-  for (auto& item : model->named_parameters()) {
-    const std::string name = file_name(item.key());
-    auto it = file.tensors().find(name);
-    if (it == file.tensors().end()) {
+  for (auto& item : model.named_parameters()) {
+    const std::string name = names.find(item.key());
+    if (name.empty()) {
       report.missing.push_back(item.key());
       continue;
     }
-    const auto& shape = it->second.shape;
+    const auto& shape = file.shapes().at(name);
     if (c10::IntArrayRef(shape) != item.value().sizes())
       throw std::runtime_error(path.string() + ": tensor '" + name + "' has shape " + shape_str(shape) +
                                " but the config implies " + shape_str(item.value().sizes()));
     const bool in_place = std::find(options.map_in_place.begin(), options.map_in_place.end(), item.key()) !=
                           options.map_in_place.end();
-    if (auto view = in_place ? SafetensorsFile::map_in_place(mapped, name) : torch::Tensor(); view.defined())
+    if (auto view = in_place ? file.map_in_place(name) : torch::Tensor(); view.defined())
       item.value().set_data(view);
     else
       file.copy_into(name, item.value());
     used.insert(name);
     if (options.loaded) options.loaded(item.key());
   }
-  for (const auto& [name, _] : file.tensors())
-    if (!used.count(name)) report.unused.push_back(name);
+  for (const auto& [name, _] : file.shapes())
+    if (!used.count(name) && !is_saved_buffer(name)) report.unused.push_back(name);
   return report;
 }
 
-DistilBertForSequenceClassification init_classifier(const DistilBertConfig& config, std::uint64_t seed) {
+SequenceClassifier init_classifier(const ModelConfig& config, std::uint64_t seed) {
   torch::manual_seed(seed);
-  DistilBertForSequenceClassification model(config);
+  auto model = make_classifier(config);
   model->init_weights(config.initializer_range);
   return model;
 }
@@ -110,16 +138,17 @@ namespace {
 // encoder never exists whole in memory (the model was built without touching its linear layers):
 // an int8 load then peaks well below a float one. Blocks with missing tensors are packed later.
 // The word embeddings (94 MB for DistilBERT) stay in the file's mapping: a batch reads a few rows.
-LoadReport load_packing(DistilBertForSequenceClassification& model, const fs::path& path, Precision precision) {
-  const std::string prefix = "distilbert.transformer.layer.";
-  std::vector<std::size_t> remaining;
-  for (const auto& block : *model->distilbert->layer) remaining.push_back(block->parameters().size());
+LoadReport load_packing(SequenceClassifierImpl& model, const fs::path& path, Precision precision) {
+  const std::string prefix = model.block_prefix();
+  std::vector<std::size_t> remaining(model.num_blocks(), 0);
+  for (const auto& item : model.named_parameters())
+    if (item.key().rfind(prefix, 0) == 0) ++remaining.at(std::stoul(item.key().substr(prefix.size())));
   LoadWeightsOptions o;
-  o.map_in_place = {"distilbert.embeddings.word_embeddings.weight"};
+  o.map_in_place = {model.base_model_prefix() + ".embeddings.word_embeddings.weight"};
   o.loaded = [&](const std::string& name) {
     if (name.rfind(prefix, 0) != 0) return;
     const auto i = std::stoul(name.substr(prefix.size()));
-    if (--remaining.at(i) == 0) model->distilbert->layer[i]->as<TransformerBlock>()->pack(precision);
+    if (--remaining.at(i) == 0) model.pack_block(i, precision);
   };
   return load_weights(model, path, o);
 }
@@ -138,14 +167,9 @@ LoadOptions inference_options(const std::string& quantize, const torch::Device& 
 ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) throw std::runtime_error("model directory not found: " + dir.string());
   const fs::path config_path = dir / "config.json";
-  const fs::path weights_path = dir / "model.safetensors";
   if (!fs::exists(config_path)) throw std::runtime_error("no config.json in model directory " + dir.string());
-  if (!fs::exists(weights_path))
-    throw std::runtime_error("no model.safetensors in model directory " + dir.string() +
-                             (fs::exists(dir / "pytorch_model.bin") ? " (pytorch_model.bin is not supported: convert it "
-                                                                      "to safetensors)"
-                                                                    : ""));
-  DistilBertConfig config = DistilBertConfig::load(config_path);
+  const fs::path weights_path = WeightsFile::in_directory(dir);
+  ModelConfig config = ModelConfig::load(config_path);
   if (config.labels.empty()) {
     if (!options.labels)
       throw std::runtime_error(config_path.string() + " has no id2label: this is a base checkpoint; give labels");
@@ -157,22 +181,21 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
     throw std::runtime_error(dir.string() + ": the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
                              " tokens but the model's vocab_size is " + std::to_string(config.vocab_size));
 
-  ModelBundle bundle{options.pack ? DistilBertForSequenceClassification(config, /*initialise=*/false)
-                                  : init_classifier(config, options.seed),
+  ModelBundle bundle{options.pack ? make_classifier(config, /*initialise=*/false) : init_classifier(config, options.seed),
                      std::move(tokenizer), dir, {}};
   if (options.pack) {
-    bundle.report = load_packing(bundle.model, weights_path, *options.pack);
+    bundle.report = load_packing(*bundle.model, weights_path, *options.pack);
     if (!bundle.report.missing.empty()) {  // never drawn at construction: draw them now
       torch::manual_seed(options.seed);
       bundle.model->init_weights(config.initializer_range, &bundle.report.missing);
     }
   } else {
-    bundle.report = load_weights(bundle.model, weights_path);
+    bundle.report = load_weights(*bundle.model, weights_path);
   }
   if (!bundle.report.missing.empty())
     spdlog::warn("{}: initialised (not in the checkpoint): {}", weights_path.string(), join(bundle.report.missing));
   if (!bundle.report.unused.empty())
-    spdlog::info("{}: not used by DistilBertForSequenceClassification: {}", weights_path.string(),
+    spdlog::info("{}: not used by {}: {}", weights_path.string(), find_family(config.model_type, dir.string()).architecture,
                  join(bundle.report.unused));
   if (config.raw.value("emotune_random_init", false))
     spdlog::warn("{} starts from a RANDOMLY INITIALISED encoder (emotune init), not a pretrained one", dir.string());
@@ -181,10 +204,10 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   return bundle;
 }
 
-void save_model_files(const fs::path& dir, DistilBertForSequenceClassification& model, const text::Tokenizer& tokenizer) {
-  util::write_text_atomically(dir / "config.json", model->config.to_classifier_json().dump(2) + "\n");
+void save_model_files(const fs::path& dir, SequenceClassifierImpl& model, const text::Tokenizer& tokenizer) {
+  util::write_text_atomically(dir / "config.json", model.config.to_classifier_json().dump(2) + "\n");
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& item : model->named_parameters()) tensors.emplace_back(item.key(), item.value());
+  for (const auto& item : model.named_parameters()) tensors.emplace_back(item.key(), item.value());
   save_safetensors(dir / "model.safetensors", tensors);
   std::string vocab;
   for (const auto& t : tokenizer.vocab()) vocab += t + "\n";

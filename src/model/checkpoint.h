@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/distilbert.h"
+#include "model/classifier.h"
 #include "text/tokenizer.h"
 
 namespace emotune::model {
@@ -27,10 +27,11 @@ struct LoadWeightsOptions {
   std::vector<std::string> map_in_place;
 };
 
-// Copies the checkpoint's tensors into `model` by Hugging Face name. A base checkpoint saved
-// without the "distilbert." prefix is accepted. A shape that disagrees with the config throws,
-// naming the tensor and both shapes.
-LoadReport load_weights(DistilBertForSequenceClassification& model, const std::filesystem::path& safetensors_path,
+// Copies the checkpoint's tensors (model.safetensors or pytorch_model.bin) into `model` by Hugging Face
+// name. A base checkpoint saved from the bare encoder (without the "distilbert."/"bert." prefix) is
+// accepted, and so are old BERT checkpoints' LayerNorm gamma/beta. A shape that disagrees with the
+// config throws, naming the tensor and both shapes.
+LoadReport load_weights(SequenceClassifierImpl& model, const std::filesystem::path& weights_path,
                         const LoadWeightsOptions& options = {});
 
 struct LoadOptions {
@@ -48,23 +49,23 @@ LoadOptions inference_options(const std::string& quantize, const torch::Device& 
 
 // A classifier and its tokenizer read from a model directory.
 struct ModelBundle {
-  DistilBertForSequenceClassification model{nullptr};
+  SequenceClassifier model;
   text::Tokenizer tokenizer;
   std::filesystem::path dir;
   LoadReport report;
-  const DistilBertConfig& config() const { return model->config; }
+  const ModelConfig& config() const { return model->config; }
   const std::vector<std::string>& labels() const { return model->config.labels; }
 };
 
 ModelBundle load_model_dir(const std::filesystem::path& dir, const LoadOptions& options = {});
 
 // A fresh classifier with Hugging Face's initialisation, seeded.
-DistilBertForSequenceClassification init_classifier(const DistilBertConfig& config, std::uint64_t seed);
+SequenceClassifier init_classifier(const ModelConfig& config, std::uint64_t seed);
 
 // Writes a complete Hugging Face directory (config.json with id2label/label2id/problem_type,
 // F32 model.safetensors, vocab.txt, tokenizer_config.json, special_tokens_map.json) into `dir`.
 // The caller makes it atomic (util::write_directory_atomically) where `dir` is the final place.
-void save_model_files(const std::filesystem::path& dir, DistilBertForSequenceClassification& model,
+void save_model_files(const std::filesystem::path& dir, SequenceClassifierImpl& model,
                       const text::Tokenizer& tokenizer);
 
 }  // namespace emotune::model

@@ -1,4 +1,6 @@
-// DistilBERT configuration as read from and written to Hugging Face's config.json.
+// The configuration of an encoder classifier, whatever its family, as read from and written to
+// Hugging Face's config.json. Each family (model/family.h) reads and writes its own field names;
+// the rest of emotune sees only these.
 #pragma once
 
 #include <filesystem>
@@ -8,28 +10,43 @@
 
 namespace emotune::model {
 
-struct DistilBertConfig {
+struct ModelConfig {
+  std::string model_type = "distilbert";  // config.json's model_type: picks the family
   int64_t vocab_size = 30522;
   int64_t max_position_embeddings = 512;
-  int64_t dim = 768;
-  int64_t n_layers = 6;
-  int64_t n_heads = 12;
-  int64_t hidden_dim = 3072;
-  double dropout = 0.1;
+  int64_t hidden_size = 768;
+  int64_t num_layers = 6;
+  int64_t num_heads = 12;
+  int64_t intermediate_size = 3072;
+  int64_t type_vocab_size = 0;  // token types (BERT); every token has type 0; 0 = the family has none
+  double hidden_dropout = 0.1;
   double attention_dropout = 0.1;
-  double seq_classif_dropout = 0.2;
+  double classifier_dropout = 0.2;
+  double layer_norm_eps = 1e-12;
   double initializer_range = 0.02;
   int64_t pad_token_id = 0;
-  std::string activation = "gelu";
-  std::vector<std::string> labels;  // id2label in id order; empty for a base (MLM) checkpoint
+  std::string activation = "gelu";  // "gelu" (erf form) or "relu"
+  std::vector<std::string> labels;  // id2label in id order; empty for a base checkpoint
   nlohmann::json raw;               // every field of the file, kept when writing it back
 
   // Reads and validates config.json; errors name the file and the field.
-  static DistilBertConfig load(const std::filesystem::path& path);
-  // The config.json of a sequence classifier with this config's labels.
+  static ModelConfig load(const std::filesystem::path& path);
+  // The config.json of a sequence classifier of this family with this config's labels.
   nlohmann::json to_classifier_json() const;
   // Overrides every dropout probability (training's --dropout).
   void set_all_dropouts(double p);
 };
+
+// A field of a config.json object, or `fallback` when absent or null; a wrong type throws naming
+// `where` and the key.
+template <typename T>
+T config_field(const nlohmann::json& j, const char* key, T fallback, const std::string& where) {
+  if (!j.contains(key) || j.at(key).is_null()) return fallback;
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw std::runtime_error(where + ": field '" + key + "' has the wrong type");
+  }
+}
 
 }  // namespace emotune::model

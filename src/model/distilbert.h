@@ -3,36 +3,25 @@
 //   distilbert.embeddings.{word_embeddings,position_embeddings,LayerNorm}
 //   distilbert.transformer.layer.N.{attention.{q,k,v,out}_lin, sa_layer_norm, ffn.lin{1,2}, output_layer_norm}
 //   pre_classifier, classifier
+// config.json: dim, n_layers, n_heads, hidden_dim, dropout, attention_dropout, seq_classif_dropout,
+// activation; LayerNorm eps is 1e-12.
 #pragma once
 
 #include <torch/nn.h>
 
-#include "model/config.h"
+#include "model/classifier.h"
+#include "model/encoder.h"
 #include "model/linear.h"
 
 namespace emotune::model {
 
-// Where the real tokens of a right- or left-padded batch sit. Every token-wise layer (embeddings,
-// projections, FFN, LayerNorm) runs on the packed [tokens, dim] matrix, so padding costs no arithmetic;
-// only attention needs the [batch, seq] grid back. Results are those of the padded computation: a padded
-// position never influences a real one.
-struct TokenLayout {
-  explicit TokenLayout(const torch::Tensor& attention_mask);
-  // [batch*seq, d] grid rows -> [tokens, d]
-  torch::Tensor pack(const torch::Tensor& grid) const;
-  // [tokens, d] -> [batch, seq, d], zeros at padding
-  torch::Tensor unpack(const torch::Tensor& rows) const;
+struct Family;
+const Family& distilbert_family();
 
-  int64_t batch, seq, tokens;
-  torch::Tensor mask;   // [batch, seq], 1 = token
-  torch::Tensor index;  // [tokens] flat grid position of each packed row
-  torch::Tensor first;  // [batch] packed row of each sequence's position 0 (the [CLS] token)
-  torch::Tensor lengths;  // [batch] real tokens per sequence
-  bool dense;           // no padding at all: packing is the identity and costs nothing
-};
+namespace distilbert {
 
 struct EmbeddingsImpl : torch::nn::Module {
-  EmbeddingsImpl(const DistilBertConfig& c, bool initialise = true);
+  EmbeddingsImpl(const ModelConfig& c, bool initialise = true);
   // input_ids [batch, seq] -> packed [tokens, dim]
   torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout);
 
@@ -43,16 +32,13 @@ struct EmbeddingsImpl : torch::nn::Module {
 TORCH_MODULE(Embeddings);
 
 struct MultiHeadSelfAttentionImpl : torch::nn::Module {
-  MultiHeadSelfAttentionImpl(const DistilBertConfig& c, bool initialise = true);
-  // x packed [tokens, dim] -> [tokens, dim]; with first_only, only each sequence's position 0 attends
-  // (keys and values still come from every token): -> [batch, dim].
+  MultiHeadSelfAttentionImpl(const ModelConfig& c, bool initialise = true);
+  // x packed [tokens, dim] -> [tokens, dim]; with first_only -> [batch, dim] (see self_attention).
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, bool first_only = false);
-
-  // Packed inference: q, k and v as one fused [dim -> 3*dim] layer (one larger product instead of
-  // three, one activation quantisation for int8); out_lin packed as it is.
+  // Packed inference: q, k and v fused (see fuse_qkv), out_lin packed as it is.
   void pack(Precision precision);
 
-  int64_t n_heads, dim;
+  int64_t n_heads;
   Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
   std::shared_ptr<const PackedLinear> qkv;  // not a parameter: no Hugging Face name, never saved
   torch::nn::Dropout dropout{nullptr};
@@ -60,19 +46,19 @@ struct MultiHeadSelfAttentionImpl : torch::nn::Module {
 TORCH_MODULE(MultiHeadSelfAttention);
 
 struct FFNImpl : torch::nn::Module {
-  FFNImpl(const DistilBertConfig& c, bool initialise = true);
+  FFNImpl(const ModelConfig& c, bool initialise = true);
   torch::Tensor forward(const torch::Tensor& x);
   // Packed inference, with the activation fused into lin1's kernel.
   void pack(Precision precision);
 
   Linear lin1{nullptr}, lin2{nullptr};
   torch::nn::Dropout dropout{nullptr};
-  bool gelu;
+  Activation activation;
 };
 TORCH_MODULE(FFN);
 
 struct TransformerBlockImpl : torch::nn::Module {
-  TransformerBlockImpl(const DistilBertConfig& c, bool initialise = true);
+  TransformerBlockImpl(const ModelConfig& c, bool initialise = true);
   // x packed [tokens, dim] -> [tokens, dim]; with first_only -> [batch, dim], each sequence's
   // position-0 row only, the rest of the block never computed for the other rows.
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, bool first_only = false);
@@ -86,7 +72,7 @@ struct TransformerBlockImpl : torch::nn::Module {
 TORCH_MODULE(TransformerBlock);
 
 struct DistilBertModelImpl : torch::nn::Module {
-  DistilBertModelImpl(const DistilBertConfig& c, bool initialise = true);
+  DistilBertModelImpl(const ModelConfig& c, bool initialise = true);
   // Last hidden states of the real tokens, packed [tokens, dim] in layout order; with first_only, of
   // each sequence's position 0 only, [batch, dim]. The classifier reads nothing else, and in the last
   // block no other row feeds position 0, so that block's attention output, out_lin, FFN and LayerNorms
@@ -98,25 +84,18 @@ struct DistilBertModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(DistilBertModel);
 
-struct DistilBertForSequenceClassificationImpl : torch::nn::Module {
-  // initialise = false leaves the linear layers' and the word embeddings' tensors uninitialised (not
-  // even touched), for a model whose weights are loaded next; the small ones are initialised anyway.
-  explicit DistilBertForSequenceClassificationImpl(const DistilBertConfig& c, bool initialise = true);
-  // input_ids, attention_mask [batch, seq] (int64) -> logits [batch, num_labels]
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+}  // namespace distilbert
 
-  // Hugging Face's _init_weights: normal(0, initializer_range) for linear and embedding weights,
-  // zero biases and padding row, LayerNorm at identity. Uses torch's global generator. With `only`,
-  // just the modules holding one of those parameter names.
-  void init_weights(double initializer_range, const std::vector<std::string>* only = nullptr);
+struct DistilBertForSequenceClassificationImpl : SequenceClassifierImpl {
+  explicit DistilBertForSequenceClassificationImpl(const ModelConfig& c, bool initialise = true);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) override;
 
-  // CPU inference from here on: every linear layer packed for oneDNN (model/packed_linear.h), the
-  // encoder's in `precision` (Int8: dynamic int8), the small head in float. The plain weights are
-  // released, so the model can no longer train or be saved.
-  void pack_for_inference(Precision precision);
+  std::string base_model_prefix() const override { return "distilbert"; }
+  std::size_t num_blocks() const override { return distilbert->layer->size(); }
+  std::string block_prefix() const override { return "distilbert.transformer.layer."; }
+  void pack_block(std::size_t i, Precision precision) override;
 
-  DistilBertConfig config;
-  DistilBertModel distilbert{nullptr};
+  distilbert::DistilBertModel distilbert{nullptr};
   Linear pre_classifier{nullptr}, classifier{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };

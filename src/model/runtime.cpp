@@ -4,10 +4,14 @@
 #include <torch/cuda.h>
 
 #include <malloc.h>
+#include <oneapi/dnnl/dnnl.hpp>
 
 #include <climits>
 #include <stdexcept>
 #include <thread>
+
+// Resolved when libtorch's BLAS is OpenBLAS (Debian's alternatives), null otherwise.
+extern "C" char* openblas_get_corename(void) __attribute__((weak));
 
 namespace emotune::model {
 
@@ -22,6 +26,22 @@ int configure_threads(int threads) {
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   return threads;
+}
+
+std::string blas_core_name() { return openblas_get_corename ? openblas_get_corename() : "not OpenBLAS"; }
+
+std::string onednn_isa_name() {
+  switch (static_cast<dnnl_cpu_isa_t>(dnnl::get_effective_cpu_isa())) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
 }
 
 torch::Device resolve_device(const std::string& name) {

@@ -17,6 +17,10 @@ namespace emotune::model {
 void keep_freed_memory();
 // Sets libtorch's intra-op threads; 0 means every core (libtorch does not pick that up itself).
 int configure_threads(int threads);
+// The kernels this process runs on: OpenBLAS's core name ("Haswell", "SkylakeX"; "not OpenBLAS" when
+// libtorch's BLAS is another) and oneDNN's instruction set ("avx512_core_vnni", ...).
+std::string blas_core_name();
+std::string onednn_isa_name();
 // "cpu" or "cuda"; "cuda" is an error when this build of libtorch has no usable GPU.
 torch::Device resolve_device(const std::string& name);
 

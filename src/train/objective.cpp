@@ -8,6 +8,20 @@ namespace emotune::train {
 
 namespace F = torch::nn::functional;
 
+namespace {
+
+torch::Tensor asymmetric_loss(const torch::Tensor& logits, const torch::Tensor& targets, const AsymmetricLossOptions& o) {
+  constexpr double eps = 1e-8;  // keeps log() finite where p or 1 - p_m underflows
+  const auto p = torch::sigmoid(logits);
+  const auto not_p = o.clip > 0 ? (1 - p + o.clip).clamp_max(1.0) : 1 - p;  // 1 - p_m
+  const auto log_likelihood = targets * torch::log(p.clamp_min(eps)) + (1 - targets) * torch::log(not_p.clamp_min(eps));
+  const auto p_true = p * targets + not_p * (1 - targets);
+  const auto gamma = o.gamma_pos * targets + o.gamma_neg * (1 - targets);
+  return -(torch::pow(1 - p_true, gamma) * log_likelihood).mean();
+}
+
+}  // namespace
+
 Objective parse_objective(const std::string& s) {
   if (s == "multi-label") return Objective::multi_label;
   if (s == "single-label") return Objective::single_label;
@@ -18,7 +32,22 @@ LossKind parse_loss(const std::string& s) {
   if (s == "bce") return LossKind::bce;
   if (s == "weighted-bce") return LossKind::weighted_bce;
   if (s == "focal") return LossKind::focal;
-  throw std::invalid_argument("--loss must be bce, weighted-bce or focal, not '" + s + "'");
+  if (s == "asl") return LossKind::asl;
+  throw std::invalid_argument("--loss must be bce, weighted-bce, focal or asl, not '" + s + "'");
+}
+
+const char* loss_name(LossKind kind) {
+  switch (kind) {
+    case LossKind::bce:
+      return "bce";
+    case LossKind::weighted_bce:
+      return "weighted-bce";
+    case LossKind::focal:
+      return "focal";
+    case LossKind::asl:
+      return "asl";
+  }
+  throw std::logic_error("unknown loss");
 }
 
 torch::Tensor Loss::operator()(const torch::Tensor& logits, const torch::Tensor& targets,
@@ -38,6 +67,8 @@ torch::Tensor Loss::operator()(const torch::Tensor& logits, const torch::Tensor&
       const auto p_t = p * targets + (1 - p) * (1 - targets);
       return (torch::pow(1 - p_t, focal_gamma) * bce).mean();
     }
+    case LossKind::asl:
+      return asymmetric_loss(logits, targets, asl);
   }
   throw std::logic_error("unknown loss");
 }

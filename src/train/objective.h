@@ -1,5 +1,5 @@
 // Training objectives: sigmoid + binary cross-entropy for overlapping emotions (optionally
-// class-weighted or focal), or softmax cross-entropy against each text's first label.
+// class-weighted, focal or asymmetric), or softmax cross-entropy against each text's first label.
 #pragma once
 
 #include <torch/types.h>
@@ -10,15 +10,28 @@
 namespace emotune::train {
 
 enum class Objective { multi_label, single_label };
-enum class LossKind { bce, weighted_bce, focal };
+enum class LossKind { bce, weighted_bce, focal, asl };
 
 Objective parse_objective(const std::string& s);  // "multi-label" | "single-label"
-LossKind parse_loss(const std::string& s);        // "bce" | "weighted-bce" | "focal"
+LossKind parse_loss(const std::string& s);        // "bce" | "weighted-bce" | "focal" | "asl"
+const char* loss_name(LossKind kind);             // the inverse of parse_loss
+
+// The asymmetric loss (Ridnik et al., ICCV 2021) for one label with probability p = sigmoid(logit):
+//   positive: -(1 - p)^gamma_pos log(p)
+//   negative: -p_m^gamma_neg log(1 - p_m),  p_m = max(p - clip, 0)
+// so easy negatives (the many absent emotions of a text) are down-weighted hard and the very easy
+// ones (p < clip) are dropped. The paper's defaults; the mean over batch x labels, as BCE's.
+struct AsymmetricLossOptions {
+  double gamma_neg = 4.0;
+  double gamma_pos = 1.0;
+  double clip = 0.05;
+};
 
 struct Loss {
   Objective objective = Objective::multi_label;
   LossKind kind = LossKind::bce;
   double focal_gamma = 2.0;
+  AsymmetricLossOptions asl;
   torch::Tensor pos_weight;  // [num_labels], for weighted-bce
 
   // logits [B, L]; targets [B, L] multi-hot; first_label [B] int64. Mean over batch (x labels).

@@ -26,7 +26,7 @@ MicroBatch make_micro_batch(const data::EncodedDataset& ds, const std::size_t* r
   return MicroBatch{data::pad_batch(seqs, pad_id), data::multi_hot(labels, num_labels), torch::tensor(first, torch::kInt64)};
 }
 
-StepRunner::StepRunner(model::DistilBertForSequenceClassification model, Loss loss, double weight_decay,
+StepRunner::StepRunner(model::SequenceClassifier model, Loss loss, double weight_decay,
                        double max_grad_norm, torch::Device device)
     : model_(std::move(model)), loss_(std::move(loss)), max_grad_norm_(max_grad_norm), device_(device) {
   std::vector<bool> decay;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "data/batch.h"
-#include "model/distilbert.h"
+#include "model/classifier.h"
 #include "train/objective.h"
 #include "train/optimizer.h"
 
@@ -25,7 +25,7 @@ MicroBatch make_micro_batch(const data::EncodedDataset& ds, const std::size_t* r
 
 class StepRunner {
  public:
-  StepRunner(model::DistilBertForSequenceClassification model, Loss loss, double weight_decay, double max_grad_norm,
+  StepRunner(model::SequenceClassifier model, Loss loss, double weight_decay, double max_grad_norm,
              torch::Device device);
 
   // Runs one update over `micro` (gradients averaged over them); returns the mean loss and sets grad_norm.
@@ -36,7 +36,7 @@ class StepRunner {
   const std::vector<torch::Tensor>& params() const { return params_; }
 
  private:
-  model::DistilBertForSequenceClassification model_;
+  model::SequenceClassifier model_;
   Loss loss_;
   double max_grad_norm_;
   torch::Device device_;

@@ -234,6 +234,7 @@ void Trainer::load_data() {
   loss_.objective = o_.objective;
   loss_.kind = o_.loss;
   loss_.focal_gamma = o_.focal_gamma;
+  loss_.asl = o_.asl;
   if (o_.loss == LossKind::weighted_bce)
     loss_.pos_weight = positive_class_weights(train_.labels, static_cast<int64_t>(labels_.size()));
 }
@@ -344,7 +345,7 @@ json Trainer::evaluate() {
 void Trainer::save_checkpoint(int64_t step) {
   const fs::path dir = out_ / "checkpoints" / ("step-" + std::to_string(step));
   util::write_directory_atomically(dir, true, [&](const fs::path& tmp) {
-    model::save_model_files(tmp, bundle_->model, bundle_->tokenizer);
+    model::save_model_files(tmp, *bundle_->model, bundle_->tokenizer);
     std::vector<std::pair<std::string, torch::Tensor>> moments;
     auto& opt = runner_->optimizer();
     for (std::size_t i = 0; i < runner_->param_names().size(); ++i) {
@@ -386,8 +387,11 @@ void Trainer::write_training_args() const {
          {"base", o_.base_dir},
          {"model", o_.model_dir},
          {"objective", o_.objective == Objective::multi_label ? "multi-label" : "single-label"},
-         {"loss", o_.loss == LossKind::bce ? "bce" : o_.loss == LossKind::focal ? "focal" : "weighted-bce"},
+         {"loss", loss_name(o_.loss)},
          {"focal_gamma", o_.focal_gamma},
+         {"asl_gamma_neg", o_.asl.gamma_neg},
+         {"asl_gamma_pos", o_.asl.gamma_pos},
+         {"asl_clip", o_.asl.clip},
          {"learning_rate", o_.lr},
          {"batch_size", o_.batch_size},
          {"epochs", o_.epochs},
@@ -476,7 +480,7 @@ int Trainer::run() {
       if (f1 > best_macro_f1_) {
         best_macro_f1_ = f1;
         util::write_directory_atomically(out_ / "best", true, [&](const fs::path& dir) {
-          model::save_model_files(dir, bundle_->model, bundle_->tokenizer);
+          model::save_model_files(dir, *bundle_->model, bundle_->tokenizer);
           util::write_text_atomically(dir / "eval.json", json{{"step", done}, {"eval", metrics}}.dump(2) + "\n");
         });
       }
@@ -491,7 +495,7 @@ int Trainer::run() {
     }
   }
   if (tty_) std::fputc('\n', stderr);
-  model::save_model_files(out_, bundle_->model, bundle_->tokenizer);
+  model::save_model_files(out_, *bundle_->model, bundle_->tokenizer);
   spdlog::info("model written to {}", out_.string());
   return 0;
 }

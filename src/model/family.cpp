@@ -1,0 +1,20 @@
+#include "model/family.h"
+
+#include <stdexcept>
+
+#include "model/bert.h"
+#include "model/distilbert.h"
+
+namespace emotune::model {
+
+const Family& find_family(const std::string& model_type, const std::string& where) {
+  const Family* const families[] = {&distilbert_family(), &bert_family()};
+  std::string known;
+  for (const Family* f : families) {
+    if (model_type == f->model_type) return *f;
+    known += (known.empty() ? "" : ", ") + std::string(f->model_type);
+  }
+  throw std::runtime_error(where + ": model_type '" + model_type + "' is not supported (emotune reads " + known + ")");
+}
+
+}  // namespace emotune::model

@@ -1,0 +1,129 @@
+"""Browser test of `emotune serve`'s page in Debian's headless Chromium, driven by playwright (PyPI):
+keyboard-only use (type, Recognize, bars appear, switch tabs with arrow keys), the full score list,
+and a phone-sized window. A missing browser or driver fails the test; only missing shared data skips.
+Usage: check_page.py EMOTUNE_BINARY SCREENSHOT_DIR    (exit 77 = skipped)"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base, server):
+    for _ in range(300):
+        if server.poll() is not None:
+            raise RuntimeError(f"emotune serve exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("emotune serve did not become healthy in 30 s")
+
+
+def main():
+    emotune, shots = os.path.abspath(sys.argv[1]), sys.argv[2]
+    shared = os.environ.get("EMOTUNE_SHARED", "")
+    tokenizer = os.path.join(shared, "models", "distilbert-base-uncased")
+    if not shared or not os.path.isdir(tokenizer):
+        print("SKIPPED: EMOTUNE_SHARED not set")
+        sys.exit(77)
+    if not os.path.exists(CHROMIUM):
+        print(f"FAIL: {CHROMIUM} is not installed (scripts/install-deps.sh installs chromium)")
+        sys.exit(1)
+    os.makedirs(shots, exist_ok=True)
+    failures = []
+
+    def check(ok, what):
+        print(("ok   " if ok else "FAIL ") + what)
+        if not ok:
+            failures.append(what)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "model")
+        subprocess.run([emotune, "init", "--config", os.path.join(ROOT, "configs", "distilbert-tiny.json"),
+                        "--tokenizer", tokenizer, "--out", model, "--seed", "3"], check=True,
+                       stderr=subprocess.DEVNULL)
+        port = free_port()
+        log = open(os.path.join(tmp, "serve.log"), "w+")
+        server = subprocess.Popen([emotune, "serve", "--model", model, "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(base, server)
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+                try:
+                    run_page_checks(browser, base, shots, check)
+                finally:
+                    browser.close()
+        finally:
+            server.send_signal(signal.SIGTERM)
+            code = server.wait(timeout=30)
+        check(code == 0, f"server exits 0 on SIGTERM ({code})")
+        if failures:
+            log.seek(0)
+            print("".join(log.readlines()[-5:]))
+    sys.exit(1 if failures else 0)
+
+
+def run_page_checks(browser, base, shots, check):
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(base + "/")
+    # Keyboard only: Tab into the text box, type, Tab to the button, Enter.
+    page.keyboard.press("Tab")
+    check(page.evaluate("document.activeElement.id") == "text", "Tab reaches the text box first")
+    page.keyboard.type("Thank you so much, this made my day!")
+    page.keyboard.press("Tab")
+    check(page.evaluate("document.activeElement.id") == "go", "Tab reaches the Recognize button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#meta:not(:empty)", timeout=20000)
+    rows = len(page.query_selector_all("#bars .row"))
+    all_scores = len(page.query_selector_all("#all li"))
+    check(all_scores == 28, f"all 28 scores listed ({all_scores})")
+    check("ms" in page.text_content("#meta"), f"result drawn ({rows} bars) with response time")
+    check(page.eval_on_selector("#all-scores", "d => !d.open"), "the full score list starts collapsed")
+    page.screenshot(path=os.path.join(shots, "serve-page.png"), full_page=True)
+    # Arrow keys switch the label-set tabs, and the result follows.
+    page.focus("#tab-original")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.querySelectorAll('#all li').length === 7", timeout=20000)
+    check(page.eval_on_selector("#tab-ekman", "t => t.getAttribute('aria-selected') === 'true'"),
+          "ArrowRight selects Ekman")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.querySelectorAll('#all li').length === 4", timeout=20000)
+    check(True, "sentiment tab shows 4 scores")
+    check(not errors, f"no page errors ({'; '.join(errors)})")
+    # A phone-sized window: nothing wider than the screen.
+    phone = browser.new_page(viewport={"width": 375, "height": 667})
+    phone.goto(base + "/")
+    phone.fill("#text", "I miss my grandmother so much.")
+    phone.click("#go")
+    phone.wait_for_selector("#meta:not(:empty)", timeout=20000)
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    check(overflow <= 0, f"no horizontal scrolling at 375 px (overflow {overflow})")
+    phone.screenshot(path=os.path.join(shots, "serve-page-phone.png"), full_page=True)
+    print(f"screenshots: {shots}/serve-page.png {shots}/serve-page-phone.png")
+
+
+if __name__ == "__main__":
+    main()
