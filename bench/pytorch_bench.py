@@ -37,16 +37,6 @@ def flops_per_token(c, seq):
     return c.num_hidden_layers * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d)
 
 
-def batch(seqs):
-    n = max(len(s) for s in seqs)
-    ids = torch.zeros(len(seqs), n, dtype=torch.long)
-    mask = torch.zeros(len(seqs), n, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s)
-        mask[i, :len(s)] = 1
-    return ids, mask
-
-
 class StepTimer(TrainerCallback):
     def __init__(self):
         self.times = []
@@ -100,7 +90,8 @@ def main():
         opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
         step_times = []
         for k, b in enumerate(ex):
-            ids, mask = batch([e[0] for e in b])
+            enc = tok.pad({"input_ids": [e[0] for e in b]}, return_tensors="pt")  # right-padded to the longest
+            ids, mask = enc["input_ids"], enc["attention_mask"]
             targets = torch.zeros(len(b), L)
             for i, e in enumerate(b):
                 targets[i, e[1]] = 1

@@ -8,17 +8,9 @@ namespace nn = torch::nn;
 
 namespace bert {
 
-namespace {
-nn::LayerNorm layer_norm(const ModelConfig& c) {
-  return nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps));
-}
-}  // namespace
-
 BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c, bool initialise) {
   TORCH_CHECK(c.type_vocab_size > 0, "BERT needs type_vocab_size > 0");
-  auto words = nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id);
-  if (!initialise) words._weight(torch::empty({c.vocab_size, c.hidden_size}));  // given a weight, it draws nothing
-  word_embeddings = register_module("word_embeddings", nn::Embedding(words));
+  word_embeddings = register_module("word_embeddings", model::word_embeddings(c, initialise));
   position_embeddings =
       register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
   token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
@@ -182,7 +174,7 @@ SequenceClassifier make(const ModelConfig& c, bool initialise) {
 }  // namespace
 
 const Family& bert_family() {
-  static const Family family{"bert", "BertForSequenceClassification", read_config, write_config, make};
+  static const Family family{"bert", "BertForSequenceClassification", "BertTokenizer", read_config, write_config, make};
   return family;
 }
 

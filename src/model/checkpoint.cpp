@@ -42,8 +42,10 @@ json special_tokens_json(const text::TokenizerOptions& o) {
               {"sep_token", tok(o.sep_token)},   {"unk_token", tok(o.unk_token)}};
 }
 
-json tokenizer_config_json(const text::TokenizerOptions& o) {
-  json j{{"tokenizer_class", "BertTokenizer"},
+// The tokenizer class is the family's: DistilBERT's takes no token_type_ids, so a BertTokenizer
+// there would hand DistilBERT an input it refuses (transformers' pipeline() does).
+json tokenizer_config_json(const text::TokenizerOptions& o, const std::string& tokenizer_class) {
+  json j{{"tokenizer_class", tokenizer_class},
          {"do_lower_case", o.lower_case},
          {"do_basic_tokenize", true},
          {"tokenize_chinese_chars", o.tokenize_chinese_chars},
@@ -212,7 +214,7 @@ void save_model_files(const fs::path& dir, SequenceClassifierImpl& model, const 
   std::string vocab;
   for (const auto& t : tokenizer.vocab()) vocab += t + "\n";
   util::write_text_atomically(dir / "vocab.txt", vocab);
-  util::write_text_atomically(dir / "tokenizer_config.json", tokenizer_config_json(tokenizer.options()).dump(2) + "\n");
+  util::write_text_atomically(dir / "tokenizer_config.json", tokenizer_config_json(tokenizer.options(), find_family(model.config.model_type, dir.string()).tokenizer_class).dump(2) + "\n");
   util::write_text_atomically(dir / "special_tokens_map.json", special_tokens_json(tokenizer.options()).dump(2) + "\n");
 }
 

@@ -8,16 +8,8 @@ namespace nn = torch::nn;
 
 namespace distilbert {
 
-namespace {
-nn::LayerNorm layer_norm(const ModelConfig& c) {
-  return nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps));
-}
-}  // namespace
-
 EmbeddingsImpl::EmbeddingsImpl(const ModelConfig& c, bool initialise) {
-  auto words = nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id);
-  if (!initialise) words._weight(torch::empty({c.vocab_size, c.hidden_size}));  // given a weight, it draws nothing
-  word_embeddings = register_module("word_embeddings", nn::Embedding(words));
+  word_embeddings = register_module("word_embeddings", model::word_embeddings(c, initialise));
   position_embeddings =
       register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
   LayerNorm = register_module("LayerNorm", layer_norm(c));
@@ -167,7 +159,7 @@ SequenceClassifier make(const ModelConfig& c, bool initialise) {
 }  // namespace
 
 const Family& distilbert_family() {
-  static const Family family{"distilbert", "DistilBertForSequenceClassification", read_config, write_config, make};
+  static const Family family{"distilbert", "DistilBertForSequenceClassification", "DistilBertTokenizer", read_config, write_config, make};
   return family;
 }
 

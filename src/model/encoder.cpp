@@ -109,6 +109,16 @@ torch::Tensor activate(const torch::Tensor& x, Activation activation) {
   return x;
 }
 
+torch::nn::LayerNorm layer_norm(const ModelConfig& c) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps));
+}
+
+torch::nn::Embedding word_embeddings(const ModelConfig& c, bool initialise) {
+  auto o = torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id);
+  if (!initialise) o._weight(torch::empty({c.vocab_size, c.hidden_size}));  // given a weight, it draws nothing
+  return torch::nn::Embedding(o);
+}
+
 torch::Tensor residual_rows(const torch::Tensor& x, const TokenLayout& layout, bool first_only) {
   return first_only ? x.index_select(0, layout.first) : x;
 }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "model/config.h"
 #include "model/linear.h"
 
 namespace emotune::model {
@@ -51,6 +52,12 @@ std::shared_ptr<const PackedLinear> fuse_qkv(Linear& q, Linear& k, Linear& v, Pr
 Activation activation_named(const std::string& name);
 // The activation applied by hand, for a layer that is not packed with it fused.
 torch::Tensor activate(const torch::Tensor& x, Activation activation);
+
+// LayerNorm over the hidden size with the config's eps.
+torch::nn::LayerNorm layer_norm(const ModelConfig& c);
+// The word embeddings [vocab, hidden] with the padding row; initialise = false leaves the tensor
+// uninitialised and untouched (no random draws, not yet resident) for weights loaded next.
+torch::nn::Embedding word_embeddings(const ModelConfig& c, bool initialise);
 
 // The rows of the sequences' position 0 when first_only, else x itself: the residual a block adds.
 torch::Tensor residual_rows(const torch::Tensor& x, const TokenLayout& layout, bool first_only);

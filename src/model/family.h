@@ -14,6 +14,7 @@ namespace emotune::model {
 struct Family {
   const char* model_type;    // "distilbert"
   const char* architecture;  // "DistilBertForSequenceClassification"
+  const char* tokenizer_class;  // tokenizer_config.json's, as transformers picks it ("DistilBertTokenizer")
   // config.json fields of this family -> ModelConfig (the shared fields too); errors name `where`.
   void (*read_config)(const nlohmann::json& j, ModelConfig& c, const std::string& where);
   // ModelConfig -> this family's own config.json fields.

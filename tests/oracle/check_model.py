@@ -145,6 +145,21 @@ class ModelParity(unittest.TestCase):
         self.assert_parity(self.init_model("bert_wide", family="bert", hidden_size=48, num_hidden_layers=4,
                                            num_attention_heads=6, intermediate_size=96, initializer_range=0.25), texts)
 
+    def test_transformers_pipeline_reads_written_directories(self):
+        """What Python users run on a model emotune wrote: pipeline("text-classification", top_k=None)
+        gives emotune's scores (sigmoid: problem_type is multi-label)."""
+        from transformers import pipeline
+        texts = sample_texts(8)[:-1]  # the pipeline would not truncate the 700-word text
+        for family in ("distilbert", "bert"):
+            d = self.init_model("pipe_" + family, family=family, initializer_range=0.2)
+            _, rows = self.emotune_logits(d, texts)
+            pipe = pipeline("text-classification", model=d, top_k=None, device=-1)
+            for row, answer in zip(rows, pipe(texts)):
+                theirs = {a["label"]: a["score"] for a in answer}
+                self.assertEqual(set(theirs), set(row["scores"]))
+                for label, score in row["scores"].items():
+                    self.assertAlmostEqual(theirs[label], score, places=4, msg=f"{family} {label}")
+
     def test_full_distilbert_shape(self):
         rows = self.assert_parity(self.init_model("full", dim=768, n_layers=6, n_heads=12, hidden_dim=3072),
                                   sample_texts(10))

@@ -42,17 +42,6 @@ def read_tsv(tsv, tok):
     return [(tok(r[0], truncation=True, max_length=128)["input_ids"], [int(x) for x in r[1].split(",")]) for r in rows]
 
 
-def batch(seqs):
-    """Right-padded ids and attention mask of a list of id lists."""
-    n = max(len(s) for s in seqs)
-    ids = torch.zeros(len(seqs), n, dtype=torch.long)
-    mask = torch.zeros(len(seqs), n, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s)
-        mask[i, :len(s)] = 1
-    return ids, mask
-
-
 def read_metrics(out_dir):
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
         rows = [json.loads(l) for l in f if l.strip()]
@@ -94,7 +83,8 @@ class Reference:
             micro = batches[k * accum:(k + 1) * accum]
             total = 0.0
             for b in micro:
-                ids, mask = batch([x[0] for x in b])
+                enc = self.tok.pad({"input_ids": [x[0] for x in b]}, return_tensors="pt")  # right-padded
+                ids, mask = enc["input_ids"], enc["attention_mask"]
                 targets = torch.zeros(len(b), L)
                 for i, (_, labels) in enumerate(b):
                     targets[i, labels] = 1
