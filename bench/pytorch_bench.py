@@ -8,9 +8,11 @@ padded to each batch's longest text, timed the same way.
 Usage: pytorch_bench.py (train|trainer|infer) --model DIR --data FILE [--steps N] [--warmup N]
        [--batch-size N] [--seed N] [--threads N]"""
 import argparse
+import contextlib
 import json
 import os
 import resource
+import sys
 import tempfile
 import time
 
@@ -83,8 +85,9 @@ def main():
             args = TrainingArguments(output_dir=out, max_steps=a.warmup + a.steps, per_device_train_batch_size=a.batch_size,
                                      learning_rate=2e-5, max_grad_norm=1.0, save_strategy="no", report_to=[],
                                      use_cpu=True, disable_tqdm=True, logging_strategy="no")
-            InOrderTrainer(model=model, args=args, train_dataset=examples, data_collator=DataCollatorWithPadding(tok),
-                           callbacks=[timer]).train()
+            with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its summary; stdout is the JSON line
+                InOrderTrainer(model=model, args=args, train_dataset=examples,
+                               data_collator=DataCollatorWithPadding(tok), callbacks=[timer]).train()
         step_times = timer.times[a.warmup:]
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
