@@ -118,22 +118,36 @@ class Reference:
         return losses, norms
 
 
-class TrainingParity(unittest.TestCase):
-    INIT = {"model_type": "distilbert", "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64,
-            "max_position_embeddings": 128}
+def trainer_run(model_dir, tsv, out, steps, bs, lr, wd, warmup, max_norm):
+    """Hugging Face's Trainer on model_dir (dropout 0) over tsv in file order: (loss of each step, model)."""
+    model = load_hf(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    L = model.config.num_labels
+    examples = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [1.0 if i in labels else 0.0 for i in range(L)]}
+                for ids, labels in read_tsv(tsv, tok)]
+    recorded = []
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="emotune_train_test_")
-        cls.init = init_model(os.path.join(cls.tmp, "init"), seed=11, **cls.INIT)
-        cls.train_tsv = os.path.join(cls.tmp, "train.tsv")
-        with open(os.path.join(GOEMOTIONS, "train.tsv"), encoding="utf-8") as f, open(cls.train_tsv, "w") as out:
-            for _, line in zip(range(60), f):  # 60 lines: the last batch of 8 is short
-                out.write(line)
-        cls.dev_tsv = os.path.join(cls.tmp, "dev.tsv")
-        with open(os.path.join(GOEMOTIONS, "dev.tsv"), encoding="utf-8") as f, open(cls.dev_tsv, "w") as out:
-            for _, line in zip(range(50), f):
-                out.write(line)
+    class InOrderTrainer(Trainer):
+        def _get_train_sampler(self):
+            return torch.utils.data.SequentialSampler(self.train_dataset)
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            loss = super().compute_loss(model, inputs, *args, **kwargs)
+            recorded.append((loss[0] if isinstance(loss, tuple) else loss).item())
+            return loss
+
+    args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=bs, learning_rate=lr,
+                             weight_decay=wd, warmup_steps=warmup, lr_scheduler_type="linear", max_grad_norm=max_norm,
+                             adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, optim="adamw_torch",
+                             save_strategy="no", report_to=[], use_cpu=True, seed=11, logging_steps=1,
+                             disable_tqdm=True, dataloader_drop_last=False)
+    InOrderTrainer(model=model, args=args, train_dataset=examples, data_collator=DataCollatorWithPadding(tok)).train()
+    return recorded, model
+
+
+class TrainerParity:
+    """emotune train against the Hugging Face Trainer; the class sets tmp, init (a classifier directory)
+    and train_tsv in setUpClass."""
 
     @classmethod
     def tearDownClass(cls):
@@ -164,6 +178,33 @@ class TrainingParity(unittest.TestCase):
               f"max |weight diff| {diff:.1e}")
         self.assertLessEqual(diff, 1e-4)
 
+    def test_hugging_face_trainer_gives_the_same_losses_and_weights(self):
+        """The report's training stack: Trainer with the same arguments (lr, linear schedule with
+        warm-up, batch size, fixed order, no dropout, weight decay, clipping), batches padded by
+        DataCollatorWithPadding."""
+        out = self.emotune_train("vs_trainer", steps=10, bs=8, lr=5e-4, wd=0.01, warmup=3, max_norm=0.1)
+        losses, model = trainer_run(self.init, self.train_tsv, os.path.join(self.tmp, "hf_trainer"), steps=10, bs=8,
+                                    lr=5e-4, wd=0.01, warmup=3, max_norm=0.1)
+        self.compare(out, losses, model)
+
+
+class TrainingParity(TrainerParity, unittest.TestCase):
+    INIT = {"model_type": "distilbert", "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64,
+            "max_position_embeddings": 128}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="emotune_train_test_")
+        cls.init = init_model(os.path.join(cls.tmp, "init"), seed=11, **cls.INIT)
+        cls.train_tsv = os.path.join(cls.tmp, "train.tsv")
+        with open(os.path.join(GOEMOTIONS, "train.tsv"), encoding="utf-8") as f, open(cls.train_tsv, "w") as out:
+            for _, line in zip(range(60), f):  # 60 lines: the last batch of 8 is short
+                out.write(line)
+        cls.dev_tsv = os.path.join(cls.tmp, "dev.tsv")
+        with open(os.path.join(GOEMOTIONS, "dev.tsv"), encoding="utf-8") as f, open(cls.dev_tsv, "w") as out:
+            for _, line in zip(range(50), f):
+                out.write(line)
+
     def test_multilabel_bce_with_schedule_clipping_and_decay(self):
         out = self.emotune_train("bce")
         ref = Reference(self.init)
@@ -192,40 +233,6 @@ class TrainingParity(unittest.TestCase):
         ref = Reference(self.init)
         losses, _ = ref.train(self.train_tsv, 3, 8, 5e-4, 0.01, 3, 0.1, loss="asl", asl=(2.0, 0.0, 0.0))
         self.compare(out, losses, ref.model)
-
-    def test_hugging_face_trainer_gives_the_same_losses_and_weights(self):
-        """The report's training stack: Trainer with the same arguments (lr, linear schedule with
-        warm-up, batch size, fixed order, no dropout, weight decay, clipping), batches padded by
-        DataCollatorWithPadding."""
-        steps, bs, lr, wd, warmup, max_norm = 10, 8, 5e-4, 0.01, 3, 0.1
-        out = self.emotune_train("vs_trainer", steps=steps, bs=bs, lr=lr, wd=wd, warmup=warmup, max_norm=max_norm)
-        model = load_hf(self.init)
-        tok = AutoTokenizer.from_pretrained(self.init)
-        L = model.config.num_labels
-        examples = []
-        for ids, labels in read_tsv(self.train_tsv, tok):
-            examples.append({"input_ids": ids, "attention_mask": [1] * len(ids),
-                             "labels": [1.0 if i in labels else 0.0 for i in range(L)]})
-        recorded = []
-
-        class InOrderTrainer(Trainer):
-            def _get_train_sampler(self):
-                return torch.utils.data.SequentialSampler(self.train_dataset)
-
-            def compute_loss(self, model, inputs, *args, **kwargs):
-                loss = super().compute_loss(model, inputs, *args, **kwargs)
-                recorded.append((loss[0] if isinstance(loss, tuple) else loss).item())
-                return loss
-
-        args = TrainingArguments(output_dir=os.path.join(self.tmp, "hf_trainer"), max_steps=steps,
-                                 per_device_train_batch_size=bs, learning_rate=lr, weight_decay=wd,
-                                 warmup_steps=warmup, lr_scheduler_type="linear", max_grad_norm=max_norm,
-                                 adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, optim="adamw_torch",
-                                 save_strategy="no", report_to=[], use_cpu=True, seed=11, logging_steps=1,
-                                 disable_tqdm=True, dataloader_drop_last=False)
-        InOrderTrainer(model=model, args=args, train_dataset=examples,
-                       data_collator=DataCollatorWithPadding(tok)).train()
-        self.compare(out, recorded, model)
 
     def resumable_args(self, out, steps):
         return ["train", "--model", self.init, "--train-file", self.train_tsv, "--dev-file", self.dev_tsv,
@@ -279,6 +286,23 @@ class BertTrainingParity(TrainingParity):
     """The same checks on a BERT classifier (token types, pooler, its own LayerNorm eps)."""
     INIT = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
             "intermediate_size": 64, "max_position_embeddings": 128, "type_vocab_size": 2, "layer_norm_eps": 1e-7}
+
+
+class RealMiniLMTrainingParity(TrainerParity, unittest.TestCase):
+    """all-MiniLM-L6-v2's real weights with a fresh head (path in $EMOTUNE_MINILM, set by scripts/test.sh):
+    10 Trainer steps, the same losses and weights."""
+
+    @classmethod
+    def setUpClass(cls):
+        base = os.environ.get("EMOTUNE_MINILM", "")
+        if not base:
+            raise unittest.SkipTest("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
+        cls.tmp = tempfile.mkdtemp(prefix="emotune_minilm_train_")
+        cls.init = os.path.join(cls.tmp, "init")
+        run("init", "--base", base, "--out", cls.init, "--seed", "3")
+        cls.train_tsv = os.path.join(cls.tmp, "train.tsv")
+        with open(os.path.join(GOEMOTIONS, "train.tsv"), encoding="utf-8") as f, open(cls.train_tsv, "w") as out:
+            out.writelines(line for _, line in zip(range(80), f))
 
 
 class Learning(unittest.TestCase):
