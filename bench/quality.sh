@@ -3,7 +3,8 @@
 # test with thresholds tuned on dev. Each stage writes under $QUALITY_RUNS (default runs/quality) and
 # skips a run whose output exists.
 # Usage: bench/quality.sh sweep            lr sweep, 1 epoch each, dev macro-F1 (threshold 0.5)
-#        bench/quality.sh main LR           3 epochs bce, test eval (tuned + 0.5), Ekman/sentiment views
+#        bench/quality.sh main LR [LOSS]    3 epochs (LOSS default bce), test eval (tuned + 0.5),
+#                                           Ekman/sentiment views
 #        bench/quality.sh losses LR         weighted-bce, focal, asl, 1 epoch, the same seed as the sweep
 #                                           (whose bce run at LR is their baseline); test, tuned on dev
 #        bench/quality.sh single LR         --objective single-label, 3 epochs
@@ -35,11 +36,12 @@ case "${1:-}" in
       echo "lr $lr dev: $(grep '"eval"' "$runs/sweep-lr$lr/metrics.jsonl" | tail -1)"
     done ;;
   main)
-    train main-bce --lr "$2" --epochs 3
-    evaluate main-bce --thresholds tuned --report "$runs/main-bce/report" > "$runs/main-bce.test-tuned.txt"
-    evaluate main-bce --thresholds 0.5 > "$runs/main-bce.test-0.5.txt"
-    for t in ekman sentiment; do evaluate main-bce --thresholds tuned --taxonomy "$t" > "$runs/main-bce.test-$t.txt"; done
-    cat "$runs"/main-bce.test-*.txt ;;
+    loss="${3:-bce}"; name="main-$loss"
+    train "$name" --lr "$2" --epochs 3 --loss "$loss"
+    evaluate "$name" --thresholds tuned --report "$runs/$name/report" > "$runs/$name.test-tuned.txt"
+    evaluate "$name" --thresholds 0.5 > "$runs/$name.test-0.5.txt"
+    for t in ekman sentiment; do evaluate "$name" --thresholds tuned --taxonomy "$t" > "$runs/$name.test-$t.txt"; done
+    cat "$runs/$name".test-*.txt ;;
   losses)
     evaluate "sweep-lr$2" --thresholds tuned > "$runs/loss-bce-e1.test-tuned.txt"
     for loss in weighted-bce focal asl; do
