@@ -132,8 +132,6 @@ void BertForSequenceClassificationImpl::pack_block(std::size_t i, Precision prec
 namespace {
 
 void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
-  c.vocab_size = config_field<int64_t>(j, "vocab_size", 30522, where);
-  c.max_position_embeddings = config_field<int64_t>(j, "max_position_embeddings", 512, where);
   c.hidden_size = config_field<int64_t>(j, "hidden_size", 768, where);
   c.num_layers = config_field<int64_t>(j, "num_hidden_layers", 12, where);
   c.num_heads = config_field<int64_t>(j, "num_attention_heads", 12, where);
@@ -143,8 +141,6 @@ void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& whe
   c.attention_dropout = config_field<double>(j, "attention_probs_dropout_prob", 0.1, where);
   c.classifier_dropout = config_field<double>(j, "classifier_dropout", c.hidden_dropout, where);
   c.layer_norm_eps = config_field<double>(j, "layer_norm_eps", 1e-12, where);
-  c.initializer_range = config_field<double>(j, "initializer_range", 0.02, where);
-  c.pad_token_id = config_field<int64_t>(j, "pad_token_id", 0, where);
   c.activation = config_field<std::string>(j, "hidden_act", "gelu", where);
   const auto positions = config_field<std::string>(j, "position_embedding_type", "absolute", where);
   if (positions != "absolute")

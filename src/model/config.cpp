@@ -3,6 +3,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "model/encoder.h"
 #include "model/family.h"
 
 namespace emotune::model {
@@ -20,8 +21,11 @@ void check_sizes(const ModelConfig& c, const std::string& where) {
     throw std::runtime_error(where + ": the hidden size must be a multiple of the head count");
   if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size)
     throw std::runtime_error(where + ": pad_token_id outside the vocabulary");
-  if (c.activation != "gelu" && c.activation != "relu")
-    throw std::runtime_error(where + ": activation '" + c.activation + "' is not supported (gelu, relu)");
+  try {
+    activation_named(c.activation);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(where + ": " + e.what());
+  }
 }
 
 std::vector<std::string> read_id2label(const json& j, const std::string& where) {
@@ -62,6 +66,11 @@ ModelConfig ModelConfig::load(const std::filesystem::path& path) {
   c.model_type = config_field<std::string>(j, "model_type", "", where);
   const Family& family = find_family(c.model_type, where);
   c.raw = j;
+  // The fields every family names alike (written back by to_classifier_json); then the family's own.
+  c.vocab_size = config_field<int64_t>(j, "vocab_size", c.vocab_size, where);
+  c.max_position_embeddings = config_field<int64_t>(j, "max_position_embeddings", c.max_position_embeddings, where);
+  c.initializer_range = config_field<double>(j, "initializer_range", c.initializer_range, where);
+  c.pad_token_id = config_field<int64_t>(j, "pad_token_id", c.pad_token_id, where);
   family.read_config(j, c, where);
   check_sizes(c, where);
   c.labels = read_id2label(j, where);

@@ -122,8 +122,6 @@ void DistilBertForSequenceClassificationImpl::pack_block(std::size_t i, Precisio
 namespace {
 
 void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
-  c.vocab_size = config_field<int64_t>(j, "vocab_size", 30522, where);
-  c.max_position_embeddings = config_field<int64_t>(j, "max_position_embeddings", 512, where);
   c.hidden_size = config_field<int64_t>(j, "dim", 768, where);
   c.num_layers = config_field<int64_t>(j, "n_layers", 6, where);
   c.num_heads = config_field<int64_t>(j, "n_heads", 12, where);
@@ -131,8 +129,6 @@ void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& whe
   c.hidden_dropout = config_field<double>(j, "dropout", 0.1, where);
   c.attention_dropout = config_field<double>(j, "attention_dropout", 0.1, where);
   c.classifier_dropout = config_field<double>(j, "seq_classif_dropout", 0.2, where);
-  c.initializer_range = config_field<double>(j, "initializer_range", 0.02, where);
-  c.pad_token_id = config_field<int64_t>(j, "pad_token_id", 0, where);
   c.activation = config_field<std::string>(j, "activation", "gelu", where);
   c.layer_norm_eps = 1e-12;  // fixed in Hugging Face's DistilBERT
   c.type_vocab_size = 0;

@@ -15,7 +15,8 @@ struct Family {
   const char* model_type;    // "distilbert"
   const char* architecture;  // "DistilBertForSequenceClassification"
   const char* tokenizer_class;  // tokenizer_config.json's, as transformers picks it ("DistilBertTokenizer")
-  // config.json fields of this family -> ModelConfig (the shared fields too); errors name `where`.
+  // This family's own config.json fields -> ModelConfig (vocab_size, max_position_embeddings,
+  // initializer_range and pad_token_id are read before, for every family); errors name `where`.
   void (*read_config)(const nlohmann::json& j, ModelConfig& c, const std::string& where);
   // ModelConfig -> this family's own config.json fields.
   void (*write_config)(const ModelConfig& c, nlohmann::json& j);
