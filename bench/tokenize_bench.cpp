@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: tokenize_bench MODEL_DIR FILE.tsv [FILE.tsv ...]\n";
     return 2;
   }
-  const auto tokenizer = emotune::text::Tokenizer::from_directory(argv[1]);
+  const auto tokenizer = emotune::text::load_tokenizer(argv[1]);
   std::vector<std::string> texts;
   std::size_t bytes = 0;
   for (int i = 2; i < argc; ++i) {
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   for (int rep = 0; rep < 5; ++rep) {
     tokens = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    for (const auto& t : texts) tokens += tokenizer.encode(t, 512).ids.size();
+    for (const auto& t : texts) tokens += tokenizer->encode(t, 512).ids.size();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::min(best, s);
   }

@@ -130,7 +130,7 @@ TEST(PackedLoad, PacksWhileLoadingAndAnswersLikeThePlainModel) {
   c.max_position_embeddings = 16;
   c.labels = {"x", "y", "z"};
   auto original = m::init_classifier(c, 11);
-  m::save_model_files(dir, *original, emotune::text::Tokenizer::from_directory(dir));
+  m::save_model_files(dir, *original, *emotune::text::load_tokenizer(dir));
 
   const auto ids = torch::tensor({2, 5, 6, 7, 3, 2, 8, 3, 0, 0}, torch::kInt64).view({2, 5});
   const auto mask = (ids != 0).to(torch::kInt64);

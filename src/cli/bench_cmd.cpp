@@ -69,7 +69,7 @@ int bench(const BenchArgs& a) {
   model::ModelBundle bundle = model::load_model_dir(
       a.model_dir, a.mode == "infer" ? model::inference_options(a.quantize, torch::kCPU) : model::LoadOptions{});
   const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
-  const auto enc = data::encode_dataset(ds, bundle.tokenizer, a.max_length);
+  const auto enc = data::encode_dataset(ds, *bundle.tokenizer, a.max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());
   if (L != 28) throw UserError("bench needs a 28-label GoEmotions model");
 
@@ -85,7 +85,7 @@ int bench(const BenchArgs& a) {
   double real = 0, padded = 0, flops = 0, seconds = 0;
   for (int64_t k = 0; k < a.warmup + a.steps; ++k) {
     const auto rows = batch_rows(k);
-    const auto mb = train::make_micro_batch(enc, rows.data(), rows.size(), L, bundle.tokenizer.pad_id());
+    const auto mb = train::make_micro_batch(enc, rows.data(), rows.size(), L, bundle.tokenizer->pad_id());
     const auto t0 = std::chrono::steady_clock::now();
     if (a.mode == "train") {
       double norm = 0;

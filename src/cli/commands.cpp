@@ -50,6 +50,9 @@ int run(int argc, char** argv) {
   }
   try {
     return action();
+  } catch (const std::bad_alloc&) {
+    std::cerr << "emotune: error: out of memory (a smaller --batch-size or --max-length, or a smaller model, needs less)\n";
+    return 2;
   } catch (const c10::Error& e) {
     std::cerr << "emotune: error: " << first_line(e.what_without_backtrace()) << "\n";
     return 2;

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -24,6 +27,17 @@ void add_bench_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
 void add_serve_command(CLI::App& app, Action& action);
 void add_fetch_command(CLI::App& app, Action& action);
+
+// Refuses nan, inf and overflowing numbers, which CLI11's range checks let through (NaN compares false).
+inline const CLI::Validator FiniteNumber(
+    [](std::string& v) -> std::string {
+      char* end = nullptr;
+      errno = 0;
+      const double x = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0') return "";  // not a number: the option's own parsing reports it
+      return std::isfinite(x) && errno != ERANGE ? "" : "must be a finite number (got " + v + ")";
+    },
+    "FINITE");
 
 // --quantize int8 for the inference commands (predict, eval, serve, bench).
 inline void add_quantize_option(CLI::App* cmd, std::string& quantize) {

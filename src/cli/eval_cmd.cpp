@@ -54,9 +54,12 @@ class Evaluator {
       throw UserError("the model's " + std::to_string(bundle.labels().size()) + " labels are neither GoEmotions' 28 nor the " +
                       a.taxonomy + " groups");
     }
-    std::ifstream args(fs::path(a.model_dir) / "training_args.json");
-    if (args) single_label_ = nlohmann::json::parse(args, nullptr, false).value("objective", "") == "single-label";
-    max_length_ = a.max_length ? a.max_length : static_cast<std::size_t>(bundle.config().max_position_embeddings);
+    single_label_ = bundle.config().single_label;
+    const auto positions = static_cast<std::size_t>(bundle.config().max_position_embeddings);
+    max_length_ = a.max_length ? a.max_length : positions;
+    if (max_length_ > positions || max_length_ < 2)
+      throw UserError("--max-length " + std::to_string(max_length_) + " is outside 2.." + std::to_string(positions) +
+                      " (the model's positions)");
   }
 
   const std::vector<std::string>& labels() const { return labels_; }
@@ -64,10 +67,10 @@ class Evaluator {
   Scored score(const fs::path& file) {
     const auto ds = data::read_goemotions_tsv(file, taxonomy_, false);
     Scored s;
-    s.data = data::encode_dataset(ds, bundle_.tokenizer, max_length_);
+    s.data = data::encode_dataset(ds, *bundle_.tokenizer, max_length_);
     std::vector<const std::vector<std::int32_t>*> seqs;
     for (const auto& ids : s.data.ids) seqs.push_back(&ids);
-    const auto logits = infer::compute_logits(bundle_.model, seqs, a_.batch_size, bundle_.tokenizer.pad_id(), device_, streams_);
+    const auto logits = infer::compute_logits(bundle_.model, seqs, a_.batch_size, bundle_.tokenizer->pad_id(), device_, streams_);
     if (single_label_) {
       s.probs = torch::softmax(logits, 1);
       s.loss = torch::nn::functional::cross_entropy(logits, torch::tensor(s.data.first_label, torch::kInt64)).item<double>();

@@ -29,7 +29,7 @@ int init(const InitArgs& a) {
   const std::vector<std::string> labels = model::resolve_labels(a.labels);
   std::optional<model::ModelBundle> base;
   model::SequenceClassifier net;
-  std::optional<text::Tokenizer> tokenizer;
+  text::TokenizerPtr tokenizer;
   if (!a.base.empty()) {
     // A base checkpoint: the encoder comes from it, the head is initialised for `labels`.
     model::LoadOptions opts;
@@ -39,7 +39,7 @@ int init(const InitArgs& a) {
     if (base->labels() != labels)
       throw UserError(a.base + " is already a classifier with other labels; init --base takes a base checkpoint");
     net = base->model;
-    tokenizer.emplace(base->tokenizer);
+    tokenizer = base->tokenizer;
   } else {
     const fs::path cfg_path = fs::is_directory(a.config) ? fs::path(a.config) / "config.json" : fs::path(a.config);
     model::ModelConfig config = model::ModelConfig::load(cfg_path);
@@ -47,7 +47,7 @@ int init(const InitArgs& a) {
     // Marked in config.json, so every command that later loads it (or what is trained from it) says so.
     config.raw["emotune_random_init"] = true;
     const fs::path tok_dir = a.tokenizer.empty() ? cfg_path.parent_path() : fs::path(a.tokenizer);
-    tokenizer.emplace(text::Tokenizer::from_directory(tok_dir.empty() ? fs::path(".") : tok_dir));
+    tokenizer = text::load_tokenizer(tok_dir.empty() ? fs::path(".") : tok_dir);
     if (static_cast<int64_t>(tokenizer->vocab_size()) > config.vocab_size)
       throw UserError("the tokenizer in " + tok_dir.string() + " has " + std::to_string(tokenizer->vocab_size()) +
                       " tokens but vocab_size is " + std::to_string(config.vocab_size));

@@ -141,8 +141,10 @@ void add_predict_command(CLI::App& app, Action& action) {
   cmd->add_option("--format", a->format, "jsonl | tsv | pretty (default: pretty on a terminal, else jsonl)")
       ->check(CLI::IsMember({"jsonl", "tsv", "pretty"}));
   cmd->add_option("--threshold", a->threshold, "One threshold for every label (default: thresholds.json, else 0.5)")
+      ->check(FiniteNumber)
       ->check(CLI::Range(0.0f, 1.0f));
-  cmd->add_option("--top-k", a->top_k, "At most K labels per text");
+  cmd->add_option("--top-k", a->top_k, "At most K labels per text (0 = no limit)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20));
   cmd->add_flag("--logits", a->logits, "Add the raw logits (label-id order)");
   cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");

@@ -12,7 +12,7 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--host", o->host, "Address to listen on");
   cmd->add_option("--port", o->port, "Port")->check(CLI::Range(0, 65535));
   cmd->add_option("--max-batch", o->max_batch, "Most texts per model batch (and per request)")->check(CLI::PositiveNumber);
-  cmd->add_option("--max-wait-ms", o->max_wait_ms, "Longest wait for a batch to fill")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-wait-ms", o->max_wait_ms, "Longest wait for a batch to fill")->check(FiniteNumber)->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-text-chars", o->max_text_chars, "Longest text accepted (characters)")->check(CLI::PositiveNumber);
   cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest request body accepted")->check(CLI::PositiveNumber);
   auto offline = std::make_shared<bool>(false);

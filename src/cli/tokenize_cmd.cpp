@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/io.h"
 #include "text/tokenizer.h"
+#include "text/wordpiece.h"
 #include "text/utf8.h"
 
 namespace emotune::cli {
@@ -21,14 +22,14 @@ struct TokenizeArgs {
 };
 
 int tokenize(const TokenizeArgs& args) {
-  const text::Tokenizer tokenizer = args.model_dir.empty()
-                                        ? text::Tokenizer::from_vocab_file(args.vocab_file)
-                                        : text::Tokenizer::from_directory(args.model_dir);
+  const text::TokenizerPtr tokenizer =
+      args.model_dir.empty() ? std::make_shared<text::WordPiece>(text::WordPiece::from_vocab_file(args.vocab_file))
+                             : text::load_tokenizer(args.model_dir);
   std::size_t invalid_lines = 0;
   std::string out;
   for_each_input_line(args.input, [&](const std::string& line) {
     if (!text::is_valid_utf8(line)) ++invalid_lines;
-    const text::Encoding enc = tokenizer.encode(line, args.max_length);
+    const text::Encoding enc = tokenizer->encode(line, args.max_length);
     out = "{\"ids\":[";
     for (std::size_t i = 0; i < enc.ids.size(); ++i) {
       if (i) out += ',';
@@ -37,7 +38,7 @@ int tokenize(const TokenizeArgs& args) {
     out += "],\"tokens\":[";
     for (std::size_t i = 0; i < enc.ids.size(); ++i) {
       if (i) out += ',';
-      out += nlohmann::json(tokenizer.token(enc.ids[i])).dump();
+      out += nlohmann::json(tokenizer->token(enc.ids[i])).dump();
     }
     out += "]}\n";
     std::cout << out;

@@ -1,4 +1,5 @@
 // `emotune train`: fine-tune a checkpoint on GoEmotions (see train/trainer.h).
+#include <charconv>
 #include <cstdlib>
 
 #include "fetch/resolve.h"
@@ -42,25 +43,25 @@ void add_train_command(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"multi-label", "single-label"}));
   cmd->add_option("--loss", *loss, "bce | weighted-bce | focal | asl (asymmetric)")
       ->check(CLI::IsMember({"bce", "weighted-bce", "focal", "asl"}));
-  cmd->add_option("--focal-gamma", o->focal_gamma, "Focal loss gamma")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--asl-gamma-neg", o->asl.gamma_neg, "Asymmetric loss: focusing on negatives")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--asl-gamma-pos", o->asl.gamma_pos, "Asymmetric loss: focusing on positives")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--asl-clip", o->asl.clip, "Asymmetric loss: probability margin for negatives")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--focal-gamma", o->focal_gamma, "Focal loss gamma")->check(FiniteNumber)->check(CLI::NonNegativeNumber);
+  cmd->add_option("--asl-gamma-neg", o->asl.gamma_neg, "Asymmetric loss: focusing on negatives")->check(FiniteNumber)->check(CLI::NonNegativeNumber);
+  cmd->add_option("--asl-gamma-pos", o->asl.gamma_pos, "Asymmetric loss: focusing on positives")->check(FiniteNumber)->check(CLI::NonNegativeNumber);
+  cmd->add_option("--asl-clip", o->asl.clip, "Asymmetric loss: probability margin for negatives")->check(FiniteNumber)->check(CLI::Range(0.0, 1.0));
   // optimisation
-  cmd->add_option("--lr", o->lr, "Peak learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", o->lr, "Peak learning rate")->check(FiniteNumber)->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", o->batch_size, "Examples per batch")->check(CLI::PositiveNumber);
   cmd->add_option("--epochs", o->epochs, "Epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--weight-decay", o->weight_decay, "AdamW weight decay (not on biases and LayerNorm weights)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--warmup-ratio", o->warmup_ratio, "Warm-up as a fraction of all steps")->check(CLI::Range(0.0, 1.0));
+      ->check(FiniteNumber)->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup-ratio", o->warmup_ratio, "Warm-up as a fraction of all steps")->check(FiniteNumber)->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--warmup-steps", o->warmup_steps, "Warm-up steps (overrides --warmup-ratio)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-grad-norm", o->max_grad_norm, "Clip the global gradient L2 norm (0 = off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(FiniteNumber)->check(CLI::NonNegativeNumber);
   cmd->add_option("--grad-accum", o->grad_accum, "Batches per optimizer step")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", o->seed, "Seed for head initialisation, shuffling and dropout");
   cmd->add_option("--max-steps", o->max_steps, "Optimizer steps (overrides --epochs)")->check(CLI::PositiveNumber);
-  cmd->add_option("--dropout", o->dropout, "Override every dropout probability (0 disables)")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--dropout", o->dropout, "Override every dropout probability (0 disables)")->check(FiniteNumber)->check(CLI::Range(0.0, 1.0));
   // the run
   cmd->add_option("--output", o->output, "Output directory")->required();
   cmd->add_flag("--overwrite", o->overwrite, "Replace an existing output directory");
@@ -69,7 +70,10 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_option("--eval-every", o->eval_every, "epoch | N (steps) | none")
       ->check([](const std::string& v) -> std::string {
         if (v == "epoch" || v == "none") return "";
-        if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos && std::stoll(v) > 0) return "";
+        long long n = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec == std::errc() && end == v.data() + v.size() && n > 0) return "";
+        if (ec == std::errc::result_out_of_range) return "is too large a number of steps";
         return "must be epoch, none or a positive number of steps";
       });
   cmd->add_option("--save-every", o->save_every, "Steps between checkpoints (0 = epoch ends only)")

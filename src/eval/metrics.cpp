@@ -37,7 +37,7 @@ std::optional<double> roc_auc(const std::vector<float>& scores, const std::vecto
   double rank_sum = 0;
   int64_t pos = 0;
   for (std::size_t i = 0; i < n;) {
-    std::size_t j = i;
+    std::size_t j = i + 1;
     while (j < n && scores[order[j]] == scores[order[i]]) ++j;
     const double avg_rank = (static_cast<double>(i) + static_cast<double>(j) + 1) / 2.0;  // 1-based ranks i+1..j
     for (std::size_t k = i; k < j; ++k)
@@ -58,6 +58,10 @@ Metrics compute_metrics(const torch::Tensor& probs_in, const std::vector<std::ve
                         const std::vector<float>& thresholds, const std::vector<int64_t>& first_label) {
   const auto probs = probs_in.to(torch::kCPU, torch::kFloat32).contiguous();
   const int64_t n = probs.size(0), L = probs.size(1);
+  if (!torch::isfinite(probs).all().item<bool>())
+    throw std::runtime_error("the model gave non-finite scores (NaN or infinity) for " +
+                             std::to_string((~torch::isfinite(probs)).any(1).sum().item<int64_t>()) +
+                             " text(s): its weights are broken (a diverged run?)");
   if (static_cast<std::size_t>(n) != gold.size() || static_cast<std::size_t>(L) != thresholds.size())
     throw std::invalid_argument("compute_metrics: shapes of probabilities, gold labels and thresholds disagree");
   const auto is_gold = gold_matrix(gold, L);
@@ -142,6 +146,10 @@ std::vector<CalibrationBin> calibration_bins(const torch::Tensor& probs_in, cons
                                              int bins) {
   const auto probs = probs_in.to(torch::kCPU, torch::kFloat32).contiguous();
   const int64_t n = probs.size(0), L = probs.size(1);
+  if (!torch::isfinite(probs).all().item<bool>())
+    throw std::runtime_error("the model gave non-finite scores (NaN or infinity) for " +
+                             std::to_string((~torch::isfinite(probs)).any(1).sum().item<int64_t>()) +
+                             " text(s): its weights are broken (a diverged run?)");
   const auto is_gold = gold_matrix(gold, L);
   const auto p = probs.accessor<float, 2>();
   std::vector<CalibrationBin> out(static_cast<std::size_t>(bins));
@@ -165,6 +173,10 @@ std::vector<CalibrationBin> calibration_bins(const torch::Tensor& probs_in, cons
 std::vector<float> tune_thresholds(const torch::Tensor& probs_in, const std::vector<std::vector<int>>& gold) {
   const auto probs = probs_in.to(torch::kCPU, torch::kFloat32).contiguous();
   const int64_t n = probs.size(0), L = probs.size(1);
+  if (!torch::isfinite(probs).all().item<bool>())
+    throw std::runtime_error("the model gave non-finite scores (NaN or infinity) for " +
+                             std::to_string((~torch::isfinite(probs)).any(1).sum().item<int64_t>()) +
+                             " text(s): its weights are broken (a diverged run?)");
   const auto is_gold = gold_matrix(gold, L);
   const auto p = probs.accessor<float, 2>();
   std::vector<float> best(static_cast<std::size_t>(L), 0.5f);

@@ -1,6 +1,7 @@
 #include "infer/predictor.h"
 
 #include "data/batch.h"
+#include "util/json_file.h"
 
 #include <ATen/Parallel.h>
 #include <omp.h>
@@ -98,11 +99,11 @@ std::vector<Prediction> Predictor::predict(const std::vector<std::string>& texts
                                            std::size_t streams) {
   std::vector<text::Encoding> encodings;
   encodings.reserve(texts.size());
-  for (const auto& t : texts) encodings.push_back(bundle_.tokenizer.encode(t, max_length_));
+  for (const auto& t : texts) encodings.push_back(bundle_.tokenizer->encode(t, max_length_));
   std::vector<const std::vector<std::int32_t>*> sequences;
   for (const auto& e : encodings) sequences.push_back(&e.ids);
-  const auto logits = compute_logits(bundle_.model, sequences, batch_size, bundle_.tokenizer.pad_id(), device_, streams);
-  const auto probs = torch::sigmoid(logits);
+  const auto logits = compute_logits(bundle_.model, sequences, batch_size, bundle_.tokenizer->pad_id(), device_, streams);
+  const auto probs = scores_from_logits(logits, bundle_.config());
   const auto num_labels = logits.size(1);
   const float* l = logits.data_ptr<float>();
   const float* p = probs.data_ptr<float>();
@@ -113,6 +114,10 @@ std::vector<Prediction> Predictor::predict(const std::vector<std::string>& texts
     out[i].truncated = encodings[i].truncated;
   }
   return out;
+}
+
+torch::Tensor scores_from_logits(const torch::Tensor& logits, const model::ModelConfig& config) {
+  return config.single_label ? torch::softmax(logits, 1) : torch::sigmoid(logits);
 }
 
 std::vector<std::size_t> select_labels(const std::vector<float>& scores, const std::vector<float>& thresholds,
@@ -144,24 +149,22 @@ std::vector<float> load_thresholds(const std::filesystem::path& model_dir, const
 
 std::vector<float> load_thresholds_file(const std::filesystem::path& path, const std::vector<std::string>& labels) {
   std::vector<float> t(labels.size(), 0.5f);
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read thresholds file " + path.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("invalid JSON in " + path.string() + ": " + e.what());
-  }
+  const nlohmann::json j = util::read_json_file(path);
   const auto values = j.is_object() ? j.value("values", nlohmann::json()) : nlohmann::json();
   if (values.is_array() && values.size() == labels.size()) {
     for (std::size_t i = 0; i < labels.size(); ++i) {
-      if (!values[i].is_number() || values[i].get<double>() < 0 || values[i].get<double>() > 1)
+      if (!values[i].is_number() || !(values[i].get<double>() >= 0 && values[i].get<double>() <= 1))
         throw std::runtime_error(path.string() + ": thresholds must be numbers in [0, 1]");
       t[i] = values[i].get<float>();
     }
   } else if (values.is_object()) {
-    for (std::size_t i = 0; i < labels.size(); ++i)
-      if (values.contains(labels[i]) && values[labels[i]].is_number()) t[i] = values[labels[i]].get<float>();
+    for (const auto& [label, value] : values.items()) {
+      const auto it = std::find(labels.begin(), labels.end(), label);
+      if (it == labels.end()) throw std::runtime_error(path.string() + ": '" + label + "' is not one of the model's labels");
+      if (!value.is_number() || !(value.get<double>() >= 0 && value.get<double>() <= 1))
+        throw std::runtime_error(path.string() + ": the threshold of '" + label + "' must be a number in [0, 1]");
+      t[static_cast<std::size_t>(it - labels.begin())] = value.get<float>();
+    }
   } else if (values.is_array()) {
     throw std::runtime_error(path.string() + ": " + std::to_string(values.size()) + " thresholds for " +
                              std::to_string(labels.size()) + " labels");

@@ -12,7 +12,7 @@ namespace emotune::infer {
 
 struct Prediction {
   std::vector<float> logits;  // label-id order
-  std::vector<float> probs;   // sigmoid(logits)
+  std::vector<float> probs;   // scores_from_logits
   bool truncated = false;     // the text was longer than max_length tokens
 };
 
@@ -39,6 +39,10 @@ class Predictor {
   torch::Device device_;
   std::size_t max_length_;
 };
+
+// Probabilities from logits [N, labels] as the model was trained to give them (config.json's
+// problem_type): sigmoid per label for multi-label models, softmax over labels for single-label ones.
+torch::Tensor scores_from_logits(const torch::Tensor& logits, const model::ModelConfig& config);
 
 // Label ids whose score reaches their threshold, highest score first, at most top_k (0 = all).
 std::vector<std::size_t> select_labels(const std::vector<float>& scores, const std::vector<float>& thresholds,

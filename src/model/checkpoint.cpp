@@ -34,32 +34,6 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-json special_tokens_json(const text::TokenizerOptions& o) {
-  auto tok = [](const std::string& s) {
-    return json{{"content", s}, {"lstrip", false}, {"normalized", false}, {"rstrip", false}, {"single_word", false}};
-  };
-  return json{{"cls_token", tok(o.cls_token)},   {"mask_token", tok(o.mask_token)}, {"pad_token", tok(o.pad_token)},
-              {"sep_token", tok(o.sep_token)},   {"unk_token", tok(o.unk_token)}};
-}
-
-// The tokenizer class is the family's: DistilBERT's takes no token_type_ids, so a BertTokenizer
-// there would hand DistilBERT an input it refuses (transformers' pipeline() does).
-json tokenizer_config_json(const text::TokenizerOptions& o, const std::string& tokenizer_class) {
-  json j{{"tokenizer_class", tokenizer_class},
-         {"do_lower_case", o.lower_case},
-         {"do_basic_tokenize", true},
-         {"tokenize_chinese_chars", o.tokenize_chinese_chars},
-         {"strip_accents", o.strip_accents ? json(*o.strip_accents) : json(nullptr)},
-         {"model_max_length", 512},
-         {"cls_token", o.cls_token},
-         {"sep_token", o.sep_token},
-         {"pad_token", o.pad_token},
-         {"unk_token", o.unk_token},
-         {"mask_token", o.mask_token},
-         {"clean_up_tokenization_spaces", true}};
-  return j;
-}
-
 }  // namespace
 
 namespace {
@@ -120,6 +94,8 @@ LoadReport load_weights(SequenceClassifierImpl& model, const fs::path& path, con
       item.value().set_data(view);
     else
       file.copy_into(name, item.value());
+    if (options.require_finite && !torch::isfinite(item.value()).all().item<bool>())
+      throw std::runtime_error(path.string() + ": tensor '" + name + "' holds NaN or infinite values");
     used.insert(name);
     if (options.loaded) options.loaded(item.key());
   }
@@ -140,12 +116,13 @@ namespace {
 // encoder never exists whole in memory (the model was built without touching its linear layers):
 // an int8 load then peaks well below a float one. Blocks with missing tensors are packed later.
 // The word embeddings (94 MB for DistilBERT) stay in the file's mapping: a batch reads a few rows.
-LoadReport load_packing(SequenceClassifierImpl& model, const fs::path& path, Precision precision) {
+LoadReport load_packing(SequenceClassifierImpl& model, const fs::path& path, Precision precision, bool require_finite) {
   const std::string prefix = model.block_prefix();
   std::vector<std::size_t> remaining(model.num_blocks(), 0);
   for (const auto& item : model.named_parameters())
     if (item.key().rfind(prefix, 0) == 0) ++remaining.at(std::stoul(item.key().substr(prefix.size())));
   LoadWeightsOptions o;
+  o.require_finite = require_finite;
   o.map_in_place = {model.base_model_prefix() + ".embeddings.word_embeddings.weight"};
   o.loaded = [&](const std::string& name) {
     if (name.rfind(prefix, 0) != 0) return;
@@ -156,6 +133,46 @@ LoadReport load_packing(SequenceClassifierImpl& model, const fs::path& path, Pre
 }
 }  // namespace
 
+namespace {
+
+// A config that asks for far more parameters than the checkpoint holds (n_layers: 1000000) fails
+// here, before anything is allocated.
+void check_parameter_count(const ModelConfig& c, const fs::path& weights_path) {
+  if (weights_path.extension() != ".safetensors") return;  // a pickle is read whole: once is enough
+  const WeightsFile file(weights_path);
+  double held = 0;
+  for (const auto& [_, shape] : file.shapes()) {
+    double n = 1;
+    for (auto d : shape) n *= static_cast<double>(d);
+    held += n;
+  }
+  const double h = static_cast<double>(c.hidden_size), i = static_cast<double>(c.intermediate_size);
+  const double encoder = static_cast<double>(c.num_layers) * (4 * h * h + 2 * h * i);
+  const double embeddings = static_cast<double>(c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * h;
+  if (encoder + embeddings > 2 * held + 1e6)
+    throw std::runtime_error(weights_path.string() + " holds " + std::to_string(static_cast<int64_t>(held)) +
+                             " parameters but config.json describes a model of at least " +
+                             std::to_string(static_cast<int64_t>(encoder + embeddings)) +
+                             " (does config.json belong to this checkpoint?)");
+}
+
+// Inference takes every parameter from the checkpoint; fine-tuning may start a new head.
+void refuse_missing_weights(SequenceClassifierImpl& model, const LoadReport& report, const fs::path& weights_path,
+                            bool require_all) {
+  const std::string encoder = model.base_model_prefix() + ".";
+  std::vector<std::string> refused;
+  for (const auto& name : report.missing)
+    if (require_all || (name.starts_with(encoder) && name.find(".pooler.") == std::string::npos))
+      refused.push_back(name);
+  if (refused.empty()) return;
+  throw std::runtime_error(weights_path.string() + " lacks " + std::to_string(refused.size()) + " tensor(s) the " +
+                           (require_all ? std::string("classifier") : std::string("encoder")) + " needs: " +
+                           refused.front() + (refused.size() > 1 ? ", ..." : "") +
+                           (require_all ? " (a base checkpoint? fine-tune it with train --base)" : ""));
+}
+
+}  // namespace
+
 LoadOptions inference_options(const std::string& quantize, const torch::Device& device) {
   LoadOptions o;
   const bool int8 = !quantize.empty() && quantize != "none";
@@ -163,6 +180,7 @@ LoadOptions inference_options(const std::string& quantize, const torch::Device& 
   if (int8 && !device.is_cpu())
     throw std::invalid_argument("--quantize int8 runs on the CPU only (drop --device cuda)");
   if (device.is_cpu()) o.pack = int8 ? Precision::Int8 : Precision::Float32;
+  o.require_all_weights = true;
   return o;
 }
 
@@ -178,21 +196,25 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
     config.labels = *options.labels;
   }
   if (options.dropout) config.set_all_dropouts(*options.dropout);
-  text::Tokenizer tokenizer = text::Tokenizer::from_directory(dir);
-  if (static_cast<int64_t>(tokenizer.vocab_size()) > config.vocab_size)
-    throw std::runtime_error(dir.string() + ": the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+  text::TokenizerPtr tokenizer = text::load_tokenizer(dir);
+  if (static_cast<int64_t>(tokenizer->vocab_size()) > config.vocab_size)
+    throw std::runtime_error(dir.string() + ": the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
                              " tokens but the model's vocab_size is " + std::to_string(config.vocab_size));
 
+  check_parameter_count(config, weights_path);
   ModelBundle bundle{options.pack ? make_classifier(config, /*initialise=*/false) : init_classifier(config, options.seed),
                      std::move(tokenizer), dir, {}};
   if (options.pack) {
-    bundle.report = load_packing(*bundle.model, weights_path, *options.pack);
-    if (!bundle.report.missing.empty()) {  // never drawn at construction: draw them now
-      torch::manual_seed(options.seed);
-      bundle.model->init_weights(config.initializer_range, &bundle.report.missing);
-    }
+    bundle.report = load_packing(*bundle.model, weights_path, *options.pack, options.require_all_weights);
   } else {
-    bundle.report = load_weights(*bundle.model, weights_path);
+    LoadWeightsOptions lw;
+    lw.require_finite = options.require_all_weights;
+    bundle.report = load_weights(*bundle.model, weights_path, lw);
+  }
+  refuse_missing_weights(*bundle.model, bundle.report, weights_path, options.require_all_weights);
+  if (options.pack && !bundle.report.missing.empty()) {  // never drawn at construction: draw them now
+    torch::manual_seed(options.seed);
+    bundle.model->init_weights(config.initializer_range, &bundle.report.missing);
   }
   if (!bundle.report.missing.empty())
     spdlog::warn("{}: initialised (not in the checkpoint): {}", weights_path.string(), join(bundle.report.missing));
@@ -211,11 +233,7 @@ void save_model_files(const fs::path& dir, SequenceClassifierImpl& model, const 
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& item : model.named_parameters()) tensors.emplace_back(item.key(), item.value());
   save_safetensors(dir / "model.safetensors", tensors);
-  std::string vocab;
-  for (const auto& t : tokenizer.vocab()) vocab += t + "\n";
-  util::write_text_atomically(dir / "vocab.txt", vocab);
-  util::write_text_atomically(dir / "tokenizer_config.json", tokenizer_config_json(tokenizer.options(), find_family(model.config.model_type, dir.string()).tokenizer_class).dump(2) + "\n");
-  util::write_text_atomically(dir / "special_tokens_map.json", special_tokens_json(tokenizer.options()).dump(2) + "\n");
+  tokenizer.save(dir, find_family(model.config.model_type, dir.string()).tokenizer_class);
 }
 
 }  // namespace emotune::model

@@ -25,6 +25,8 @@ struct LoadWeightsOptions {
   // Parameters to use in place from the file's mapping instead of copying (F32 only; others are
   // copied). They become read-only: for inference.
   std::vector<std::string> map_in_place;
+  // Refuse tensors holding NaN or infinity (inference: such a model answers with nonsense).
+  bool require_finite = false;
 };
 
 // Copies the checkpoint's tensors (model.safetensors or pytorch_model.bin) into `model` by Hugging Face
@@ -41,6 +43,9 @@ struct LoadOptions {
   std::optional<double> dropout;  // overrides every dropout probability of the config
   // CPU inference only: pack the linear layers for oneDNN in this precision (see pack_for_inference).
   std::optional<Precision> pack;
+  // Every parameter must come from the checkpoint (inference). Otherwise only the classification head
+  // (and BERT's pooler, which sentence-transformers checkpoints lack) may be missing and initialised.
+  bool require_all_weights = false;
 };
 
 // Load options for inference with `quantize` = "" (float) or "int8" on `device`: packed for oneDNN on
@@ -50,7 +55,7 @@ LoadOptions inference_options(const std::string& quantize, const torch::Device& 
 // A classifier and its tokenizer read from a model directory.
 struct ModelBundle {
   SequenceClassifier model;
-  text::Tokenizer tokenizer;
+  text::TokenizerPtr tokenizer;
   std::filesystem::path dir;
   LoadReport report;
   const ModelConfig& config() const { return model->config; }

@@ -1,10 +1,13 @@
 #include "model/config.h"
 
-#include <fstream>
+#include <charconv>
+#include <set>
+#include <tuple>
 #include <stdexcept>
 
 #include "model/encoder.h"
 #include "model/family.h"
+#include "util/json_file.h"
 
 namespace emotune::model {
 
@@ -12,11 +15,26 @@ using json = nlohmann::json;
 
 namespace {
 
+// Bounds far above any published encoder, so that a typo fails here rather than by exhausting memory.
 void check_sizes(const ModelConfig& c, const std::string& where) {
-  for (auto [name, v] : {std::pair{"vocab_size", c.vocab_size}, {"max_position_embeddings", c.max_position_embeddings},
-                         {"hidden size", c.hidden_size}, {"layer count", c.num_layers}, {"head count", c.num_heads},
-                         {"intermediate size", c.intermediate_size}})
-    if (v <= 0) throw std::runtime_error(where + ": " + name + " must be positive");
+  for (auto [name, v, most] : {std::tuple{"vocab_size", c.vocab_size, int64_t{10'000'000}},
+                               {"max_position_embeddings", c.max_position_embeddings, int64_t{1'048'576}},
+                               {"hidden size", c.hidden_size, int64_t{65'536}},
+                               {"layer count", c.num_layers, int64_t{512}},
+                               {"head count", c.num_heads, int64_t{1024}},
+                               {"intermediate size", c.intermediate_size, int64_t{262'144}},
+                               {"type_vocab_size", c.type_vocab_size, int64_t{1'048'576}}}) {
+    if (v <= 0 && std::string(name) != "type_vocab_size") throw std::runtime_error(where + ": " + name + " must be positive");
+    if (v < 0 || v > most)
+      throw std::runtime_error(where + ": " + name + " " + std::to_string(v) + " is out of range (at most " +
+                               std::to_string(most) + ")");
+  }
+  for (auto [name, p] : {std::pair{"hidden dropout", c.hidden_dropout}, {"attention dropout", c.attention_dropout},
+                         {"classifier dropout", c.classifier_dropout}})
+    if (!(p >= 0 && p <= 1)) throw std::runtime_error(where + ": the " + std::string(name) + " must be in [0, 1]");
+  if (!(c.layer_norm_eps > 0 && c.layer_norm_eps < 1)) throw std::runtime_error(where + ": layer_norm_eps must be in (0, 1)");
+  if (!(c.initializer_range > 0 && c.initializer_range < 10))
+    throw std::runtime_error(where + ": initializer_range must be a small positive number");
   if (c.hidden_size % c.num_heads != 0)
     throw std::runtime_error(where + ": the hidden size must be a multiple of the head count");
   if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size)
@@ -34,32 +52,26 @@ std::vector<std::string> read_id2label(const json& j, const std::string& where) 
   const json& m = j.at("id2label");
   labels.resize(m.size());
   for (const auto& [key, name] : m.items()) {
+    // Keys are ids written as Python writes ints: "0", "1", ... ("00" or "+1" are typos, not ids).
     std::size_t id = 0;
-    try {
-      std::size_t pos = 0;
-      id = std::stoul(key, &pos);
-      if (pos != key.size()) throw std::invalid_argument(key);
-    } catch (const std::exception&) {
-      throw std::runtime_error(where + ": id2label key '" + key + "' is not a number");
-    }
+    const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+    if (key.empty() || ec != std::errc() || end != key.data() + key.size() || (key.size() > 1 && key[0] == '0'))
+      throw std::runtime_error(where + ": id2label key '" + key + "' is not an id (0, 1, 2, ...)");
     if (id >= labels.size() || !name.is_string())
       throw std::runtime_error(where + ": id2label is not a list of names for ids 0..N-1");
+    if (name.get<std::string>().empty()) throw std::runtime_error(where + ": id2label gives id " + key + " an empty name");
     labels[id] = name.get<std::string>();
   }
+  std::set<std::string> seen;
+  for (const auto& label : labels)
+    if (!seen.insert(label).second) throw std::runtime_error(where + ": id2label names '" + label + "' twice");
   return labels;
 }
 
 }  // namespace
 
 ModelConfig ModelConfig::load(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read model config " + path.string());
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw std::runtime_error("invalid JSON in " + path.string() + ": " + e.what());
-  }
+  const json j = util::read_json_file(path);
   const std::string where = path.string();
   if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object");
   ModelConfig c;
@@ -74,6 +86,11 @@ ModelConfig ModelConfig::load(const std::filesystem::path& path) {
   family.read_config(j, c, where);
   check_sizes(c, where);
   c.labels = read_id2label(j, where);
+  const auto problem = config_field<std::string>(j, "problem_type", "multi_label_classification", where);
+  if (problem != "multi_label_classification" && problem != "single_label_classification")
+    throw std::runtime_error(where + ": problem_type '" + problem +
+                             "' is not supported (multi_label_classification or single_label_classification)");
+  c.single_label = problem == "single_label_classification";
   return c;
 }
 
@@ -87,7 +104,7 @@ json ModelConfig::to_classifier_json() const {
   j["max_position_embeddings"] = max_position_embeddings;
   j["initializer_range"] = initializer_range;
   j["pad_token_id"] = pad_token_id;
-  j["problem_type"] = "multi_label_classification";
+  j["problem_type"] = single_label ? "single_label_classification" : "multi_label_classification";
   j["torch_dtype"] = "float32";
   json id2label = json::object(), label2id = json::object();
   for (std::size_t i = 0; i < labels.size(); ++i) {

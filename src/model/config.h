@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace emotune::model {
@@ -27,6 +28,9 @@ struct ModelConfig {
   int64_t pad_token_id = 0;
   std::string activation = "gelu";  // "gelu" (erf form) or "relu"
   std::vector<std::string> labels;  // id2label in id order; empty for a base checkpoint
+  // config.json's problem_type: how scores come from logits (sigmoid for multi-label, softmax for
+  // single-label). Absent means multi-label, emotune's default objective.
+  bool single_label = false;
   nlohmann::json raw;               // every field of the file, kept when writing it back
 
   // Reads and validates config.json; errors name the file and the field.
@@ -42,6 +46,12 @@ struct ModelConfig {
 template <typename T>
 T config_field(const nlohmann::json& j, const char* key, T fallback, const std::string& where) {
   if (!j.contains(key) || j.at(key).is_null()) return fallback;
+  // nlohmann converts 32.7 to an integer 32 without a word: a size must be written as an integer.
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (!j.at(key).is_number_integer()) throw std::runtime_error(where + ": field '" + key + "' must be an integer");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!j.at(key).is_number()) throw std::runtime_error(where + ": field '" + key + "' must be a number");
+  }
   try {
     return j.at(key).get<T>();
   } catch (const nlohmann::json::exception&) {

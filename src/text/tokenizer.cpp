@@ -1,284 +1,31 @@
 #include "text/tokenizer.h"
 
-#include <algorithm>
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
 #include <stdexcept>
 
-#include "text/unicode.h"
-#include "text/utf8.h"
+#include "text/bpe.h"
+#include "text/wordpiece.h"
+#include "util/json_file.h"
 
 namespace emotune::text {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 
-namespace {
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw std::runtime_error("cannot read " + path.string());
-  return ss.str();
-}
-
-json read_json(const fs::path& path) {
-  try {
-    return json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw std::runtime_error("invalid JSON in " + path.string() + ": " + e.what());
-  }
-}
-
-// Special tokens appear in Hugging Face configs as strings or as AddedToken objects.
-std::optional<std::string> token_field(const json& j, const char* key) {
-  if (!j.contains(key)) return std::nullopt;
-  const json& v = j.at(key);
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v.at("content").is_string()) return v.at("content").get<std::string>();
-  return std::nullopt;
-}
-
-void apply_special_tokens(const json& j, TokenizerOptions& o) {
-  if (auto t = token_field(j, "unk_token")) o.unk_token = *t;
-  if (auto t = token_field(j, "cls_token")) o.cls_token = *t;
-  if (auto t = token_field(j, "sep_token")) o.sep_token = *t;
-  if (auto t = token_field(j, "pad_token")) o.pad_token = *t;
-  if (auto t = token_field(j, "mask_token")) o.mask_token = *t;
-}
-
-}  // namespace
-
-Tokenizer::Tokenizer(std::vector<std::string> vocab, TokenizerOptions options)
-    : vocab_(std::move(vocab)), options_(std::move(options)) {
-  if (vocab_.empty()) throw std::runtime_error("empty vocabulary");
-  for (std::size_t id = 0; id < vocab_.size(); ++id) {
-    const std::string& t = vocab_[id];
-    const auto i = static_cast<std::int32_t>(id);
-    // Python's dict keeps the last index of a repeated token; so do we.
-    word_start_[t] = i;
-    max_piece_chars_ = std::max(max_piece_chars_, count_code_points(t));
-    if (t.size() > 2 && t.compare(0, 2, "##") == 0) continuation_[t.substr(2)] = i;
-  }
-  unk_id_ = require_id(options_.unk_token, "unk_token");
-  cls_id_ = require_id(options_.cls_token, "cls_token");
-  sep_id_ = require_id(options_.sep_token, "sep_token");
-  pad_id_ = require_id(options_.pad_token, "pad_token");
-  for (const std::string* t : {&options_.unk_token, &options_.sep_token, &options_.pad_token, &options_.cls_token,
-                               &options_.mask_token}) {
-    auto it = word_start_.find(*t);
-    if (it == word_start_.end() || t->empty()) continue;
-    std::u32string cps;
-    decode_utf8(*t, cps);
-    special_tokens_.emplace_back(std::move(cps), it->second);
-  }
-  // Longest first, so that one special token that prefixes another never wins early.
-  std::sort(special_tokens_.begin(), special_tokens_.end(),
-            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
-}
-
-std::int32_t Tokenizer::require_id(const std::string& token, const char* role) const {
-  auto it = word_start_.find(token);
-  if (it == word_start_.end()) throw std::runtime_error(std::string(role) + " '" + token + "' is not in the vocabulary");
-  return it->second;
-}
-
-Tokenizer Tokenizer::from_vocab_file(const fs::path& vocab_txt, TokenizerOptions options) {
-  if (!fs::is_regular_file(vocab_txt)) throw std::runtime_error("vocabulary file not found: " + vocab_txt.string());
-  const std::string text = read_file(vocab_txt);
-  if (!is_valid_utf8(text)) throw std::runtime_error("vocabulary file is not valid UTF-8: " + vocab_txt.string());
-  std::vector<std::string> vocab;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string token = text.substr(start, end - start);
-    // Python reads the file in text mode, so "\r\n" line ends are one newline.
-    if (!token.empty() && token.back() == '\r') token.pop_back();
-    vocab.push_back(std::move(token));
-    start = end + 1;
-  }
-  try {
-    return Tokenizer(std::move(vocab), std::move(options));
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(vocab_txt.string() + ": " + e.what());
-  }
-}
-
-Tokenizer Tokenizer::from_tokenizer_json(const fs::path& path) {
-  const json j = read_json(path);
-  const json model = j.value("model", json::object());
-  if (model.value("type", "") != "WordPiece")
-    throw std::runtime_error(path.string() + ": only WordPiece tokenizers are supported");
-  if (model.value("continuing_subword_prefix", "##") != "##")
-    throw std::runtime_error(path.string() + ": continuing_subword_prefix must be \"##\"");
-  if (!model.contains("vocab") || !model.at("vocab").is_object())
-    throw std::runtime_error(path.string() + ": model.vocab missing");
-
-  std::vector<std::string> vocab(model.at("vocab").size());
-  for (const auto& [token, id] : model.at("vocab").items()) {
-    if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::size_t>() >= vocab.size())
-      throw std::runtime_error(path.string() + ": vocab id of '" + token + "' out of range");
-    vocab[id.get<std::size_t>()] = token;
-  }
-
-  TokenizerOptions o;
-  o.unk_token = model.value("unk_token", o.unk_token);
-  o.max_input_chars_per_word = model.value("max_input_chars_per_word", o.max_input_chars_per_word);
-  const json normalizer = j.value("normalizer", json::object());
-  if (normalizer.is_object() && normalizer.value("type", "") == "BertNormalizer") {
-    o.lower_case = normalizer.value("lowercase", true);
-    o.tokenize_chinese_chars = normalizer.value("handle_chinese_chars", true);
-    if (normalizer.contains("strip_accents") && normalizer.at("strip_accents").is_boolean())
-      o.strip_accents = normalizer.at("strip_accents").get<bool>();
-  }
-  try {
-    return Tokenizer(std::move(vocab), std::move(o));
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(path.string() + ": " + e.what());
-  }
-}
-
-Tokenizer Tokenizer::from_directory(const fs::path& dir) {
+TokenizerPtr load_tokenizer(const fs::path& dir) {
   if (!fs::is_directory(dir)) throw std::runtime_error("model directory not found: " + dir.string());
-  const fs::path vocab = dir / "vocab.txt";
-  if (!fs::exists(vocab)) {
-    if (fs::exists(dir / "tokenizer.json")) return from_tokenizer_json(dir / "tokenizer.json");
-    throw std::runtime_error("no vocab.txt or tokenizer.json in " + dir.string());
+  if (fs::exists(dir / "vocab.txt")) return std::make_shared<WordPiece>(WordPiece::from_directory(dir));
+  if (const fs::path path = dir / "tokenizer.json"; fs::exists(path)) {
+    const auto j = util::read_json_file(path, std::size_t{256} << 20);
+    const auto model = j.is_object() ? j.value("model", nlohmann::json::object()) : nlohmann::json();
+    if (!model.is_object()) throw std::runtime_error(path.string() + ": no \"model\" object");
+    // Older files name no type: a BPE model is the one with merges.
+    const std::string type = model.value("type", model.contains("merges") ? "BPE" : "WordPiece");
+    if (type == "BPE") return std::make_shared<ByteLevelBpe>(ByteLevelBpe::from_tokenizer_json(path, j));
+    if (type == "WordPiece") return std::make_shared<WordPiece>(WordPiece::from_tokenizer_json(path, j));
+    throw std::runtime_error(path.string() + ": tokenizer model '" + type + "' is not supported (WordPiece, BPE)");
   }
-  TokenizerOptions o;
-  if (fs::exists(dir / "tokenizer_config.json")) {
-    const json cfg = read_json(dir / "tokenizer_config.json");
-    o.lower_case = cfg.value("do_lower_case", true);
-    o.tokenize_chinese_chars = cfg.value("tokenize_chinese_chars", true);
-    if (cfg.contains("strip_accents") && cfg.at("strip_accents").is_boolean())
-      o.strip_accents = cfg.at("strip_accents").get<bool>();
-    apply_special_tokens(cfg, o);
-  }
-  if (fs::exists(dir / "special_tokens_map.json")) apply_special_tokens(read_json(dir / "special_tokens_map.json"), o);
-  return from_vocab_file(vocab, std::move(o));
-}
-
-Encoding Tokenizer::encode(std::string_view utf8, std::size_t max_length) const {
-  if (max_length < 2) throw std::invalid_argument("max_length must be at least 2 ([CLS] and [SEP])");
-  std::u32string text;
-  text.reserve(utf8.size());
-  decode_utf8(utf8, text);
-  Encoding enc;
-  enc.ids.reserve(text.size() / 3 + 2);
-  enc.ids.push_back(cls_id_);
-  tokenize_into(text, enc.ids, max_length);
-  if (enc.ids.size() > max_length - 1) {
-    enc.ids.resize(max_length - 1);
-    enc.truncated = true;
-  }
-  enc.ids.push_back(sep_id_);
-  return enc;
-}
-
-void Tokenizer::tokenize_into(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const {
-  // Special tokens written in the text are kept whole, as Hugging Face's added-token trie does.
-  std::size_t piece_start = 0;
-  for (std::size_t i = 0; i < text.size() && ids.size() < limit; ++i) {
-    for (const auto& [cps, id] : special_tokens_) {
-      if (text[i] == cps.front() && text.compare(i, cps.size(), cps) == 0) {
-        basic_tokenize_piece(text.substr(piece_start, i - piece_start), ids, limit);
-        ids.push_back(id);
-        i += cps.size() - 1;
-        piece_start = i + 1;
-        break;
-      }
-    }
-  }
-  if (ids.size() < limit && piece_start < text.size()) basic_tokenize_piece(text.substr(piece_start), ids, limit);
-}
-
-void Tokenizer::basic_tokenize_piece(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const {
-  std::u32string word;
-  std::u32string lowered;
-  auto flush = [&] {
-    if (!word.empty()) word_piece(word, ids);
-    word.clear();
-  };
-  for (char32_t original : text) {
-    if (ids.size() >= limit) return;
-    lowered.clear();
-    // Hugging Face lowercases the text one character at a time before anything else, so a
-    // Greek capital sigma always becomes σ (never the final form ς).
-    if (options_.lower_case)
-      append_lower(original, lowered);
-    else
-      lowered.push_back(original);
-    for (char32_t c : lowered) {
-      if (is_bert_whitespace(c) || is_split_separator(c)) {
-        flush();
-      } else if (is_dropped_control(c)) {
-        continue;
-      } else if (options_.tokenize_chinese_chars && is_cjk_ideograph(c)) {
-        flush();
-        word.push_back(c);
-        flush();
-      } else {
-        word.push_back(c);
-      }
-    }
-  }
-  flush();
-}
-
-void Tokenizer::word_piece(const std::u32string& raw_word, std::vector<std::int32_t>& ids) const {
-  const bool ascii = std::all_of(raw_word.begin(), raw_word.end(), [](char32_t c) { return c < 0x80; });
-  const std::u32string word = ascii ? raw_word : (strips_accents() ? strip_accents(raw_word) : nfc(raw_word));
-
-  // Punctuation characters become words of their own; every word then goes through WordPiece.
-  std::size_t i = 0;
-  std::string bytes;
-  std::vector<std::size_t> offsets;  // byte offset of each code point, plus the end
-  while (i < word.size()) {
-    std::size_t end = i + 1;
-    if (!is_bert_punctuation(word[i]))
-      while (end < word.size() && !is_bert_punctuation(word[end])) ++end;
-    const std::size_t n = end - i;
-    if (n > options_.max_input_chars_per_word) {
-      ids.push_back(unk_id_);
-      i = end;
-      continue;
-    }
-    bytes.clear();
-    offsets.clear();
-    for (std::size_t k = i; k < end; ++k) {
-      offsets.push_back(bytes.size());
-      append_utf8(word[k], bytes);
-    }
-    offsets.push_back(bytes.size());
-
-    const std::size_t mark = ids.size();
-    std::size_t start = 0;
-    while (start < n) {
-      const PieceMap& pieces = start == 0 ? word_start_ : continuation_;
-      std::size_t stop = std::min(n, start + max_piece_chars_);
-      std::int32_t found = -1;
-      for (; stop > start; --stop) {
-        auto it = pieces.find(std::string_view(bytes).substr(offsets[start], offsets[stop] - offsets[start]));
-        if (it != pieces.end()) {
-          found = it->second;
-          break;
-        }
-      }
-      if (found < 0) {
-        // One part matches nothing: the whole word is unknown.
-        ids.resize(mark);
-        ids.push_back(unk_id_);
-        break;
-      }
-      ids.push_back(found);
-      start = stop;
-    }
-    i = end;
-  }
+  if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt"))
+    return std::make_shared<ByteLevelBpe>(ByteLevelBpe::from_vocab_and_merges(dir));
+  throw std::runtime_error("no tokenizer in " + dir.string() + " (vocab.txt, tokenizer.json, or vocab.json + merges.txt)");
 }
 
 }  // namespace emotune::text

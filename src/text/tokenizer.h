@@ -1,84 +1,40 @@
-// BERT WordPiece tokenizer with the token ids of Hugging Face's BertTokenizer:
-// clean -> CJK spacing -> whitespace split -> lowercase/strip accents -> punctuation split
-// -> greedy longest-match WordPiece -> [CLS] ... [SEP], truncated to a maximum length.
+// The one tokenizer interface every model family uses: UTF-8 text to the token ids the model reads,
+// special tokens included, as Hugging Face's tokenizer for that model gives them. Implementations:
+// WordPiece (BERT, DistilBERT; text/wordpiece.h) and byte-level BPE (RoBERTa; text/bpe.h).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
-#include <optional>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace emotune::text {
 
-struct TokenizerOptions {
-  bool lower_case = true;
-  // Hugging Face's `strip_accents`: unset means "follow lower_case".
-  std::optional<bool> strip_accents;
-  bool tokenize_chinese_chars = true;
-  std::size_t max_input_chars_per_word = 100;
-  std::string unk_token = "[UNK]";
-  std::string cls_token = "[CLS]";
-  std::string sep_token = "[SEP]";
-  std::string pad_token = "[PAD]";
-  std::string mask_token = "[MASK]";
-};
-
 struct Encoding {
-  std::vector<std::int32_t> ids;  // [CLS] ... [SEP]
-  bool truncated = false;         // word pieces were dropped to fit max_length
+  std::vector<std::int32_t> ids;  // with the special tokens ([CLS] ... [SEP], <s> ... </s>)
+  bool truncated = false;         // tokens were dropped to fit max_length
 };
 
 class Tokenizer {
  public:
-  // vocab: token strings in id order.
-  Tokenizer(std::vector<std::string> vocab, TokenizerOptions options);
+  virtual ~Tokenizer() = default;
 
-  // A model directory: vocab.txt (+ tokenizer_config.json / special_tokens_map.json),
-  // or tokenizer.json with a WordPiece model when that is the only tokenizer file.
-  static Tokenizer from_directory(const std::filesystem::path& dir);
-  // A bare vocab.txt with the uncased defaults.
-  static Tokenizer from_vocab_file(const std::filesystem::path& vocab_txt, TokenizerOptions options = {});
-  static Tokenizer from_tokenizer_json(const std::filesystem::path& tokenizer_json);
-
-  // Encodes UTF-8 text; invalid bytes count as U+FFFD (and are then dropped by cleaning).
-  // max_length counts [CLS] and [SEP] and must be at least 2.
-  Encoding encode(std::string_view utf8, std::size_t max_length = 512) const;
-  // Word pieces of text without special tokens or truncation, appended to `ids`. Stops early once
-  // `ids` holds `limit` entries, so that a huge text costs no more than the part that is kept.
-  void tokenize_into(std::u32string_view text, std::vector<std::int32_t>& ids,
-                     std::size_t limit = static_cast<std::size_t>(-1)) const;
-
-  const std::string& token(std::int32_t id) const { return vocab_.at(static_cast<std::size_t>(id)); }
-  std::size_t vocab_size() const { return vocab_.size(); }
-  std::int32_t cls_id() const { return cls_id_; }
-  std::int32_t sep_id() const { return sep_id_; }
-  std::int32_t pad_id() const { return pad_id_; }
-  std::int32_t unk_id() const { return unk_id_; }
-  const TokenizerOptions& options() const { return options_; }
-  const std::vector<std::string>& vocab() const { return vocab_; }
-
- private:
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  using PieceMap = std::unordered_map<std::string, std::int32_t, StringHash, std::equal_to<>>;
-
-  std::int32_t require_id(const std::string& token, const char* role) const;
-  void basic_tokenize_piece(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const;
-  void word_piece(const std::u32string& word, std::vector<std::int32_t>& ids) const;
-  bool strips_accents() const { return options_.strip_accents.value_or(options_.lower_case); }
-
-  std::vector<std::string> vocab_;
-  TokenizerOptions options_;
-  PieceMap word_start_;    // pieces that may begin a word
-  PieceMap continuation_;  // "##x" pieces, keyed without the prefix
-  std::size_t max_piece_chars_ = 1;
-  std::vector<std::pair<std::u32string, std::int32_t>> special_tokens_;  // matched verbatim in text
-  std::int32_t cls_id_ = 0, sep_id_ = 0, pad_id_ = 0, unk_id_ = 0;
+  // Encodes UTF-8 text (invalid bytes count as U+FFFD); at most max_length ids (at least 2),
+  // truncated from the end as transformers does with truncation=True.
+  virtual Encoding encode(std::string_view utf8, std::size_t max_length = 512) const = 0;
+  virtual std::size_t vocab_size() const = 0;
+  virtual const std::string& token(std::int32_t id) const = 0;
+  virtual std::int32_t pad_id() const = 0;
+  // Writes the tokenizer files transformers reads back as `tokenizer_class` (the model family's).
+  virtual void save(const std::filesystem::path& dir, const std::string& tokenizer_class) const = 0;
 };
+
+using TokenizerPtr = std::shared_ptr<const Tokenizer>;
+
+// The tokenizer of a model directory: vocab.txt (WordPiece, with tokenizer_config.json), else
+// tokenizer.json (WordPiece or byte-level BPE), else vocab.json + merges.txt (byte-level BPE).
+TokenizerPtr load_tokenizer(const std::filesystem::path& dir);
 
 }  // namespace emotune::text

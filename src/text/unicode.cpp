@@ -2,6 +2,7 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "text/utf8.h"
@@ -14,32 +15,68 @@ utf8proc_category_t category(char32_t c) {
   return static_cast<utf8proc_category_t>(utf8proc_category(static_cast<utf8proc_int32_t>(c)));
 }
 
-// Decomposes (NFD or NFC per `options`) through utf8proc, which works on UTF-8 input.
-std::u32string normalize(const std::u32string& word, int options) {
-  const std::string bytes = encode_utf8(word);
-  std::u32string out(bytes.size() * 4 + 8, U'\0');
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const utf8proc_ssize_t n = utf8proc_decompose(
-        reinterpret_cast<const utf8proc_uint8_t*>(bytes.data()), static_cast<utf8proc_ssize_t>(bytes.size()),
-        reinterpret_cast<utf8proc_int32_t*>(out.data()), static_cast<utf8proc_ssize_t>(out.size()),
-        static_cast<utf8proc_option_t>(options | UTF8PROC_STABLE));
-    if (n < 0) throw std::runtime_error(std::string("utf8proc: ") + utf8proc_errmsg(n));
-    if (static_cast<std::size_t>(n) <= out.size()) {
-      out.resize(static_cast<std::size_t>(n));
-      if (options & UTF8PROC_COMPOSE) {
-        const utf8proc_ssize_t m = utf8proc_normalize_utf32(
-            reinterpret_cast<utf8proc_int32_t*>(out.data()), n, static_cast<utf8proc_option_t>(options | UTF8PROC_STABLE));
-        if (m < 0) throw std::runtime_error(std::string("utf8proc: ") + utf8proc_errmsg(m));
-        out.resize(static_cast<std::size_t>(m));
-      }
-      return out;
+// Canonical decomposition (NFD), character by character, then canonical ordering as a stable sort of
+// each run of combining marks by combining class. utf8proc_decompose orders marks by bubble sort,
+// which made a long run of alternating marks cost quadratic time.
+std::u32string decompose(const std::u32string& word) {
+  std::u32string out;
+  out.reserve(word.size());
+  utf8proc_int32_t buf[32];
+  for (char32_t c : word) {
+    int boundclass = 0;
+    const utf8proc_ssize_t n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 32,
+                                                       UTF8PROC_DECOMPOSE, &boundclass);
+    if (n < 0 || n > 32) {
+      out.push_back(c);
+      continue;
     }
-    out.resize(static_cast<std::size_t>(n));
+    for (utf8proc_ssize_t i = 0; i < n; ++i) out.push_back(static_cast<char32_t>(buf[i]));
   }
-  throw std::runtime_error("utf8proc: decomposition did not fit");
+  auto ccc = [](char32_t c) { return utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class; };
+  for (std::size_t i = 0; i < out.size();) {
+    if (ccc(out[i]) == 0) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < out.size() && ccc(out[j]) != 0) ++j;
+    if (j - i > 1) std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(i), out.begin() + static_cast<std::ptrdiff_t>(j),
+                                    [&](char32_t a, char32_t b) { return ccc(a) < ccc(b); });
+    i = j;
+  }
+  return out;
 }
 
 }  // namespace
+
+bool is_letter(char32_t c) {
+  switch (category(c)) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_number(char32_t c) {
+  switch (category(c)) {
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_unicode_whitespace(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+         c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
 
 bool is_dropped_control(char32_t c) {
   if (c == 0 || c == kReplacementChar) return true;
@@ -107,7 +144,7 @@ void append_lower(char32_t c, std::u32string& out) {
 }
 
 std::u32string strip_accents(const std::u32string& word) {
-  std::u32string decomposed = normalize(word, UTF8PROC_DECOMPOSE);
+  std::u32string decomposed = decompose(word);
   std::u32string out;
   out.reserve(decomposed.size());
   for (char32_t c : decomposed)
@@ -115,6 +152,14 @@ std::u32string strip_accents(const std::u32string& word) {
   return out;
 }
 
-std::u32string nfc(const std::u32string& word) { return normalize(word, UTF8PROC_COMPOSE); }
+std::u32string nfc(const std::u32string& word) {
+  std::u32string out = decompose(word);
+  const utf8proc_ssize_t n = utf8proc_normalize_utf32(reinterpret_cast<utf8proc_int32_t*>(out.data()),
+                                                      static_cast<utf8proc_ssize_t>(out.size()),
+                                                      static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
+  if (n < 0) throw std::runtime_error(std::string("utf8proc: ") + utf8proc_errmsg(n));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
 
 }  // namespace emotune::text

@@ -19,6 +19,12 @@ bool is_cjk_ideograph(char32_t c);
 // Category Mn (nonspacing mark), the marks that accent stripping removes.
 bool is_nonspacing_mark(char32_t c);
 
+// The classes of the GPT-2/RoBERTa pre-tokenization pattern: \p{L} (Lu Ll Lt Lm Lo), \p{N} (Nd Nl No),
+// and \s as Oniguruma and Rust read it (the Unicode White_Space property).
+bool is_letter(char32_t c);
+bool is_number(char32_t c);
+bool is_unicode_whitespace(char32_t c);
+
 // Appends Python's `ch.lower()` for a single character (U+0130 lowercases to two code points).
 void append_lower(char32_t c, std::u32string& out);
 // Python's `unicodedata.normalize("NFD", s)` with every Mn character removed.

@@ -1,5 +1,7 @@
 #include "train/step.h"
 
+#include <cmath>
+
 namespace emotune::train {
 
 namespace {
@@ -52,6 +54,11 @@ double StepRunner::step(const std::vector<MicroBatch>& micro, double lr, double&
     loss_sum += loss.item<double>();
   }
   grad_norm = max_grad_norm_ > 0 ? train::grad_norm(params_) : 0.0;
+  if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {
+    for (auto& p : params_) p.mutable_grad().reset();
+    throw NonFiniteError(!std::isfinite(loss_sum) ? "the loss is " + std::to_string(loss_sum / n)
+                                                  : "the gradient norm is " + std::to_string(grad_norm));
+  }
   opt_->step(lr, max_grad_norm_ > 0 ? clip_coefficient(grad_norm, max_grad_norm_) : 1.0);
   for (auto& p : params_) p.mutable_grad().reset();
   return loss_sum / n;

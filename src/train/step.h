@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,12 +24,19 @@ struct MicroBatch {
 MicroBatch make_micro_batch(const data::EncodedDataset& ds, const std::size_t* rows, std::size_t n, int64_t num_labels,
                             std::int32_t pad_id);
 
+// A loss, gradient or score that is NaN or infinite: the run has diverged. Thrown before the update
+// that would have spread it into the weights.
+struct NonFiniteError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class StepRunner {
  public:
   StepRunner(model::SequenceClassifier model, Loss loss, double weight_decay, double max_grad_norm,
              torch::Device device);
 
   // Runs one update over `micro` (gradients averaged over them); returns the mean loss and sets grad_norm.
+  // A non-finite loss or gradient norm throws NonFiniteError and leaves the weights as they were.
   double step(const std::vector<MicroBatch>& micro, double lr, double& grad_norm);
 
   AdamW& optimizer() { return *opt_; }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "model/safetensors.h"
 #include "train/step.h"
 #include "util/atomic_file.h"
+#include "util/json_file.h"
 
 namespace emotune::train {
 
@@ -91,6 +93,46 @@ void set_rng_state(const torch::Tensor& state) {
   gen.set_state(state);
 }
 
+// What trainer_state.json records beside the tensors of a checkpoint.
+struct ResumeState {
+  int64_t step = 0, total_steps = 0, optimizer_steps = 0, window_steps = 0;
+  double best_macro_f1 = -1, window_loss = 0;
+  std::string rng_state;  // hex
+};
+
+ResumeState read_resume_state(const fs::path& path) {
+  const json j = util::read_json_file(path);
+  const std::string where = path.string();
+  auto field = [&](const char* key) -> const json& {
+    if (!j.is_object() || !j.contains(key)) throw std::runtime_error(where + ": no field '" + key + "'");
+    return j.at(key);
+  };
+  auto integer = [&](const char* key, int64_t least) {
+    const json& v = field(key);
+    if (!v.is_number_integer() || v.get<int64_t>() < least)
+      throw std::runtime_error(where + ": '" + key + "' must be an integer of at least " + std::to_string(least));
+    return v.get<int64_t>();
+  };
+  auto number = [&](const char* key) {
+    const json& v = field(key);
+    if (!v.is_number()) throw std::runtime_error(where + ": '" + key + "' must be a number");
+    return v.get<double>();
+  };
+  ResumeState s;
+  s.step = integer("step", 1);
+  s.total_steps = integer("total_steps", 1);
+  s.optimizer_steps = integer("optimizer_steps", 0);
+  s.window_steps = integer("window_steps", 0);
+  s.best_macro_f1 = number("best_macro_f1");
+  s.window_loss = number("window_loss");
+  const json& rng = field("rng_state");
+  if (!rng.is_string() || rng.get<std::string>().empty() || rng.get<std::string>().size() % 2 ||
+      rng.get<std::string>().find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw std::runtime_error(where + ": 'rng_state' must be a hex string");
+  s.rng_state = rng.get<std::string>();
+  return s;
+}
+
 // The order of examples in an epoch: a seeded Fisher-Yates shuffle, so that it can be rebuilt
 // from (seed, epoch) on resume. Written out rather than std::shuffle, whose algorithm is unspecified.
 std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, int64_t epoch, bool shuffle) {
@@ -110,7 +152,11 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) 
   for (const auto& e : fs::directory_iterator(dir)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
-    if (std::regex_match(name, m, pattern)) all.emplace_back(std::stoll(m[1]), e.path());
+    if (!std::regex_match(name, m, pattern)) continue;
+    int64_t step = 0;
+    const std::string digits = m[1];
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+    if (ec == std::errc() && end == digits.data() + digits.size()) all.emplace_back(step, e.path());
   }
   std::sort(all.begin(), all.end());
   return all;
@@ -124,13 +170,38 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+fs::path without_trailing_slash(const std::string& path) {
+  fs::path p = fs::path(path).lexically_normal();
+  return p.has_filename() || p.parent_path().empty() ? p : p.parent_path();
+}
+
+// True when `inner` is `outer` or lies inside it (paths made absolute and normal first).
+bool inside(const fs::path& inner, const fs::path& outer) {
+  const auto a = fs::weakly_canonical(fs::absolute(inner)), b = fs::weakly_canonical(fs::absolute(outer));
+  auto i = a.begin();
+  for (auto o = b.begin(); o != b.end(); ++o, ++i)
+    if (o->empty()) continue;
+    else if (i == a.end() || *i != *o) return false;
+  return true;
+}
+
+// Parses a step count ("--eval-every 500", a folder name) without wrapping or throwing std::out_of_range.
+std::optional<int64_t> parse_steps(const std::string& s) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v <= 0) return std::nullopt;
+  return v;
+}
+
 class Trainer {
  public:
-  explicit Trainer(const TrainOptions& o) : o_(o), out_(o.output) {}
+  explicit Trainer(const TrainOptions& o) : o_(o), out_(without_trailing_slash(o.output)) {}
 
   int run();
 
  private:
+  void find_resume_checkpoint();
+  void check_output_target() const;
   void prepare_output();
   void load_model();
   void load_data();
@@ -140,6 +211,7 @@ class Trainer {
   double train_step(int64_t step, double& grad_norm);
   json evaluate();
   void save_checkpoint(int64_t step);
+  [[noreturn]] void stop_diverged(int64_t done, const std::string& what);
   void append_metrics(const json& line);
   void write_training_args() const;
   void progress(int64_t step, double loss, double examples_per_s, double eta_s, bool force_line);
@@ -162,24 +234,37 @@ class Trainer {
   int64_t current_epoch_ = -1;
   std::vector<std::size_t> order_;
   fs::path resume_from_;
+  std::optional<util::MovedAside> replaced_run_;  // the old output directory under --overwrite, until we finish
   bool tty_ = false;
 };
 
-void Trainer::prepare_output() {
+void Trainer::find_resume_checkpoint() {
+  const fs::path ckpts = out_ / "checkpoints";
+  if (const auto n = util::clean_up_after_dead_writers(out_) + util::clean_up_after_dead_writers(ckpts))
+    spdlog::info("{}: removed {} temporary file(s) left by a killed run", out_.string(), n);
+  for (const auto& [step, path] : list_checkpoints(ckpts))
+    if (fs::exists(path / "trainer_state.json")) resume_from_ = path;  // the newest complete one
+  if (resume_from_.empty()) throw std::runtime_error("--resume: no checkpoint in " + ckpts.string());
+}
+
+// Refuses, before anything is loaded, an output that would destroy the input or an earlier run.
+void Trainer::check_output_target() const {
   if (o_.output.empty()) throw std::invalid_argument("--output is required");
-  if (o_.resume) {
-    const fs::path ckpts = out_ / "checkpoints";
-    for (const auto& [step, path] : list_checkpoints(ckpts))
-      if (fs::exists(path / "trainer_state.json")) resume_from_ = path;  // the newest complete one
-    if (resume_from_.empty()) throw std::runtime_error("--resume: no checkpoint in " + ckpts.string());
-    return;
-  }
-  if (fs::exists(out_)) {
-    if (!o_.overwrite)
-      throw std::runtime_error("output directory " + out_.string() + " already exists (use --overwrite to replace it, "
-                               "or --resume to continue it)");
-    fs::remove_all(out_);
-  }
+  for (const auto& [flag, input] : {std::pair{"--model", o_.model_dir}, {"--base", o_.base_dir}})
+    if (!input.empty() && inside(input, out_))
+      throw std::invalid_argument("--output " + out_.string() + " holds the " + flag + " model " + input +
+                                  ": training would replace its own input; choose another --output");
+  if (!o_.resume && fs::exists(out_) && !o_.overwrite)
+    throw std::runtime_error("output directory " + out_.string() + " already exists (use --overwrite to replace it, "
+                             "or --resume to continue it)");
+}
+
+// Called once the model, the data and the plan are known to be good: an old run is moved aside (and
+// comes back if this one fails) rather than deleted up front.
+void Trainer::prepare_output() {
+  if (o_.resume) return;
+  if (!out_.parent_path().empty()) util::clean_up_after_dead_writers(out_.parent_path());
+  if (fs::exists(out_)) replaced_run_.emplace(out_);
   fs::create_directories(out_ / "checkpoints");
 }
 
@@ -209,6 +294,7 @@ void Trainer::load_model() {
     throw std::invalid_argument("--max-length " + std::to_string(*o_.max_length) + " exceeds the model's " +
                                 std::to_string(positions) + " positions");
   max_length_ = o_.max_length.value_or(std::min<std::size_t>(128, positions));
+  bundle_->model->config.single_label = o_.objective == Objective::single_label;
   bundle_->model->to(device_);
 }
 
@@ -217,7 +303,7 @@ void Trainer::load_data() {
   if (o_.train_file.empty() && o_.data_dir.empty()) throw std::invalid_argument("give --data-dir DIR or --train-file FILE");
   const auto train = data::read_goemotions_tsv(train_path, o_.taxonomy, o_.skip_bad_lines);
   if (train.skipped_lines) spdlog::warn("{}: skipped {} bad line(s)", train_path.string(), train.skipped_lines);
-  train_ = data::encode_dataset(train, bundle_->tokenizer, max_length_);
+  train_ = data::encode_dataset(train, *bundle_->tokenizer, max_length_);
   fs::path dev_path = o_.dev_file;
   if (dev_path.empty() && !o_.data_dir.empty() && fs::exists(fs::path(o_.data_dir) / "dev.tsv"))
     dev_path = fs::path(o_.data_dir) / "dev.tsv";
@@ -225,7 +311,7 @@ void Trainer::load_data() {
     if (dev_path.empty()) throw std::invalid_argument("no dev split: give --dev-file FILE or --eval-every none");
     const auto dev = data::read_goemotions_tsv(dev_path, o_.taxonomy, o_.skip_bad_lines);
     if (dev.skipped_lines) spdlog::warn("{}: skipped {} bad line(s)", dev_path.string(), dev.skipped_lines);
-    dev_ = data::encode_dataset(dev, bundle_->tokenizer, max_length_);
+    dev_ = data::encode_dataset(dev, *bundle_->tokenizer, max_length_);
     has_dev_ = true;
   }
   spdlog::info("train: {} examples{}", train_.ids.size(),
@@ -254,8 +340,11 @@ void Trainer::plan_steps() {
     eval_interval_ = 0;
   else if (o_.eval_every == "none")
     eval_interval_ = -1;
+  else if (const auto n = parse_steps(o_.eval_every))
+    eval_interval_ = *n;
   else
-    eval_interval_ = std::stoll(o_.eval_every);
+    throw std::invalid_argument("--eval-every must be epoch, none or a positive number of steps (got '" +
+                                o_.eval_every + "')");
 }
 
 void Trainer::build_step_runner() {
@@ -267,12 +356,14 @@ int64_t Trainer::restore_checkpoint() {
     torch::manual_seed(o_.seed);
     return 0;
   }
-  std::ifstream in(resume_from_ / "trainer_state.json");
-  const auto state = json::parse(in);
-  if (state.at("total_steps").get<int64_t>() != total_steps_)
-    throw std::runtime_error("--resume: the checkpoint was made for " + std::to_string(state.at("total_steps").get<int64_t>()) +
+  const ResumeState state = read_resume_state(resume_from_ / "trainer_state.json");
+  if (state.total_steps != total_steps_)
+    throw std::runtime_error("--resume: the checkpoint was made for " + std::to_string(state.total_steps) +
                              " steps, these arguments give " + std::to_string(total_steps_) +
                              " (resume with the arguments of the interrupted run)");
+  if (state.step <= 0 || state.step > total_steps_)
+    throw std::runtime_error((resume_from_ / "trainer_state.json").string() + ": step " + std::to_string(state.step) +
+                             " is outside 1.." + std::to_string(total_steps_));
   const model::SafetensorsFile moments(resume_from_ / "optimizer.safetensors");
   auto& opt = runner_->optimizer();
   const auto& names = runner_->param_names();
@@ -281,19 +372,24 @@ int64_t Trainer::restore_checkpoint() {
     opt.exp_avg()[i].copy_(moments.load_f32("exp_avg." + names[i]));
     opt.exp_avg_sq()[i].copy_(moments.load_f32("exp_avg_sq." + names[i]));
   }
-  const int64_t step = state.at("step").get<int64_t>();
-  opt.set_steps_taken(state.at("optimizer_steps").get<int64_t>());
-  set_rng_state(hex_decode(state.at("rng_state").get<std::string>()));
-  best_macro_f1_ = state.at("best_macro_f1").get<double>();
-  window_loss_ = state.at("window_loss").get<double>();
-  window_steps_ = state.at("window_steps").get<int64_t>();
+  const int64_t step = state.step;
+  opt.set_steps_taken(state.optimizer_steps);
+  try {
+    set_rng_state(hex_decode(state.rng_state));
+  } catch (const c10::Error&) {
+    throw std::runtime_error((resume_from_ / "trainer_state.json").string() + ": 'rng_state' is not a generator state");
+  }
+  best_macro_f1_ = state.best_macro_f1;
+  window_loss_ = state.window_loss;
+  window_steps_ = state.window_steps;
 
   // Keep the metrics of steps up to the checkpoint; later ones are about to be recomputed.
   std::string kept;
   std::ifstream m(out_ / "metrics.jsonl");
   for (std::string line; std::getline(m, line);) {
-    if (line.empty()) continue;
-    if (json::parse(line).at("step").get<int64_t>() <= step) kept += line + "\n";
+    const auto j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= step)
+      kept += line + "\n";
   }
   util::write_text_atomically(out_ / "metrics.jsonl", kept);
   spdlog::info("resuming from {} (step {} of {})", resume_from_.string(), step, total_steps_);
@@ -313,7 +409,7 @@ double Trainer::train_step(int64_t step, double& grad_norm) {
     const std::size_t begin = static_cast<std::size_t>(b) * o_.batch_size;
     const std::size_t end = std::min(begin + o_.batch_size, order_.size());
     micro.push_back(make_micro_batch(train_, order_.data() + begin, end - begin, static_cast<int64_t>(labels_.size()),
-                                     bundle_->tokenizer.pad_id()));
+                                     bundle_->tokenizer->pad_id()));
   }
   return runner_->step(micro, schedule_.lr_at(step), grad_norm);
 }
@@ -323,8 +419,9 @@ json Trainer::evaluate() {
   model->eval();
   std::vector<const std::vector<std::int32_t>*> seqs;
   for (const auto& s : dev_.ids) seqs.push_back(&s);
-  const auto logits = infer::compute_logits(model, seqs, o_.eval_batch_size, bundle_->tokenizer.pad_id(), device_);
+  const auto logits = infer::compute_logits(model, seqs, o_.eval_batch_size, bundle_->tokenizer->pad_id(), device_);
   model->train();
+  if (!torch::isfinite(logits).all().item<bool>()) throw NonFiniteError("the model's dev logits are not finite");
   const auto L = static_cast<int64_t>(labels_.size());
   std::vector<const std::vector<int>*> labels;
   for (const auto& l : dev_.labels) labels.push_back(&l);
@@ -345,7 +442,7 @@ json Trainer::evaluate() {
 void Trainer::save_checkpoint(int64_t step) {
   const fs::path dir = out_ / "checkpoints" / ("step-" + std::to_string(step));
   util::write_directory_atomically(dir, true, [&](const fs::path& tmp) {
-    model::save_model_files(tmp, *bundle_->model, bundle_->tokenizer);
+    model::save_model_files(tmp, *bundle_->model, *bundle_->tokenizer);
     std::vector<std::pair<std::string, torch::Tensor>> moments;
     auto& opt = runner_->optimizer();
     for (std::size_t i = 0; i < runner_->param_names().size(); ++i) {
@@ -432,11 +529,13 @@ int Trainer::run() {
   if (o_.batch_size == 0 || o_.grad_accum <= 0 || o_.log_every <= 0)
     throw std::invalid_argument("--batch-size, --grad-accum and --log-every must be positive");
   tty_ = ::isatty(STDERR_FILENO);
-  prepare_output();
+  if (o_.resume) find_resume_checkpoint();
+  check_output_target();
   load_model();
   load_data();
   plan_steps();
   build_step_runner();
+  prepare_output();
   const int64_t start = restore_checkpoint();
   if (start == 0) write_training_args();
   spdlog::info("{} steps ({} per epoch), batch {}, lr {}, warm-up {} steps{}", total_steps_, steps_per_epoch_,
@@ -448,7 +547,12 @@ int Trainer::run() {
   int64_t examples = 0;
   for (int64_t step = start; step < total_steps_; ++step) {
     double grad_norm = 0;
-    const double loss = train_step(step, grad_norm);
+    double loss = 0;
+    try {
+      loss = train_step(step, grad_norm);
+    } catch (const NonFiniteError& e) {
+      stop_diverged(step, std::string(e.what()) + " at step " + std::to_string(step + 1));
+    }
     const double lr = schedule_.lr_at(step);
     window_loss_ += loss;
     ++window_steps_;
@@ -470,7 +574,12 @@ int Trainer::run() {
     const bool epoch_end = done % steps_per_epoch_ == 0 || done == total_steps_;
     const bool eval_now = has_dev_ && ((eval_interval_ == 0 && epoch_end) || (eval_interval_ > 0 && done % eval_interval_ == 0));
     if (eval_now) {
-      const json metrics = evaluate();
+      json metrics;
+      try {
+        metrics = evaluate();
+      } catch (const NonFiniteError& e) {
+        stop_diverged(done, std::string(e.what()) + " after step " + std::to_string(done));
+      }
       append_metrics(json{{"step", done}, {"epoch", epoch}, {"eval", metrics}});
       const double f1 = metrics["macro"]["f1"].get<double>();
       if (tty_) std::fputc('\n', stderr);
@@ -480,7 +589,7 @@ int Trainer::run() {
       if (f1 > best_macro_f1_) {
         best_macro_f1_ = f1;
         util::write_directory_atomically(out_ / "best", true, [&](const fs::path& dir) {
-          model::save_model_files(dir, *bundle_->model, bundle_->tokenizer);
+          model::save_model_files(dir, *bundle_->model, *bundle_->tokenizer);
           util::write_text_atomically(dir / "eval.json", json{{"step", done}, {"eval", metrics}}.dump(2) + "\n");
         });
       }
@@ -491,13 +600,28 @@ int Trainer::run() {
     if (stop && done < total_steps_) {
       if (tty_) std::fputc('\n', stderr);
       spdlog::warn("stopped at step {}: checkpoint saved; continue with --resume", done);
+      if (replaced_run_) replaced_run_->discard();
       return 130;
     }
   }
   if (tty_) std::fputc('\n', stderr);
-  model::save_model_files(out_, *bundle_->model, bundle_->tokenizer);
+  model::save_model_files(out_, *bundle_->model, *bundle_->tokenizer);
+  if (replaced_run_) replaced_run_->discard();
   spdlog::info("model written to {}", out_.string());
   return 0;
+}
+
+// A diverged run ends with an error, keeping the weights it had before (a checkpoint at `done`).
+void Trainer::stop_diverged(int64_t done, const std::string& what) {
+  if (tty_) std::fputc('\n', stderr);
+  std::string kept;
+  if (done > 0) {
+    save_checkpoint(done);
+    kept = "; the weights after step " + std::to_string(done) + " are in " +
+           (out_ / "checkpoints" / ("step-" + std::to_string(done))).string();
+  }
+  if (replaced_run_) replaced_run_->discard();
+  throw std::runtime_error("training diverged: " + what + " (try a lower --lr)" + kept);
 }
 
 }  // namespace

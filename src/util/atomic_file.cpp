@@ -1,6 +1,11 @@
 #include "util/atomic_file.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <regex>
 
 #include <fstream>
 #include <stdexcept>
@@ -62,5 +67,58 @@ void write_directory_atomically(const fs::path& dir_in, bool overwrite, const st
     throw;
   }
 }
+
+namespace {
+
+bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+}  // namespace
+
+std::size_t clean_up_after_dead_writers(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  static const std::regex pattern(R"(\.(.+)\.(tmp|old)\.([0-9]{1,9}))");
+  std::vector<std::pair<fs::path, std::smatch>> found;
+  std::size_t cleaned = 0;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    std::smatch m;
+    if (!std::regex_match(name, m, pattern)) continue;
+    long pid = 0;
+    const std::string digits = m[3];
+    std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (pid == ::getpid() || process_alive(pid)) continue;
+    const fs::path original = dir / m[1].str();
+    if (m[2] == "old" && !fs::exists(original, ec))
+      fs::rename(entry.path(), original, ec);
+    else
+      fs::remove_all(entry.path(), ec);
+    cleaned += !ec;
+  }
+  return cleaned;
+}
+
+MovedAside::MovedAside(const fs::path& dir) : dir_(dir), aside_(temp_sibling(dir, ".old.")) {
+  std::error_code ec;
+  fs::remove_all(aside_, ec);
+  fs::rename(dir_, aside_);
+}
+
+void MovedAside::restore() {
+  if (done_) return;
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+  fs::rename(aside_, dir_, ec);
+  done_ = true;
+}
+
+void MovedAside::discard() {
+  if (done_) return;
+  std::error_code ec;
+  fs::remove_all(aside_, ec);
+  done_ = true;
+}
+
+MovedAside::~MovedAside() { restore(); }
 
 }  // namespace emotune::util

@@ -25,6 +25,7 @@ def adversarial(seed=7, count=600):
         "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 math", "\u0000nul", "\ufeffbom", "tab\there", "مرحبا بالعالم", "שלום עולם",
         "Привет, мир!", "Ελληνικά κείμενα", "ไทย", "देवनागरी", "a\u0303\u0304\u0305", "ǈ ǉ Ǌ",
         "ΑΣ. ΣΑ", "ﾊﾝｶｸ ｶﾀｶﾅ", "ｆｕｌｌｗｉｄｔｈ", "\U0002A700 ext", "\uF900 compat",
+        "a\u0301\u0316\u0301\u0316 mixed classes", "e\u0316\u0301\u0327x \u1100\u1161\u11a8 hangul jamo",
     ]
     rng = random.Random(seed)
     pools = [
@@ -44,6 +45,65 @@ def adversarial(seed=7, count=600):
         s = "".join(c for c in s if unicodedata.category(c) != "Cn" and c != "\n")
         out.append(s)
     return out
+
+
+def bpe_adversarial():
+    """What the GPT-2 pattern and the added tokens make hard: whitespace runs before words, numbers and
+    punctuation, contractions in both cases, special tokens written in the text, long words."""
+    return [
+        "a  b   c    d", "  leading", "trailing  ", "\t tab\t\tmix \u00a0nbsp\u3000wide", "x \r y \x0b z",
+        "it's I'M we're they've I'll he'd she'S 'tis '' ''s", "don't!!'s", "123 4567 12.5 ½ ٣",
+        "<s> inside </s> text", "a<mask>b", "hello <mask> world", "  <mask>  ", "<pad><unk>", "<s",
+        "emoji 👩‍👩‍👧‍👦 family 🏳️‍🌈 flag", "RTL \u202eevil\u202c", "ＦＵＬＬ width", "x" * 3000,
+        "word " * 600, "😀" * 300, "e\u0301\u0301 marks", "CamelCaseWordsAndNUMBERS123abc",
+    ]
+
+
+def check_byte_level_bpe(binary, shared, texts, n_goemotions):
+    """RoBERTa's byte-level BPE from tokenizer.json (and from vocab.json + merges.txt alone) against
+    the tokenizers library (RobertaTokenizerFast) and transformers' Python RobertaTokenizer."""
+    import shutil
+    import tempfile
+    from tokenizers import Tokenizer
+    from transformers import RobertaTokenizer, RobertaTokenizerFast
+    mismatches = 0
+    tmp = tempfile.mkdtemp(prefix="emotune_bpe_")
+    try:
+        for name in ("roberta-base", "SamLowe--roberta-base-go_emotions"):
+            model = os.path.join(shared, "models", name)
+            slow_dir = os.path.join(tmp, name)
+            os.makedirs(slow_dir)
+            for f in os.listdir(model):
+                if f != "tokenizer.json":
+                    shutil.copy(os.path.join(model, f), slow_dir)
+            raw = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
+            raw.no_padding()
+            raw.enable_truncation(512)
+            oracles = [("tokenizers", lambda ts: [e.ids for e in raw.encode_batch(ts)]),
+                       ("RobertaTokenizerFast", lambda ts: RobertaTokenizerFast.from_pretrained(model)(
+                           ts, truncation=True, max_length=512)["input_ids"]),
+                       ("RobertaTokenizer", lambda ts: RobertaTokenizer.from_pretrained(model)(
+                           ts, truncation=True, max_length=512)["input_ids"])]
+            for source, directory in (("tokenizer.json", model), ("vocab.json + merges.txt", slow_dir)):
+                proc = subprocess.run([binary, "tokenize", "--model", directory], input="\n".join(texts).encode() + b"\n",
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                if proc.returncode != 0:
+                    print(f"emotune tokenize failed on {directory}: {proc.stderr.decode()}")
+                    mismatches += 1
+                    continue
+                got = [json.loads(line)["ids"] for line in proc.stdout.decode().splitlines()]
+                for oracle_name, oracle in oracles:
+                    want = oracle(texts)
+                    differ = [i for i in range(len(texts)) if got[i] != want[i]]
+                    for i in differ[:5]:
+                        print(f"MISMATCH {name} ({source}) vs {oracle_name} #{i}: {texts[i][:200]!r}\n"
+                              f"  emotune: {got[i][:40]}\n  {oracle_name}: {want[i][:40]}")
+                    print(f"{name} from {source} vs {oracle_name}: {len(texts) - len(differ)}/{len(texts)} identical "
+                          f"({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
+                    mismatches += len(differ)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return mismatches
 
 
 def main():
@@ -75,6 +135,7 @@ def main():
             print(f"{name} vs {type(oracle).__name__}: {len(texts) - len(differ)}/{len(texts)} identical "
                   f"({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
             mismatches += len(differ)
+    mismatches += check_byte_level_bpe(binary, shared, texts + bpe_adversarial(), n_goemotions)
     model = os.path.join(shared, "models", "distilbert-base-uncased")
     # Invalid UTF-8 never stops a run: bytes become U+FFFD (dropped) and the lines are counted.
     proc = subprocess.run([binary, "tokenize", "--model", model], input=b"hello\xc3\n\xffworld\nfine\n",

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "text/tokenizer.h"
+#include "text/wordpiece.h"
 
 using namespace emotune::text;
 namespace fs = std::filesystem;
@@ -21,9 +21,9 @@ const std::vector<std::string> kVocab = {
     "hel", "##lo", "naive", "'", "s",                                   // 25-29
 };
 
-Tokenizer tiny() { return Tokenizer(kVocab, TokenizerOptions{}); }
+WordPiece tiny() { return WordPiece(kVocab, WordPieceOptions{}); }
 
-std::vector<std::int32_t> ids(const Tokenizer& t, const std::string& s, std::size_t max_length = 512) {
+std::vector<std::int32_t> ids(const WordPiece& t, const std::string& s, std::size_t max_length = 512) {
   return t.encode(s, max_length).ids;
 }
 
@@ -31,20 +31,20 @@ using V = std::vector<std::int32_t>;
 
 }  // namespace
 
-TEST(Tokenizer, EmptyTextIsClsSep) { EXPECT_EQ(ids(tiny(), ""), (V{2, 3})); }
+TEST(WordPiece, EmptyTextIsClsSep) { EXPECT_EQ(ids(tiny(), ""), (V{2, 3})); }
 
-TEST(Tokenizer, LowercasesAndSplitsOnWhitespaceKinds) {
+TEST(WordPiece, LowercasesAndSplitsOnWhitespaceKinds) {
   // space, tab, newline, no-break space (Zs), line separator U+2028
   EXPECT_EQ(ids(tiny(), "Hello\tWORLD\nhello\u00A0world\u2028hello"), (V{2, 5, 6, 5, 6, 5, 3}));
 }
 
-TEST(Tokenizer, StripsAccentsAfterDecomposition) {
+TEST(WordPiece, StripsAccentsAfterDecomposition) {
   EXPECT_EQ(ids(tiny(), "Café NAÏVE"), (V{2, 10, 27, 3}));
   // U+0130 lowercases to i + combining dot, and the dot is stripped.
   EXPECT_EQ(ids(tiny(), "\u0130"), (V{2, 17, 3}));
 }
 
-TEST(Tokenizer, DropsControlAndZeroWidthCharacters) {
+TEST(WordPiece, DropsControlAndZeroWidthCharacters) {
   // U+200B (Cf) and BEL (Cc) vanish and so join their neighbours; U+FFFD and NUL too.
   EXPECT_EQ(ids(tiny(), "hel\u200Blo wor\x07ld he\uFFFDllo"), (V{2, 5, 6, 5, 3}));
   EXPECT_EQ(ids(tiny(), std::string("hel\0lo", 6)), (V{2, 5, 3}));
@@ -52,40 +52,40 @@ TEST(Tokenizer, DropsControlAndZeroWidthCharacters) {
   EXPECT_EQ(ids(tiny(), "hel\xFFlo"), (V{2, 5, 3}));
 }
 
-TEST(Tokenizer, SplitsPunctuationIntoWords) {
+TEST(WordPiece, SplitsPunctuationIntoWords) {
   EXPECT_EQ(ids(tiny(), "hello,world!"), (V{2, 5, 11, 6, 12, 3}));
   EXPECT_EQ(ids(tiny(), "love's"), (V{2, 16, 28, 29, 3}));
 }
 
-TEST(Tokenizer, NamePlaceholderIsThreeWords) { EXPECT_EQ(ids(tiny(), "[NAME]"), (V{2, 13, 15, 14, 3})); }
+TEST(WordPiece, NamePlaceholderIsThreeWords) { EXPECT_EQ(ids(tiny(), "[NAME]"), (V{2, 13, 15, 14, 3})); }
 
-TEST(Tokenizer, SpecialTokensInTextAreKeptWhole) {
+TEST(WordPiece, SpecialTokensInTextAreKeptWhole) {
   EXPECT_EQ(ids(tiny(), "hello [SEP]world[MASK]"), (V{2, 5, 3, 6, 4, 3}));
   // Lowercase spellings are not special tokens.
   EXPECT_EQ(ids(tiny(), "[sep]"), (V{2, 13, 1, 14, 3}));
 }
 
-TEST(Tokenizer, EmojiAreNotPunctuation) {
+TEST(WordPiece, EmojiAreNotPunctuation) {
   EXPECT_EQ(ids(tiny(), "love🇨🇦"), (V{2, 1, 3}));
   EXPECT_EQ(ids(tiny(), "love 🇨🇦"), (V{2, 16, 1, 3}));
 }
 
-TEST(Tokenizer, CjkIdeographsBecomeWords) { EXPECT_EQ(ids(tiny(), "a中文a"), (V{2, 22, 20, 21, 22, 3})); }
+TEST(WordPiece, CjkIdeographsBecomeWords) { EXPECT_EQ(ids(tiny(), "a中文a"), (V{2, 22, 20, 21, 22, 3})); }
 
-TEST(Tokenizer, GreekCapitalSigmaLowercasesPerCharacter) {
+TEST(WordPiece, GreekCapitalSigmaLowercasesPerCharacter) {
   // Hugging Face lowercases one character at a time, so the final form ς never appears.
   EXPECT_EQ(ids(tiny(), "ΟΔΟΣ"), (V{2, 18, 3}));
   EXPECT_EQ(ids(tiny(), "οδος"), (V{2, 19, 3}));
 }
 
-TEST(Tokenizer, WordPieceIsGreedyLongestMatch) {
+TEST(WordPiece, WordPieceIsGreedyLongestMatch) {
   EXPECT_EQ(ids(tiny(), "unaffable"), (V{2, 7, 8, 9, 3}));
   EXPECT_EQ(ids(tiny(), "hello"), (V{2, 5, 3}));  // whole word beats hel + ##lo
   // Any part that matches nothing makes the whole word [UNK].
   EXPECT_EQ(ids(tiny(), "unaffablex hello"), (V{2, 1, 5, 3}));
 }
 
-TEST(Tokenizer, WordsOver100CharactersAreUnknown) {
+TEST(WordPiece, WordsOver100CharactersAreUnknown) {
   V hundred{2, 22};
   hundred.insert(hundred.end(), 99, 23);
   hundred.push_back(3);
@@ -95,7 +95,7 @@ TEST(Tokenizer, WordsOver100CharactersAreUnknown) {
   EXPECT_EQ(ids(tiny(), std::string(101, 'a') + "." + std::string(3, 'a')), (V{2, 1, 24, 22, 23, 23, 3}));
 }
 
-TEST(Tokenizer, TruncatesWordPiecesFromTheEndKeepingSep) {
+TEST(WordPiece, TruncatesWordPiecesFromTheEndKeepingSep) {
   const Encoding e = tiny().encode("hello world hello", 4);
   EXPECT_EQ(e.ids, (V{2, 5, 6, 3}));
   EXPECT_TRUE(e.truncated);
@@ -104,7 +104,7 @@ TEST(Tokenizer, TruncatesWordPiecesFromTheEndKeepingSep) {
   EXPECT_THROW(tiny().encode("hello", 1), std::invalid_argument);
 }
 
-TEST(Tokenizer, HugeTextsKeepOnlyWhatFits) {
+TEST(WordPiece, HugeTextsKeepOnlyWhatFits) {
   std::string huge;
   for (int i = 0; i < 500000; ++i) huge += "hello world ";
   const Encoding e = tiny().encode(huge, 6);
@@ -115,35 +115,35 @@ TEST(Tokenizer, HugeTextsKeepOnlyWhatFits) {
   EXPECT_TRUE(tiny().encode("hello world hello world [SEP]", 6).truncated);
 }
 
-TEST(Tokenizer, CasedOptionsKeepCaseAndAccents) {
-  TokenizerOptions o;
+TEST(WordPiece, CasedOptionsKeepCaseAndAccents) {
+  WordPieceOptions o;
   o.lower_case = false;
   std::vector<std::string> v = kVocab;
   v.push_back("Café");
-  Tokenizer t(v, o);
+  WordPiece t(v, o);
   EXPECT_EQ(ids(t, "Café cafe Hello"), (V{2, 30, 10, 1, 3}));
 }
 
-TEST(Tokenizer, MissingSpecialTokenIsAnError) {
-  EXPECT_THROW(Tokenizer(std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]"}, TokenizerOptions{}), std::runtime_error);
+TEST(WordPiece, MissingSpecialTokenIsAnError) {
+  EXPECT_THROW(WordPiece(std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]"}, WordPieceOptions{}), std::runtime_error);
 }
 
-TEST(Tokenizer, LoadErrorsNameThePath) {
+TEST(WordPiece, LoadErrorsNameThePath) {
   try {
-    Tokenizer::from_directory("/nonexistent/model");
+    WordPiece::from_directory("/nonexistent/model");
     FAIL();
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/model"), std::string::npos);
   }
 }
 
-TEST(Tokenizer, LoadsTokenizerJsonWhenItIsTheOnlyFile) {
+TEST(WordPiece, LoadsTokenizerJsonWhenItIsTheOnlyFile) {
   const fs::path dir = fs::temp_directory_path() / "emotune_tokjson_test";
   fs::create_directories(dir);
   std::ofstream(dir / "tokenizer.json") << R"({"normalizer":{"type":"BertNormalizer","lowercase":true},
     "model":{"type":"WordPiece","unk_token":"[UNK]","continuing_subword_prefix":"##",
     "max_input_chars_per_word":100,"vocab":{"[PAD]":0,"[UNK]":1,"[CLS]":2,"[SEP]":3,"hel":4,"##lo":5}}})";
-  const Tokenizer t = Tokenizer::from_directory(dir);
+  const WordPiece t = WordPiece::from_directory(dir);
   EXPECT_EQ(ids(t, "HELLO x"), (V{2, 4, 5, 1, 3}));
   fs::remove_all(dir);
 }
@@ -160,7 +160,7 @@ const char* shared_dir() { return std::getenv("EMOTUNE_SHARED"); }
 
 TEST(TokenizerShared, LoadsDistilbertDirectory) {
   REQUIRE_SHARED();
-  const Tokenizer t = Tokenizer::from_directory(fs::path(shared_dir()) / "models/distilbert-base-uncased");
+  const WordPiece t = WordPiece::from_directory(fs::path(shared_dir()) / "models/distilbert-base-uncased");
   EXPECT_EQ(t.vocab_size(), 30522u);
   EXPECT_EQ(t.cls_id(), 101);
   EXPECT_EQ(t.sep_id(), 102);
@@ -176,7 +176,7 @@ TEST(TokenizerShared, LoadsDistilbertDirectory) {
 
 TEST(TokenizerShared, TokenizesEveryGoEmotionsText) {
   REQUIRE_SHARED();
-  const Tokenizer t = Tokenizer::from_directory(fs::path(shared_dir()) / "models/distilbert-base-uncased");
+  const WordPiece t = WordPiece::from_directory(fs::path(shared_dir()) / "models/distilbert-base-uncased");
   std::size_t texts = 0, unknown = 0, pieces = 0;
   for (const char* split : {"train.tsv", "dev.tsv", "test.tsv"}) {
     std::ifstream in(fs::path(shared_dir()) / "data/goemotions" / split);

@@ -1,0 +1,291 @@
+"""Hardening: every case of bad input, broken runs and hostile files gets one clear error line and a
+non-zero exit, nothing is lost and nothing hangs. Each test is one probe of the hardening issue."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
+from harness import EMOTUNE, GOEMOTIONS, init_model, main, run  # noqa: E402
+
+import torch  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+TINY = dict(dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=64)
+
+
+class Case(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="emotune_hardening_")
+        cls.model = init_model(os.path.join(cls.tmp, "model"), **TINY)
+        cls.train_tsv = cls.head(os.path.join(GOEMOTIONS, "train.tsv"), 48, "train.tsv")
+        cls.dev_tsv = cls.head(os.path.join(GOEMOTIONS, "dev.tsv"), 16, "dev.tsv")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def head(cls, src, n, name):
+        path = os.path.join(cls.tmp, name)
+        with open(src, encoding="utf-8") as f, open(path, "w", encoding="utf-8") as out:
+            for _ in range(n):
+                out.write(f.readline())
+        return path
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def copy_model(self, name):
+        dst = self.path(name)
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(self.model, dst)
+        return dst
+
+    def train(self, out, *extra, timeout=120):
+        """`emotune train` of the tiny model on the small splits; a flag in `extra` replaces its default."""
+        defaults = {"--model": self.model, "--train-file": self.train_tsv, "--dev-file": self.dev_tsv,
+                    "--max-steps": "2"}
+        i, rest = 0, []
+        while i < len(extra):
+            if extra[i] in defaults and i + 1 < len(extra):
+                defaults[extra[i]] = extra[i + 1]
+                i += 2
+            else:
+                rest.append(extra[i])
+                i += 1
+        args = ["train", *[x for kv in defaults.items() for x in kv], "--output", out, *rest]
+        return subprocess.run([EMOTUNE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+
+    def assert_error(self, p, *needles):
+        err = p.stderr.decode()
+        self.assertNotEqual(p.returncode, 0, err)
+        lines = [l for l in err.splitlines() if "error" in l]
+        self.assertEqual(len(lines), 1, err)
+        for n in needles:
+            self.assertIn(n, lines[0])
+
+    def predict(self, model, *extra):
+        return run("predict", "--model", model, "--format", "jsonl", *extra, "I am so happy today", check=False)
+
+
+class NoLostRuns(Case):
+    def finished_run(self, name):
+        out = self.path(name)
+        shutil.rmtree(out, ignore_errors=True)
+        p = self.train(out)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        with open(os.path.join(out, "model.safetensors"), "rb") as f:
+            return out, f.read()
+
+    def assert_unchanged(self, out, weights):
+        with open(os.path.join(out, "model.safetensors"), "rb") as f:
+            self.assertEqual(f.read(), weights)
+        self.assertTrue(os.path.isfile(os.path.join(out, "metrics.jsonl")))
+
+    def test_overwrite_keeps_the_old_run_when_the_new_one_fails_validation(self):
+        out, weights = self.finished_run("run")
+        self.assert_error(self.train(out, "--overwrite", "--train-file", self.path("missing.tsv")), "missing.tsv")
+        self.assert_unchanged(out, weights)
+        bad = self.path("bad_label.tsv")
+        with open(bad, "w") as f:
+            f.write("text\t99\tid\n")
+        self.assert_error(self.train(out, "--overwrite", "--train-file", bad), "bad_label.tsv:1")
+        self.assert_unchanged(out, weights)
+        self.assertFalse([n for n in os.listdir(self.tmp) if ".old." in n or ".tmp." in n])
+
+    def test_output_that_holds_the_input_model_is_refused(self):
+        model = self.copy_model("input_model")
+        with open(os.path.join(model, "model.safetensors"), "rb") as f:
+            weights = f.read()
+        for output in (model, model + "/", os.path.dirname(model) if False else model + "/."):
+            p = subprocess.run([EMOTUNE, "train", "--model", model, "--train-file", self.train_tsv, "--dev-file",
+                                self.dev_tsv, "--max-steps", "1", "--output", output, "--overwrite"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+            self.assert_error(p, "--output", "own input")
+        outer = self.path("outer")
+        os.makedirs(outer, exist_ok=True)
+        inner = os.path.join(outer, "model")
+        shutil.rmtree(inner, ignore_errors=True)
+        shutil.copytree(model, inner)
+        p = subprocess.run([EMOTUNE, "train", "--model", inner, "--train-file", self.train_tsv, "--dev-file",
+                            self.dev_tsv, "--max-steps", "1", "--output", outer, "--overwrite"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assert_error(p, "own input")
+        with open(os.path.join(model, "model.safetensors"), "rb") as f:
+            self.assertEqual(f.read(), weights)
+        self.assertTrue(os.path.isfile(os.path.join(inner, "model.safetensors")))
+
+    def test_a_run_that_fails_validation_leaves_no_output_directory(self):
+        out = self.path("never_made")
+        self.assert_error(self.train(out, "--train-file", self.path("missing.tsv")), "missing.tsv")
+        self.assertFalse(os.path.exists(out))
+
+    def test_a_diverging_run_stops_with_a_checkpoint(self):
+        for extra in (["--eval-every", "1"], ["--eval-every", "none"]):
+            out = self.path("diverged")
+            shutil.rmtree(out, ignore_errors=True)
+            p = self.train(out, "--lr", "1e30", "--max-steps", "50", *extra, timeout=60)
+            self.assert_error(p, "diverged", "--lr")
+            kept = os.listdir(os.path.join(out, "checkpoints"))
+            self.assertEqual(len(kept), 1, kept)
+            self.assertTrue(os.path.isfile(os.path.join(out, "checkpoints", kept[0], "model.safetensors")))
+
+    def test_absurd_step_numbers(self):
+        self.assert_error(self.train(self.path("x"), "--eval-every", "99999999999999999999"), "--eval-every")
+        self.assert_error(self.train(self.path("x"), "--eval-every", "-3"), "--eval-every")
+        out = self.path("huge_step")
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(os.path.join(out, "checkpoints", "step-99999999999999999999"))
+        self.assert_error(self.train(out, "--resume"), "no checkpoint")
+
+    def interrupted_run(self, name):
+        out = self.path(name)
+        shutil.rmtree(out, ignore_errors=True)
+        p = self.train(out, "--max-steps", "4", "--save-every", "2", "--save-total-limit", "0")
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        shutil.rmtree(os.path.join(out, "checkpoints", "step-4"), ignore_errors=True)
+        return out
+
+    def test_tampered_trainer_state_is_refused_and_metrics_kept(self):
+        out = self.interrupted_run("tampered")
+        newest = max(os.listdir(os.path.join(out, "checkpoints")), key=lambda n: int(n.split("-")[1]))
+        state_path = os.path.join(out, "checkpoints", newest, "trainer_state.json")
+        with open(state_path) as f:
+            state = json.load(f)
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            metrics = f.read()
+        for field, value, needle in (("step", -5, "step"), ("step", 1000000, "step"), ("step", "two", "step"),
+                                     ("rng_state", "zz", "rng_state"), ("rng_state", "00", "rng_state")):
+            with open(state_path, "w") as f:
+                json.dump({**state, field: value}, f)
+            self.assert_error(self.train(out, "--max-steps", "4", "--resume"), "trainer_state.json", needle)
+            with open(os.path.join(out, "metrics.jsonl")) as f:
+                self.assertEqual(f.read(), metrics)
+        with open(state_path, "w") as f:
+            f.write("{not json")
+        self.assert_error(self.train(out, "--max-steps", "4", "--resume"), "trainer_state.json")
+
+    def test_temporaries_of_a_killed_save_are_removed_on_resume(self):
+        out = self.interrupted_run("killed")
+        dead_pid = "4194000"
+        stale = os.path.join(out, "checkpoints", f".step-3.tmp.{dead_pid}")
+        os.makedirs(stale)
+        with open(os.path.join(stale, "model.safetensors"), "wb") as f:
+            f.write(b"partial")
+        p = self.train(out, "--max-steps", "4", "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertFalse(os.path.exists(stale))
+
+
+class NoSilentNonsense(Case):
+    def edit_config(self, name, **changes):
+        model = self.copy_model(name)
+        with open(os.path.join(model, "config.json")) as f:
+            cfg = json.load(f)
+        cfg.update(changes)
+        with open(os.path.join(model, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        return model
+
+    def edit_weights(self, name, change):
+        model = self.copy_model(name)
+        path = os.path.join(model, "model.safetensors")
+        tensors = load_file(path)
+        change(tensors)
+        save_file(tensors, path)
+        return model
+
+    def test_missing_or_non_finite_weights_are_refused_for_inference(self):
+        no_head = self.edit_weights("no_head", lambda t: t.pop("classifier.weight"))
+        self.assert_error(self.predict(no_head), "classifier.weight")
+
+        def nan(t):
+            t["distilbert.transformer.layer.0.ffn.lin1.weight"][0, 0] = float("nan")
+        self.assert_error(self.predict(self.edit_weights("nan_weights", nan)), "NaN")
+        self.assert_error(run("eval", "--model", self.path("nan_weights"), "--data", self.dev_tsv, check=False), "NaN")
+        self.assert_error(self.predict(self.edit_weights("empty", lambda t: [t.pop(k) for k in list(t)[1:]])), "lacks")
+        self.assert_error(self.predict(self.edit_config("more_layers", n_layers=2)), "lacks")
+        started = time.time()
+        self.assert_error(self.predict(self.edit_config("huge", n_layers=1000000)), "n")
+        self.assertLess(time.time() - started, 10)
+        self.assert_error(self.predict(self.edit_config("huge_dim", dim=16 * 100000, hidden_dim=32)), "config.json")
+
+    def test_config_fields_are_checked(self):
+        self.assert_error(self.predict(self.edit_config("float_dim", dim=32.7)), "'dim'", "integer")
+        labels = {str(i): f"l{i}" for i in range(28)}
+        labels["00"] = labels.pop("0")
+        self.assert_error(self.predict(self.edit_config("id_00", id2label=labels)), "id2label", "'00'")
+        self.assert_error(self.predict(self.edit_config("bad_problem", problem_type="regression")), "problem_type")
+        as_dir = self.copy_model("config_dir")
+        os.remove(os.path.join(as_dir, "config.json"))
+        os.makedirs(os.path.join(as_dir, "config.json"))
+        self.assert_error(self.predict(as_dir), "config.json", "directory")
+
+    def test_tokenizer_files_are_bounded_and_typed(self):
+        zero = self.copy_model("dev_zero")
+        os.remove(os.path.join(zero, "tokenizer_config.json"))
+        os.symlink("/dev/zero", os.path.join(zero, "tokenizer_config.json"))
+        started = time.time()
+        self.assert_error(self.predict(zero), "tokenizer_config.json")
+        self.assertLess(time.time() - started, 10)
+        typed = self.copy_model("typed")
+        with open(os.path.join(typed, "tokenizer_config.json"), "w") as f:
+            json.dump({"do_lower_case": "yes"}, f)
+        self.assert_error(self.predict(typed), "tokenizer_config.json")
+
+    def test_thresholds_file_is_checked(self):
+        for values, needle in (({"joy": 1.5}, "joy"), ({"joy": "high"}, "joy"), ({"happiness": 0.3}, "happiness"),
+                               ([0.5] * 27 + [-0.1], "[0, 1]")):
+            model = self.copy_model("thresholds")
+            with open(os.path.join(model, "thresholds.json"), "w") as f:
+                json.dump({"values": values}, f)
+            self.assert_error(self.predict(model), "thresholds.json", needle)
+        model = self.copy_model("thresholds_dir")
+        os.makedirs(os.path.join(model, "thresholds.json"))
+        self.assert_error(self.predict(model), "thresholds.json", "directory")
+
+    def test_non_finite_and_negative_flags_are_refused(self):
+        out = self.path("flags")
+        for flag in ("--lr", "--weight-decay", "--warmup-ratio", "--max-grad-norm", "--dropout", "--focal-gamma"):
+            for value in ("nan", "inf", "1e999"):
+                self.assert_error(self.train(out, flag, value), flag)
+        self.assert_error(self.predict(self.model, "--threshold", "nan"), "--threshold")
+        self.assert_error(self.predict(self.model, "--top-k", "-1"), "--top-k")
+        p = run("serve", "--model", self.model, "--port", "0", "--max-wait-ms", "nan", check=False)
+        self.assert_error(p, "--max-wait-ms")
+        self.assertFalse(os.path.exists(out))
+
+    def test_long_runs_of_combining_marks_take_linear_time(self):
+        # Quadratic canonical ordering took ~15 s for 100,000 marks; 400,000 would take minutes.
+        path = self.path("marks.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("a" + "\u0301\u0316" * 200000 + " happy\n")
+        p = subprocess.run([EMOTUNE, "predict", "--model", self.model, "--format", "jsonl", "--input", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+
+    def test_max_length_beyond_the_positions_is_named(self):
+        self.assert_error(self.predict(self.model, "--max-length", "65"), "--max-length", "64")
+        self.assert_error(run("eval", "--model", self.model, "--data", self.dev_tsv, "--max-length", "65",
+                              check=False), "--max-length", "64")
+
+    def test_single_label_models_give_softmax_everywhere(self):
+        out = self.path("single")
+        shutil.rmtree(out, ignore_errors=True)
+        p = self.train(out, "--objective", "single-label", "--eval-every", "1")
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        for model in (out, os.path.join(out, "best")):
+            with open(os.path.join(model, "config.json")) as f:
+                self.assertEqual(json.load(f)["problem_type"], "single_label_classification")
+            scores = json.loads(self.predict(model).stdout.decode().splitlines()[0])["scores"]
+            self.assertAlmostEqual(sum(scores.values()), 1.0, places=4)
+
+
+if __name__ == "__main__":
+    main()
