@@ -40,5 +40,8 @@ if [ "$what" = all ] || [ "$what" = predict ]; then
   $py bench/predict_bench.py build/emotune "$model" "$data/dev.tsv"
 fi
 if [ "$what" = all ] || [ "$what" = tokenize ]; then
-  build/tokenize_bench "$shared/models/distilbert-base-uncased" "$data"/{train,dev,test}.tsv
+  for tok in distilbert-base-uncased roberta-base; do
+    build/tokenize_bench "$shared/models/$tok" "$data"/{train,dev,test}.tsv
+    $py bench/tokenize_peer.py "$shared/models/$tok" "$data"/{train,dev,test}.tsv
+  done
 fi

@@ -46,16 +46,29 @@ class Evaluator {
   Evaluator(const EvalArgs& a, model::ModelBundle& bundle, torch::Device device, std::size_t streams)
       : a_(a), bundle_(bundle), device_(device), streams_(streams), taxonomy_(model::parse_taxonomy(a.taxonomy)) {
     labels_ = model::taxonomy_labels(taxonomy_);
-    if (bundle.labels() == labels_) {
+    // A published model may list the same labels in its own order: its columns are read by name.
+    std::vector<std::string> model_labels = bundle.labels();
+    const std::vector<std::string>* candidates[] = {&labels_, &model::goemotions_labels()};
+    for (const auto* known : candidates) {
+      if (model_labels == *known || !std::is_permutation(model_labels.begin(), model_labels.end(), known->begin(), known->end()))
+        continue;
+      std::vector<int64_t> order;
+      for (const auto& name : *known)
+        order.push_back(std::find(model_labels.begin(), model_labels.end(), name) - model_labels.begin());
+      column_order_ = torch::tensor(order, torch::kInt64);
+      model_labels = *known;
+      break;
+    }
+    if (model_labels == labels_) {
       mapped_ = false;
-    } else if (bundle.labels() == model::goemotions_labels()) {
+    } else if (model_labels == model::goemotions_labels()) {
       mapped_ = true;  // a 28-label model seen through a grouping: group probability = max of members
     } else {
       throw UserError("the model's " + std::to_string(bundle.labels().size()) + " labels are neither GoEmotions' 28 nor the " +
                       a.taxonomy + " groups");
     }
     single_label_ = bundle.config().single_label;
-    const auto positions = static_cast<std::size_t>(bundle.config().max_position_embeddings);
+    const auto positions = static_cast<std::size_t>(bundle.config().max_tokens());
     max_length_ = a.max_length ? a.max_length : positions;
     if (max_length_ > positions || max_length_ < 2)
       throw UserError("--max-length " + std::to_string(max_length_) + " is outside 2.." + std::to_string(positions) +
@@ -70,7 +83,8 @@ class Evaluator {
     s.data = data::encode_dataset(ds, *bundle_.tokenizer, max_length_);
     std::vector<const std::vector<std::int32_t>*> seqs;
     for (const auto& ids : s.data.ids) seqs.push_back(&ids);
-    const auto logits = infer::compute_logits(bundle_.model, seqs, a_.batch_size, bundle_.tokenizer->pad_id(), device_, streams_);
+    auto logits = infer::compute_logits(bundle_.model, seqs, a_.batch_size, bundle_.tokenizer->pad_id(), device_, streams_);
+    if (column_order_.defined()) logits = logits.index_select(1, column_order_);
     if (single_label_) {
       s.probs = torch::softmax(logits, 1);
       s.loss = torch::nn::functional::cross_entropy(logits, torch::tensor(s.data.first_label, torch::kInt64)).item<double>();
@@ -96,6 +110,7 @@ class Evaluator {
   model::Taxonomy taxonomy_;
   std::vector<std::string> labels_;
   bool mapped_ = false, single_label_ = false;
+  torch::Tensor column_order_;  // the model's column of each label, when its order differs
   std::size_t max_length_ = 512;
 };
 
@@ -143,9 +158,12 @@ int evaluate(const EvalArgs& a) {
     r.thresholds = eval::tune_thresholds(dev_scores.probs, dev_scores.data.labels);
     r.threshold_source = "dev";
     r.threshold_origin = dev.string();
-    if (labels == bundle.labels()) {
+    const auto& own = bundle.labels();
+    if (labels == own || std::is_permutation(labels.begin(), labels.end(), own.begin(), own.end())) {
+      nlohmann::ordered_json values = nlohmann::ordered_json::object();  // by name: the model's order may differ
+      for (std::size_t i = 0; i < labels.size(); ++i) values[labels[i]] = r.thresholds[i];
       const nlohmann::ordered_json j{{"source", "dev"}, {"file", dev.string()}, {"taxonomy", a.taxonomy},
-                                     {"labels", labels}, {"values", r.thresholds}};
+                                     {"labels", labels}, {"values", labels == own ? nlohmann::ordered_json(r.thresholds) : values}};
       util::write_text_atomically(fs::path(a.model_dir) / "thresholds.json", j.dump(2) + "\n");
       spdlog::info("tuned thresholds saved to {}", (fs::path(a.model_dir) / "thresholds.json").string());
     } else {

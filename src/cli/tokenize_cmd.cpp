@@ -52,7 +52,7 @@ int tokenize(const TokenizeArgs& args) {
 
 void add_tokenize_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<TokenizeArgs>();
-  CLI::App* cmd = app.add_subcommand("tokenize", "Print WordPiece ids and tokens, one JSON object per input line");
+  CLI::App* cmd = app.add_subcommand("tokenize", "Print token ids and tokens, one JSON object per input line");
   auto* model = cmd->add_option("--model", args->model_dir, "Model or tokenizer directory");
   auto* vocab = cmd->add_option("--vocab", args->vocab_file, "A bare vocab.txt (uncased defaults)");
   model->excludes(vocab);

@@ -24,7 +24,7 @@ void add_train_command(CLI::App& app, Action& action) {
   auto objective = std::make_shared<std::string>("multi-label");
   auto loss = std::make_shared<std::string>("bce");
   auto no_shuffle = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("train", "Fine-tune a DistilBERT or BERT checkpoint on GoEmotions");
+  CLI::App* cmd = app.add_subcommand("train", "Fine-tune a DistilBERT, BERT or RoBERTa checkpoint on GoEmotions");
   // data
   cmd->add_option("--data-dir", o->data_dir, "GoEmotions directory with train.tsv, dev.tsv, or goemotions (cached download; env EMOTUNE_DATA_DIR)");
   cmd->add_option("--train-file", o->train_file, "Training TSV (instead of DATA_DIR/train.tsv)");

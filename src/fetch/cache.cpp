@@ -57,7 +57,8 @@ bool is_complete_model_dir(const fs::path& dir) {
   std::error_code ec;
   return fs::is_regular_file(dir / "config.json", ec) &&
          (fs::is_regular_file(dir / "model.safetensors", ec) || fs::is_regular_file(dir / "pytorch_model.bin", ec)) &&
-         (fs::is_regular_file(dir / "vocab.txt", ec) || fs::is_regular_file(dir / "tokenizer.json", ec));
+         (fs::is_regular_file(dir / "vocab.txt", ec) || fs::is_regular_file(dir / "tokenizer.json", ec) ||
+          (fs::is_regular_file(dir / "vocab.json", ec) && fs::is_regular_file(dir / "merges.txt", ec)));
 }
 
 std::optional<fs::path> find_in_hf_cache(const std::string& repo, const std::string& revision) {

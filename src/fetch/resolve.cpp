@@ -35,9 +35,9 @@ constexpr const char* kGoEmotionsUrl =
 
 // Files of a hub model that emotune reads: config.json must exist, then the weights (model.safetensors,
 // else pytorch_model.bin, which older checkpoints have alone); the tokenizer files that exist.
-constexpr std::array<const char*, 7> kModelFiles{"config.json",          "model.safetensors",      "pytorch_model.bin",
-                                                  "vocab.txt",            "tokenizer.json",         "tokenizer_config.json",
-                                                  "special_tokens_map.json"};
+constexpr std::array<const char*, 9> kModelFiles{"config.json",     "model.safetensors",     "pytorch_model.bin",
+                                                  "vocab.txt",       "tokenizer.json",        "tokenizer_config.json",
+                                                  "special_tokens_map.json", "vocab.json", "merges.txt"};
 constexpr std::size_t kSafetensors = 1, kTorchBin = 2;
 
 std::string env(const char* name) {
@@ -104,7 +104,7 @@ fs::path fetch_model(const std::string& repo, const FetchOptions& o, const std::
     }
   }
   if (!is_complete_model_dir(dest))
-    throw std::runtime_error(repo + " has no vocab.txt or tokenizer.json: emotune needs a WordPiece vocabulary");
+    throw std::runtime_error(repo + " has no tokenizer emotune reads (vocab.txt, tokenizer.json, or vocab.json + merges.txt)");
   return dest;
 }
 
@@ -112,7 +112,7 @@ fs::path import_model(const std::string& repo, const fs::path& from, const Fetch
   if (!looks_like_repo_id(repo)) throw std::invalid_argument("not a model name (NAME or ORG/NAME): " + repo);
   if (!is_complete_model_dir(from))
     throw std::runtime_error(from.string() + " is not a model directory (config.json, model.safetensors or " +
-                             "pytorch_model.bin, and vocab.txt or tokenizer.json)");
+                             "pytorch_model.bin, and vocab.txt, tokenizer.json, or vocab.json + merges.txt)");
   const fs::path dest = o.to ? *o.to : model_cache_dir(repo, o.revision);
   util::write_directory_atomically(dest, /*overwrite=*/true, [&](const fs::path& tmp) {
     for (const char* name : kModelFiles)

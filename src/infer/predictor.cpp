@@ -21,7 +21,7 @@ namespace emotune::infer {
 
 Predictor::Predictor(model::ModelBundle& bundle, torch::Device device, std::size_t max_length)
     : bundle_(bundle), device_(device) {
-  const auto limit = static_cast<std::size_t>(bundle.config().max_position_embeddings);
+  const auto limit = static_cast<std::size_t>(bundle.config().max_tokens());
   max_length_ = max_length == 0 ? limit : max_length;
   if (max_length_ > limit)
     throw std::invalid_argument("--max-length " + std::to_string(max_length_) + " exceeds the model's " +

@@ -25,7 +25,7 @@ torch::Tensor compute_logits(model::SequenceClassifier& model,
 
 class Predictor {
  public:
-  // max_length 0 = the model's max_position_embeddings.
+  // max_length 0 = the model's max_tokens().
   Predictor(model::ModelBundle& bundle, torch::Device device, std::size_t max_length = 0);
 
   // streams: see compute_logits.

@@ -129,7 +129,7 @@ void BertForSequenceClassificationImpl::pack_block(std::size_t i, Precision prec
   bert->layer[i]->as<bert::BertLayer>()->pack(precision);
 }
 
-namespace {
+namespace bert {
 
 void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
   c.hidden_size = config_field<int64_t>(j, "hidden_size", 768, where);
@@ -163,6 +163,10 @@ void write_config(const ModelConfig& c, nlohmann::json& j) {
   j["position_embedding_type"] = "absolute";
 }
 
+}  // namespace bert
+
+namespace {
+
 SequenceClassifier make(const ModelConfig& c, bool initialise) {
   return std::make_shared<BertForSequenceClassificationImpl>(c, initialise);
 }
@@ -170,7 +174,8 @@ SequenceClassifier make(const ModelConfig& c, bool initialise) {
 }  // namespace
 
 const Family& bert_family() {
-  static const Family family{"bert", "BertForSequenceClassification", "BertTokenizer", read_config, write_config, make};
+  static const Family family{"bert", "BertForSequenceClassification", "BertTokenizer", bert::read_config,
+                             bert::write_config, make};
   return family;
 }
 

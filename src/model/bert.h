@@ -23,6 +23,10 @@ const Family& bert_family();
 
 namespace bert {
 
+// config.json's BERT fields (RobertaConfig shares them).
+void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& where);
+void write_config(const ModelConfig& c, nlohmann::json& j);
+
 struct BertEmbeddingsImpl : torch::nn::Module {
   BertEmbeddingsImpl(const ModelConfig& c, bool initialise = true);
   // input_ids [batch, seq] -> packed [tokens, hidden]

@@ -35,6 +35,8 @@ void check_sizes(const ModelConfig& c, const std::string& where) {
   if (!(c.layer_norm_eps > 0 && c.layer_norm_eps < 1)) throw std::runtime_error(where + ": layer_norm_eps must be in (0, 1)");
   if (!(c.initializer_range > 0 && c.initializer_range < 10))
     throw std::runtime_error(where + ": initializer_range must be a small positive number");
+  if (c.max_tokens() < 2)
+    throw std::runtime_error(where + ": max_position_embeddings leaves room for fewer than 2 tokens");
   if (c.hidden_size % c.num_heads != 0)
     throw std::runtime_error(where + ": the hidden size must be a multiple of the head count");
   if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size)

@@ -15,6 +15,8 @@ struct ModelConfig {
   std::string model_type = "distilbert";  // config.json's model_type: picks the family
   int64_t vocab_size = 30522;
   int64_t max_position_embeddings = 512;
+  // Positions a family reserves before the first token's (RoBERTa counts from padding_idx + 1).
+  int64_t position_offset = 0;
   int64_t hidden_size = 768;
   int64_t num_layers = 6;
   int64_t num_heads = 12;
@@ -32,6 +34,9 @@ struct ModelConfig {
   // single-label). Absent means multi-label, emotune's default objective.
   bool single_label = false;
   nlohmann::json raw;               // every field of the file, kept when writing it back
+
+  // The most tokens one sequence may hold, special tokens included.
+  int64_t max_tokens() const { return max_position_embeddings - position_offset; }
 
   // Reads and validates config.json; errors name the file and the field.
   static ModelConfig load(const std::filesystem::path& path);

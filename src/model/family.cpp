@@ -4,11 +4,12 @@
 
 #include "model/bert.h"
 #include "model/distilbert.h"
+#include "model/roberta.h"
 
 namespace emotune::model {
 
 const Family& find_family(const std::string& model_type, const std::string& where) {
-  const Family* const families[] = {&distilbert_family(), &bert_family()};
+  const Family* const families[] = {&distilbert_family(), &bert_family(), &roberta_family()};
   std::string known;
   for (const Family* f : families) {
     if (model_type == f->model_type) return *f;

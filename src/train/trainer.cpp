@@ -289,7 +289,7 @@ void Trainer::load_model() {
                              " labels, not the " + std::to_string(labels_.size()) + " of --taxonomy " +
                              model::taxonomy_name(o_.taxonomy));
   if (!o_.model_dir.empty() && !o_.base_dir.empty()) throw std::invalid_argument("give --base or --model, not both");
-  const auto positions = static_cast<std::size_t>(bundle_->config().max_position_embeddings);
+  const auto positions = static_cast<std::size_t>(bundle_->config().max_tokens());
   if (o_.max_length && *o_.max_length > positions)
     throw std::invalid_argument("--max-length " + std::to_string(*o_.max_length) + " exceeds the model's " +
                                 std::to_string(positions) + " positions");

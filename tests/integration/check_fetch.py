@@ -103,6 +103,34 @@ class Fetch(unittest.TestCase):
             p = self.emotune(self.env(s), "fetch", "org/missing-weights-" + "x")
             self.assertNotEqual(p.returncode, 0)
 
+    def test_a_roberta_classifier_laid_out_like_samlowe(self):
+        # SamLowe/roberta-base-go_emotions' files (tokenizer.json, vocab.json, merges.txt, its config.json),
+        # weights of a small RoBERTa of the same layout: fetched by name, then predicted with.
+        cfg_path = os.path.join(self.tmp, "roberta.json")
+        with open(os.path.join(harness.SHARED, "models", "SamLowe--roberta-base-go_emotions", "config.json")) as f:
+            cfg = __import__("json").load(f)
+        cfg.update(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+        with open(cfg_path, "w") as f:
+            __import__("json").dump(cfg, f)
+        small = os.path.join(self.tmp, "roberta-" + os.path.basename(self.home))
+        run = self.emotune(self.env(), "init", "--config", cfg_path, "--tokenizer",
+                           os.path.join(harness.SHARED, "models", "SamLowe--roberta-base-go_emotions"), "--out", small)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        samlowe = os.path.join(harness.SHARED, "models", "SamLowe--roberta-base-go_emotions")
+        for f in os.listdir(samlowe):
+            if f != "config.json":
+                shutil.copy(os.path.join(samlowe, f), small)
+        with self.server(models={"SamLowe/roberta-small": small}) as s:
+            p = self.emotune(self.env(s), "fetch", "SamLowe/roberta-small")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got = p.stdout.strip()
+            for f in ("tokenizer.json", "vocab.json", "merges.txt", "config.json", "model.safetensors"):
+                self.assertEqual(sha(os.path.join(got, f)), sha(os.path.join(small, f)), f)
+            by_name = self.emotune(self.env(s), "predict", "--model", "SamLowe/roberta-small", "--format", "jsonl", "so happy")
+            by_dir = self.emotune(self.env(s), "predict", "--model", small, "--format", "jsonl", "so happy")
+            self.assertEqual(by_name.returncode, 0, by_name.stderr)
+            self.assertEqual(by_name.stdout, by_dir.stdout)
+
     def test_from_a_local_folder_into_the_cache(self):
         # What scripts/fetch-minilm-from-pypi.sh does once it has checked the package's files.
         p = self.emotune(self.env(), "fetch", "org/local", "--from", self.model, "--offline")

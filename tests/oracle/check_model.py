@@ -15,9 +15,10 @@ import unittest
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForMaskedLM,
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForMaskedLM,
                           BertForPreTraining, BertForSequenceClassification, BertModel, DistilBertConfig,
-                          DistilBertForSequenceClassification)
+                          DistilBertForSequenceClassification, RobertaConfig, RobertaForMaskedLM,
+                          RobertaForSequenceClassification)
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -65,8 +66,14 @@ BERT = {"model_type": "bert", "vocab_size": 30522, "max_position_embeddings": 51
         "type_vocab_size": 2, "initializer_range": 0.02, "pad_token_id": 0}
 
 
+ROBERTA = {**BERT, "model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514, "pad_token_id": 1,
+           "bos_token_id": 0, "eos_token_id": 2, "type_vocab_size": 1, "layer_norm_eps": 1e-5}
+ROBERTA_TOKENIZER_DIR = os.path.join(SHARED, "models", "roberta-base")
+SAMLOWE_DIR = os.path.join(SHARED, "models", "SamLowe--roberta-base-go_emotions")
+
+
 def write_config(path, family="distilbert", **sizes):
-    write_json(path, {**(DISTILBERT if family == "distilbert" else BERT), **sizes})
+    write_json(path, {**{"distilbert": DISTILBERT, "bert": BERT, "roberta": ROBERTA}[family], **sizes})
 
 
 def transformers_logits(model_dir, texts, testcase=None):
@@ -304,6 +311,74 @@ class TransformersDirectories(unittest.TestCase):
                 self.assertTrue(os.path.exists(os.path.join(d, weights)), os.listdir(d))
                 assert_parity(self, d, self.texts)
 
+    def test_roberta_save_pretrained_classifiers(self):
+        torch.manual_seed(5)
+        model = RobertaForSequenceClassification(self.labelled(RobertaConfig(
+            vocab_size=50265, max_position_embeddings=514, pad_token_id=1, type_vocab_size=1, hidden_size=48,
+            num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, initializer_range=0.3)))
+        for safe in (True, False):
+            out = os.path.join(self.tmp, f"roberta_{safe}")
+            model.save_pretrained(out, safe_serialization=safe)
+            AutoTokenizer.from_pretrained(ROBERTA_TOKENIZER_DIR).save_pretrained(out)
+            texts = self.texts + ["<mask> and <s> in text", "it's   spaced\tout"]
+            assert_parity(self, out, texts)
+
+    def test_samlowe_roberta_go_emotions_layout(self):
+        """SamLowe/roberta-base-go_emotions' own config.json and tokenizer files (RoBERTa-base, 28 labels by
+        name), with random weights of its shapes: predict gives transformers' logits, eval reads labels by name."""
+        torch.manual_seed(6)
+        config = AutoConfig.from_pretrained(SAMLOWE_DIR)
+        model = RobertaForSequenceClassification(config)
+        with torch.no_grad():
+            model.classifier.out_proj.weight.normal_(0, 0.5)
+        out = os.path.join(self.tmp, "samlowe")
+        model.save_pretrained(out)
+        for f in os.listdir(SAMLOWE_DIR):
+            shutil.copy(os.path.join(SAMLOWE_DIR, f), out)
+        assert_parity(self, out, sample_texts(20))
+        from harness import GOEMOTIONS
+        dev = os.path.join(self.tmp, "dev300.tsv")
+        with open(os.path.join(GOEMOTIONS, "dev.tsv"), encoding="utf-8") as f, open(dev, "w", encoding="utf-8") as o:
+            o.writelines(line for _, line in zip(range(300), f))
+        evaluate = ("eval", "--data", dev, "--batch-size", "32", "--max-length", "64")
+        p = run(*evaluate[:1], "--model", out, *evaluate[1:])
+        self.assertIn("macro", p.stdout.decode())
+        # The same model with its labels listed in another order (rows of out_proj to match): eval reads
+        # the columns by name and reports the same numbers.
+        shuffled = os.path.join(self.tmp, "samlowe_shuffled")
+        shutil.copytree(out, shuffled)
+        cfg = read_json(os.path.join(shuffled, "config.json"))
+        order = list(range(28))[::-1]
+        cfg["id2label"] = {str(i): cfg["id2label"][str(j)] for i, j in enumerate(order)}
+        cfg["label2id"] = {name: int(i) for i, name in cfg["id2label"].items()}
+        write_json(os.path.join(shuffled, "config.json"), cfg)
+        tensors = load_file(os.path.join(shuffled, "model.safetensors"))
+        for k in ("classifier.out_proj.weight", "classifier.out_proj.bias"):
+            tensors[k] = tensors[k][order].contiguous()
+        save_file(tensors, os.path.join(shuffled, "model.safetensors"), metadata={"format": "pt"})
+        q = run(*evaluate[:1], "--model", shuffled, *evaluate[1:])
+        self.assertEqual(p.stdout.decode(), q.stdout.decode())
+        shutil.rmtree(out)
+        shutil.rmtree(shuffled)
+
+    def test_roberta_base_checkpoint_gets_a_head(self):
+        torch.manual_seed(7)
+        config = RobertaConfig(vocab_size=50265, max_position_embeddings=514, pad_token_id=1, type_vocab_size=1,
+                               hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+        base = RobertaForMaskedLM(config)
+        prefixed = os.path.join(self.tmp, "roberta_mlm")
+        base.save_pretrained(prefixed)
+        for f in os.listdir(ROBERTA_TOKENIZER_DIR):
+            if f != "config.json":
+                shutil.copy(os.path.join(ROBERTA_TOKENIZER_DIR, f), prefixed)
+        out, log = self.base_to_classifier(prefixed, "roberta_from_mlm")
+        self.assertIn("lm_head", log)
+        self.assertIn("classifier.out_proj.weight", log)
+        loaded = load_file(os.path.join(out, "model.safetensors"))
+        for name, p in base.roberta.named_parameters():
+            self.assertTrue(torch.equal(loaded["roberta." + name], p.detach()), name)
+        assert_parity(self, out, self.texts)
+
     def base_to_classifier(self, base, name):
         out = os.path.join(self.tmp, name)
         p = run("init", "--base", base, "--labels", "goemotions", "--out", out, "--seed", "4")
@@ -356,11 +431,17 @@ class TransformersDirectories(unittest.TestCase):
                 self.assertTrue(torch.equal(tensors["bert." + name], t), name)
 
 
-class EveryCommandOnBert(unittest.TestCase):
+class EveryCommand(unittest.TestCase):
     """init, train (with dev evaluation, a checkpoint and resume), eval with tuned thresholds and a report,
-    predict (float and int8), bench and serve, all on a BERT classifier directory."""
+    predict (float and int8), bench and serve, all on a BERT and on a RoBERTa classifier directory."""
 
     def test_bert_through_every_command(self):
+        self.every_command("bert", TOKENIZER_DIR, "BertForSequenceClassification")
+
+    def test_roberta_through_every_command(self):
+        self.every_command("roberta", ROBERTA_TOKENIZER_DIR, "RobertaForSequenceClassification")
+
+    def every_command(self, family, tokenizer_dir, architecture):
         import signal
         import socket
         import subprocess
@@ -369,9 +450,9 @@ class EveryCommandOnBert(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="emotune_bert_cmds_")
         try:
             cfg = os.path.join(tmp, "bert.json")
-            write_config(cfg, "bert", max_position_embeddings=128)
+            write_config(cfg, family, max_position_embeddings=130)
             init = os.path.join(tmp, "init")
-            run("init", "--config", cfg, "--tokenizer", TOKENIZER_DIR, "--out", init, "--seed", "1")
+            run("init", "--config", cfg, "--tokenizer", tokenizer_dir, "--out", init, "--seed", "1")
             data = os.path.join(tmp, "data")
             os.makedirs(data)
             for split, n in (("train", 200), ("dev", 120), ("test", 120)):
@@ -388,8 +469,11 @@ class EveryCommandOnBert(unittest.TestCase):
             run(*args, "--resume")
             resumed = load_file(os.path.join(out, "model.safetensors"))
             self.assertTrue(all(torch.equal(whole[k], resumed[k]) for k in whole), "resume is exact")
-            self.assertEqual(read_json(os.path.join(out, "config.json"))["architectures"],
-                             ["BertForSequenceClassification"])
+            self.assertEqual(read_json(os.path.join(out, "config.json"))["architectures"], [architecture])
+            short = sample_texts(10)[:11]  # dev texts, the empty one and a unicode one: within the positions
+            want, _ = transformers_logits(out, short, self)
+            got, _ = emotune_logits(out, short)
+            self.assertLess(((got - want).abs() / want.abs().clamp(min=1)).max().item(), TOL)
             report = os.path.join(tmp, "report")
             run("eval", "--model", out, "--data-dir", data, "--split", "test", "--thresholds", "tuned",
                 "--report", report)
@@ -525,11 +609,11 @@ class BadCheckpoints(unittest.TestCase):
         self.assert_one_line_error(d, "distilbert.transformer.layer.0.ffn.lin1.weight", "[64, 32]", "[48, 32]")
 
     def test_other_architecture(self):
-        d = self.variant("roberta")
+        d = self.variant("gpt2")
         cfg = read_json(os.path.join(d, "config.json"))
-        cfg["model_type"] = "roberta"
+        cfg["model_type"] = "gpt2"
         write_json(os.path.join(d, "config.json"), cfg)
-        self.assert_one_line_error(d, "model_type", "roberta", "distilbert, bert")
+        self.assert_one_line_error(d, "model_type", "gpt2", "distilbert, bert, roberta")
 
     def test_cuda_on_cpu_build(self):
         if torch.cuda.is_available():

@@ -25,7 +25,8 @@ from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, init_model, main, run  #
 
 hf_logging.set_verbosity_error()
 DROPOUT_FIELDS = {"distilbert": ("dropout", "attention_dropout", "seq_classif_dropout"),
-                  "bert": ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")}
+                  "bert": ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"),
+                  "roberta": ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")}
 
 
 def load_hf(model_dir, dropout=0.0):
@@ -191,11 +192,12 @@ class TrainerParity:
 class TrainingParity(TrainerParity, unittest.TestCase):
     INIT = {"model_type": "distilbert", "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64,
             "max_position_embeddings": 128}
+    TOKENIZER = None  # distilbert-base-uncased's
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emotune_train_test_")
-        cls.init = init_model(os.path.join(cls.tmp, "init"), seed=11, **cls.INIT)
+        cls.init = init_model(os.path.join(cls.tmp, "init"), seed=11, tokenizer=cls.TOKENIZER, **cls.INIT)
         cls.train_tsv = os.path.join(cls.tmp, "train.tsv")
         with open(os.path.join(GOEMOTIONS, "train.tsv"), encoding="utf-8") as f, open(cls.train_tsv, "w") as out:
             for _, line in zip(range(60), f):  # 60 lines: the last batch of 8 is short
@@ -286,6 +288,15 @@ class BertTrainingParity(TrainingParity):
     """The same checks on a BERT classifier (token types, pooler, its own LayerNorm eps)."""
     INIT = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
             "intermediate_size": 64, "max_position_embeddings": 128, "type_vocab_size": 2, "layer_norm_eps": 1e-7}
+
+
+class RobertaTrainingParity(TrainingParity):
+    """The same checks on a RoBERTa classifier (positions from padding_idx + 1, one token type, the
+    dense-tanh-out_proj head) with roberta-base's byte-level BPE tokenizer."""
+    INIT = {"model_type": "roberta", "vocab_size": 50265, "hidden_size": 32, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 130, "type_vocab_size": 1,
+            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "layer_norm_eps": 1e-5}
+    TOKENIZER = os.path.join(os.environ.get("EMOTUNE_SHARED", ""), "models", "roberta-base")
 
 
 class RealMiniLMTrainingParity(TrainerParity, unittest.TestCase):

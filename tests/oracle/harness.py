@@ -22,13 +22,14 @@ def run(*args, input_text=None, check=True):
     return p
 
 
-def init_model(out, seed=42, **config):
-    """`emotune init` of a small random classifier at `out` (GoEmotions labels), config given by keyword."""
+def init_model(out, seed=42, tokenizer=None, **config):
+    """`emotune init` of a small random classifier at `out` (GoEmotions labels), config given by keyword,
+    with the tokenizer of directory `tokenizer` (distilbert-base-uncased's by default)."""
     cfg = {"model_type": "distilbert", "vocab_size": 30522, **config}
     path = out + ".config.json"
     with open(path, "w") as f:
         json.dump(cfg, f)
-    run("init", "--config", path, "--tokenizer", TOKENIZER_DIR, "--out", out, "--seed", str(seed))
+    run("init", "--config", path, "--tokenizer", tokenizer or TOKENIZER_DIR, "--out", out, "--seed", str(seed))
     return out
 
 
@@ -36,4 +37,4 @@ def main():
     if not EMOTUNE or not SHARED or not os.path.isdir(TOKENIZER_DIR):
         print(f"SKIPPED: usage {os.path.basename(sys.argv[0])} EMOTUNE_BINARY with EMOTUNE_SHARED set")
         sys.exit(77)
-    unittest.main(argv=[sys.argv[0], "-v"])
+    unittest.main(argv=[sys.argv[0], "-v", *sys.argv[2:]])  # then test names, to run a few

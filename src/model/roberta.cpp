@@ -1,0 +1,96 @@
+#include "model/roberta.h"
+
+#include "model/family.h"
+
+namespace emotune::model {
+
+namespace nn = torch::nn;
+
+namespace roberta {
+
+RobertaEmbeddingsImpl::RobertaEmbeddingsImpl(const ModelConfig& c, bool initialise) : padding_idx(c.pad_token_id) {
+  word_embeddings = register_module("word_embeddings", model::word_embeddings(c, initialise));
+  position_embeddings = register_module(
+      "position_embeddings",
+      nn::Embedding(nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size).padding_idx(padding_idx)));
+  token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
+  LayerNorm = register_module("LayerNorm", layer_norm(c));
+  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
+}
+
+torch::Tensor RobertaEmbeddingsImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
+  // Hugging Face numbers the non-padding tokens padding_idx + 1, + 2, ... and gives padding padding_idx.
+  const auto not_pad = input_ids.ne(padding_idx).to(torch::kInt64);
+  const auto position_ids = torch::cumsum(not_pad, 1) * not_pad + padding_idx;
+  auto x = word_embeddings(layout.pack(input_ids.reshape({-1}))) + token_type_embeddings->weight[0];
+  x = x + position_embeddings(layout.pack(position_ids.reshape({-1})));
+  return dropout(LayerNorm(x));
+}
+
+RobertaModelImpl::RobertaModelImpl(const ModelConfig& c, bool initialise) {
+  embeddings = register_module("embeddings", RobertaEmbeddings(c, initialise));
+  auto encoder = std::make_shared<nn::Module>();
+  layer = nn::ModuleList();
+  for (int64_t i = 0; i < c.num_layers; ++i) layer->push_back(bert::BertLayer(c, initialise));
+  encoder->register_module("layer", layer);
+  register_module("encoder", encoder);
+}
+
+torch::Tensor RobertaModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only) {
+  auto h = embeddings(input_ids, layout);
+  const auto n = layer->size();
+  for (std::size_t i = 0; i < n; ++i) h = layer[i]->as<bert::BertLayer>()->forward(h, layout, first_only && i + 1 == n);
+  return first_only && n == 0 ? residual_rows(h, layout, true) : h;
+}
+
+RobertaClassificationHeadImpl::RobertaClassificationHeadImpl(const ModelConfig& c, int64_t num_labels, bool initialise) {
+  dense = register_module("dense", Linear(c.hidden_size, c.hidden_size, initialise));
+  dropout = register_module("dropout", nn::Dropout(c.classifier_dropout));
+  out_proj = register_module("out_proj", Linear(c.hidden_size, num_labels, initialise));
+}
+
+torch::Tensor RobertaClassificationHeadImpl::forward(const torch::Tensor& first_rows) {
+  return out_proj(dropout(torch::tanh(dense(dropout(first_rows)))));
+}
+
+}  // namespace roberta
+
+RobertaForSequenceClassificationImpl::RobertaForSequenceClassificationImpl(const ModelConfig& c, bool initialise)
+    : SequenceClassifierImpl(c) {
+  const auto num_labels = static_cast<int64_t>(std::max<std::size_t>(c.labels.size(), 1));
+  roberta = register_module("roberta", roberta::RobertaModel(c, initialise));
+  classifier = register_module("classifier", roberta::RobertaClassificationHead(c, num_labels, initialise));
+}
+
+torch::Tensor RobertaForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
+                                                            const torch::Tensor& attention_mask) {
+  const TokenLayout layout(attention_mask);
+  // The head reads position 0 (<s>, Hugging Face's features[:, 0, :]) and nothing else.
+  return classifier(roberta(input_ids, layout, /*first_only=*/true));
+}
+
+void RobertaForSequenceClassificationImpl::pack_block(std::size_t i, Precision precision) {
+  roberta->layer[i]->as<bert::BertLayer>()->pack(precision);
+}
+
+namespace {
+
+void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
+  if (!j.contains("pad_token_id")) c.pad_token_id = 1;  // RobertaConfig's default
+  bert::read_config(j, c, where);
+  c.position_offset = c.pad_token_id + 1;
+}
+
+SequenceClassifier make(const ModelConfig& c, bool initialise) {
+  return std::make_shared<RobertaForSequenceClassificationImpl>(c, initialise);
+}
+
+}  // namespace
+
+const Family& roberta_family() {
+  static const Family family{"roberta", "RobertaForSequenceClassification", "RobertaTokenizer", read_config,
+                             bert::write_config, make};
+  return family;
+}
+
+}  // namespace emotune::model
