@@ -10,6 +10,8 @@ packages=(
   # test-only: PyTorch and scikit-learn under the oracles (scripts/install-test-deps.sh adds
   # transformers and playwright from PyPI in a virtual environment), headless Chromium for the web page
   python3 python3-venv python3-pip python3-torch python3-numpy python3-sklearn chromium
+  # test-only: the sanitizer build and the fuzzers (scripts/check-sanitizers.sh)
+  clang libclang-rt-14-dev
 )
 
 missing=()

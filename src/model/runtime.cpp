@@ -1,12 +1,15 @@
 #include "model/runtime.h"
 
 #include <ATen/Parallel.h>
-#include <torch/cuda.h>
-
 #include <malloc.h>
-#include <oneapi/dnnl/dnnl.hpp>
+#include <torch/cuda.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
 #include <thread>
 
@@ -29,6 +32,33 @@ int configure_threads(int threads) {
 }
 
 std::string blas_core_name() { return openblas_get_corename ? openblas_get_corename() : "not OpenBLAS"; }
+
+std::optional<std::string> better_openblas_core(const std::string& chosen, bool avx2_fma, bool avx512) {
+  static const char* const pre_avx2[] = {"katmai",   "coppermine", "northwood",   "prescott",  "banias",    "atom",
+                                         "core2",    "penryn",     "dunnington",  "nehalem",   "opteron",   "barcelona",
+                                         "bobcat",   "sandybridge", "bulldozer",  "piledriver", "steamroller",
+                                         "excavator", "unknown"};
+  std::string name = chosen;
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  const bool old = std::find(std::begin(pre_avx2), std::end(pre_avx2), name) != std::end(pre_avx2);
+  if (!old || !avx2_fma) return std::nullopt;
+  return avx512 ? "SkylakeX" : "Haswell";
+}
+
+void rerun_with_better_blas_kernels(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") || !openblas_get_corename) return;
+  __builtin_cpu_init();
+  const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  const std::string chosen = blas_core_name();
+  const auto better = better_openblas_core(chosen, avx2_fma, avx512);
+  if (!better) return;
+  std::fprintf(stderr, "emotune: OpenBLAS chose its %s kernels on this %s CPU; running with OPENBLAS_CORETYPE=%s\n",
+               chosen.c_str(), avx512 ? "AVX-512" : "AVX2", better->c_str());
+  ::setenv("OPENBLAS_CORETYPE", better->c_str(), 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on with OpenBLAS's choice
+}
 
 std::string onednn_isa_name() {
   switch (static_cast<dnnl_cpu_isa_t>(dnnl::get_effective_cpu_isa())) {

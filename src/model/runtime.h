@@ -3,6 +3,7 @@
 
 #include <torch/types.h>
 
+#include <optional>
 #include <string>
 
 namespace emotune::model {
@@ -20,6 +21,15 @@ int configure_threads(int threads);
 // The kernels this process runs on: OpenBLAS's core name ("Haswell", "SkylakeX"; "not OpenBLAS" when
 // libtorch's BLAS is another) and oneDNN's instruction set ("avx512_core_vnni", ...).
 std::string blas_core_name();
+// The OpenBLAS core to ask for (OPENBLAS_CORETYPE) instead of the `chosen` one, when OpenBLAS fell
+// back to kernels older than the CPU runs: it does not know every new CPU, and then picks Prescott's
+// SSE3 kernels (5x slower products on an AVX-512 Xeon). "SkylakeX" with AVX-512 (F, BW, DQ, VL),
+// "Haswell" with AVX2 and FMA; nothing when the choice is already one of those generations.
+std::optional<std::string> better_openblas_core(const std::string& chosen, bool avx2_fma, bool avx512);
+// Once, first thing in main(): when OPENBLAS_CORETYPE is unset and OpenBLAS chose kernels this CPU
+// outgrows, says so in one line and runs the program again with the variable set (OpenBLAS reads it
+// only when it is loaded, before main).
+void rerun_with_better_blas_kernels(char** argv);
 std::string onednn_isa_name();
 // "cpu" or "cuda"; "cuda" is an error when this build of libtorch has no usable GPU.
 torch::Device resolve_device(const std::string& name);

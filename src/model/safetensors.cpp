@@ -16,17 +16,6 @@ namespace emotune::model {
 
 using json = nlohmann::json;
 
-namespace {
-
-std::size_t dtype_size(const std::string& dtype) {
-  static const std::map<std::string, std::size_t> sizes = {
-      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2},
-      {"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"U16", 2}, {"U32", 4}, {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
-  auto it = sizes.find(dtype);
-  return it == sizes.end() ? 0 : it->second;
-}
-
-}  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path) {
   const std::string where = path.string();
@@ -59,38 +48,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
   data_ = bytes + 8 + header_len;
   const std::size_t data_size = size_ - 8 - header_len;
   try {
-    const json header = json::parse(reinterpret_cast<const char*>(bytes + 8),
-                                    reinterpret_cast<const char*>(bytes + 8 + header_len));
-    if (!header.is_object()) throw std::runtime_error("header is not a JSON object");
-    for (const auto& [name, entry] : header.items()) {
-      if (name == "__metadata__") continue;
-      if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
-        throw std::runtime_error("tensor '" + name + "' lacks dtype, shape or data_offsets");
-      TensorInfo info;
-      if (!entry.at("dtype").is_string()) throw std::runtime_error("tensor '" + name + "': dtype is not a string");
-      info.dtype = entry.at("dtype").get<std::string>();
-      const std::size_t esize = dtype_size(info.dtype);
-      if (esize == 0) throw std::runtime_error("tensor '" + name + "': unknown dtype '" + info.dtype + "'");
-      std::size_t numel = 1;
-      for (const auto& d : entry.at("shape")) {
-        if (!d.is_number_unsigned()) throw std::runtime_error("tensor '" + name + "': bad shape");
-        info.shape.push_back(d.get<int64_t>());
-        numel *= d.get<std::size_t>();
-      }
-      const json& off = entry.at("data_offsets");
-      if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-        throw std::runtime_error("tensor '" + name + "': data_offsets must be two non-negative integers");
-      info.begin = off[0].get<std::size_t>();
-      info.end = off[1].get<std::size_t>();
-      if (info.begin > info.end || info.end > data_size)
-        throw std::runtime_error("tensor '" + name + "': data_offsets [" + std::to_string(info.begin) + ", " +
-                                 std::to_string(info.end) + "] lie outside the " + std::to_string(data_size) +
-                                 "-byte data section");
-      if (info.end - info.begin != numel * esize)
-        throw std::runtime_error("tensor '" + name + "': " + std::to_string(info.end - info.begin) +
-                                 " bytes for shape of " + std::to_string(numel) + " " + info.dtype + " values");
-      tensors_.emplace(name, std::move(info));
-    }
+    tensors_ = parse_safetensors_header(std::string_view(reinterpret_cast<const char*>(bytes + 8), header_len), data_size);
   } catch (const std::exception& e) {
     ::munmap(map_, size_);
     map_ = nullptr;

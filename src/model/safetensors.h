@@ -12,13 +12,10 @@
 #include <utility>
 #include <vector>
 
+#include "model/safetensors_header.h"
+
 namespace emotune::model {
 
-struct TensorInfo {
-  std::string dtype;  // "F32", "F16", "BF16", ...
-  std::vector<int64_t> shape;
-  std::size_t begin = 0, end = 0;  // byte offsets into the data section
-};
 
 class SafetensorsFile {
  public:

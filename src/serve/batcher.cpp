@@ -2,9 +2,10 @@
 
 namespace emotune::serve {
 
-DynamicBatcher::DynamicBatcher(infer::Predictor& predictor, std::size_t max_batch, std::chrono::microseconds max_wait,
-                               std::function<void(std::size_t)> on_batch)
-    : predictor_(predictor), max_batch_(max_batch), max_wait_(max_wait), on_batch_(std::move(on_batch)) {
+DynamicBatcher::DynamicBatcher(infer::Predictor& predictor, std::size_t max_batch, std::size_t max_batch_tokens,
+                               std::chrono::microseconds max_wait, std::function<void(std::size_t)> on_batch)
+    : predictor_(predictor), max_batch_(max_batch), max_batch_tokens_(max_batch_tokens), max_wait_(max_wait),
+      on_batch_(std::move(on_batch)) {
   worker_ = std::thread([this] { run(); });
 }
 
@@ -17,8 +18,10 @@ DynamicBatcher::~DynamicBatcher() {
   worker_.join();
 }
 
-std::future<std::vector<infer::Prediction>> DynamicBatcher::submit(std::vector<std::string> texts) {
-  Job job{std::move(texts), {}};
+std::future<std::vector<infer::Prediction>> DynamicBatcher::submit(std::vector<text::Encoding> texts) {
+  std::size_t tokens = 0;
+  for (const auto& e : texts) tokens += e.ids.size();
+  Job job{std::move(texts), tokens, {}};
   auto future = job.done.get_future();
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -37,23 +40,28 @@ void DynamicBatcher::run() {
       if (queue_.empty()) return;  // stopping, nothing left
       // The first request opens a batch; others may join until it is full or the wait is over.
       const auto deadline = std::chrono::steady_clock::now() + max_wait_;
-      auto queued_texts = [&] {
-        std::size_t n = 0;
-        for (const auto& j : queue_) n += j.texts.size();
-        return n;
+      auto full = [&] {
+        std::size_t texts = 0, tokens = 0;
+        for (const auto& j : queue_) {
+          texts += j.texts.size();
+          tokens += j.tokens;
+        }
+        return texts >= max_batch_ || tokens >= max_batch_tokens_;
       };
-      cv_.wait_until(lock, deadline, [&] { return stopping_ || queued_texts() >= max_batch_; });
-      std::size_t texts = 0;
-      while (!queue_.empty() && (jobs.empty() || texts + queue_.front().texts.size() <= max_batch_)) {
+      cv_.wait_until(lock, deadline, [&] { return stopping_ || full(); });
+      std::size_t texts = 0, tokens = 0;
+      while (!queue_.empty() && (jobs.empty() || (texts + queue_.front().texts.size() <= max_batch_ &&
+                                                  tokens + queue_.front().tokens <= max_batch_tokens_))) {
         texts += queue_.front().texts.size();
+        tokens += queue_.front().tokens;
         jobs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
-    std::vector<std::string> batch;
+    std::vector<text::Encoding> batch;
     for (const auto& j : jobs) batch.insert(batch.end(), j.texts.begin(), j.texts.end());
     try {
-      auto preds = predictor_.predict(batch, batch.size());
+      auto preds = predictor_.predict_encoded(batch, batch.size());
       if (on_batch_) on_batch_(batch.size());
       std::size_t at = 0;
       for (auto& j : jobs) {

@@ -1,6 +1,7 @@
-// Dynamic batching: requests from many connections wait in one queue; a single worker runs
-// them together (up to max_batch texts, or max_wait after the first one arrived), so throughput
-// under load approaches batch inference while a lone request waits at most max_wait.
+// Dynamic batching: requests from many connections, tokenized on their own threads, wait in one
+// queue; a single worker runs them together (up to max_batch texts and max_batch_tokens tokens, or
+// max_wait after the first one arrived), so throughput under load approaches batch inference while a
+// lone request waits at most max_wait.
 #pragma once
 
 #include <chrono>
@@ -20,24 +21,26 @@ namespace emotune::serve {
 class DynamicBatcher {
  public:
   // `on_batch(texts)` is told each batch's size (for metrics).
-  DynamicBatcher(infer::Predictor& predictor, std::size_t max_batch, std::chrono::microseconds max_wait,
-                 std::function<void(std::size_t)> on_batch);
+  DynamicBatcher(infer::Predictor& predictor, std::size_t max_batch, std::size_t max_batch_tokens,
+                 std::chrono::microseconds max_wait, std::function<void(std::size_t)> on_batch);
   ~DynamicBatcher();  // finishes what is queued, then stops
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
-  // Queues texts (at most max_batch) and returns their predictions when their batch has run.
-  std::future<std::vector<infer::Prediction>> submit(std::vector<std::string> texts);
+  // Queues tokenized texts (at most max_batch, max_batch_tokens) and returns their predictions when
+  // their batch has run.
+  std::future<std::vector<infer::Prediction>> submit(std::vector<text::Encoding> texts);
 
  private:
   struct Job {
-    std::vector<std::string> texts;
+    std::vector<text::Encoding> texts;
+    std::size_t tokens;
     std::promise<std::vector<infer::Prediction>> done;
   };
   void run();
 
   infer::Predictor& predictor_;
-  std::size_t max_batch_;
+  std::size_t max_batch_, max_batch_tokens_;
   std::chrono::microseconds max_wait_;
   std::function<void(std::size_t)> on_batch_;
   std::mutex mutex_;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "serve/batcher.h"
 #include "serve/metrics.h"
 #include "serve/page.h"
+#include "serve/request.h"
 #include "text/utf8.h"
 
 namespace emotune::serve {
@@ -28,12 +30,6 @@ using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
-// A request the client got wrong: HTTP status, a stable code and a message.
-struct HttpError {
-  int status;
-  std::string code, message;
-};
-
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
   res.status = status;
   res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(), "application/json");
@@ -42,9 +38,9 @@ void send_error(httplib::Response& res, int status, const std::string& code, con
 class Service {
  public:
   Service(const ServeOptions& o, model::ModelBundle& bundle, infer::Predictor& predictor, ServerMetrics& metrics)
-      : o_(o), bundle_(bundle), metrics_(metrics),
+      : o_(o), bundle_(bundle), metrics_(metrics), predictor_(predictor),
         thresholds_(infer::load_thresholds(o.model_dir, bundle.labels())),
-        batcher_(predictor, o.max_batch, std::chrono::microseconds(static_cast<int64_t>(o.max_wait_ms * 1000)),
+        batcher_(predictor, o.max_batch, o.max_batch_tokens, std::chrono::microseconds(static_cast<int64_t>(o.max_wait_ms * 1000)),
                  [&metrics](std::size_t n) { metrics.observe_batch(n); }),
         name_(std::filesystem::path(o.model_dir).filename().string()) {
     if (name_.empty()) name_ = std::filesystem::path(o.model_dir).parent_path().filename().string();
@@ -58,6 +54,7 @@ class Service {
   const ServeOptions& o_;
   model::ModelBundle& bundle_;
   ServerMetrics& metrics_;
+  infer::Predictor& predictor_;
   std::vector<float> thresholds_;
   mutable DynamicBatcher batcher_;
   std::string name_;
@@ -66,58 +63,20 @@ class Service {
 
 std::string Service::predict(const std::string& body, std::size_t& texts_out) const {
   const auto t0 = Clock::now();
-  if (!text::is_valid_utf8(body)) throw HttpError{400, "invalid_utf8", "the request body is not valid UTF-8"};
-  json req = json::parse(body, nullptr, false);
-  if (req.is_discarded()) throw HttpError{400, "invalid_json", "the request body is not valid JSON"};
-  if (!req.is_object()) throw HttpError{400, "invalid_request", "the request must be a JSON object"};
-  std::vector<std::string> texts;
-  if (req.contains("text") == req.contains("texts"))
-    throw HttpError{400, "invalid_request", "give exactly one of \"text\" (a string) or \"texts\" (a list of strings)"};
-  if (req.contains("text")) {
-    if (!req["text"].is_string()) throw HttpError{400, "invalid_request", "\"text\" must be a string"};
-    texts.push_back(req["text"].get<std::string>());
-  } else {
-    if (!req["texts"].is_array()) throw HttpError{400, "invalid_request", "\"texts\" must be a list of strings"};
-    for (const auto& t : req["texts"]) {
-      if (!t.is_string()) throw HttpError{400, "invalid_request", "\"texts\" must be a list of strings"};
-      texts.push_back(t.get<std::string>());
-    }
-    if (texts.empty()) throw HttpError{400, "empty_texts", "\"texts\" is empty"};
-    if (texts.size() > o_.max_batch)
-      throw HttpError{400, "too_many_texts",
-                      std::to_string(texts.size()) + " texts; at most " + std::to_string(o_.max_batch) + " per request"};
-  }
-  for (const auto& t : texts)
-    if (text::count_code_points(t) > o_.max_text_chars)
-      throw HttpError{413, "text_too_long", "a text has more than " + std::to_string(o_.max_text_chars) + " characters"};
-  std::optional<float> threshold;
-  if (req.contains("threshold")) {
-    if (!req["threshold"].is_number() || req["threshold"].get<double>() < 0 || req["threshold"].get<double>() > 1)
-      throw HttpError{400, "invalid_request", "\"threshold\" must be a number in [0, 1]"};
-    threshold = req["threshold"].get<float>();
-  }
-  std::size_t top_k = 0;
-  if (req.contains("top_k")) {
-    if (!req["top_k"].is_number_unsigned()) throw HttpError{400, "invalid_request", "\"top_k\" must be a non-negative integer"};
-    top_k = req["top_k"].get<std::size_t>();
-  }
-  std::string taxonomy = "original";
-  if (req.contains("taxonomy")) {
-    if (!req["taxonomy"].is_string()) throw HttpError{400, "invalid_request", "\"taxonomy\" must be a string"};
-    taxonomy = req["taxonomy"].get<std::string>();
-    if (taxonomy != "original" && taxonomy != "ekman" && taxonomy != "sentiment")
-      throw HttpError{400, "invalid_request", "\"taxonomy\" must be original, ekman or sentiment"};
-    if (taxonomy != "original" && !grouping_)
-      throw HttpError{400, "invalid_request", "this model does not have the 28 GoEmotions labels to group"};
-  }
-  bool all_scores = false;
-  if (req.contains("return_all_scores")) {
-    if (!req["return_all_scores"].is_boolean()) throw HttpError{400, "invalid_request", "\"return_all_scores\" must be true or false"};
-    all_scores = req["return_all_scores"].get<bool>();
-  }
-
+  const PredictRequest r = parse_predict_request(body, {o_.max_batch, o_.max_text_chars, grouping_});
+  const auto& texts = r.texts;
+  const auto& taxonomy = r.taxonomy;
+  const auto& threshold = r.threshold;
+  const auto top_k = r.top_k;
+  const bool all_scores = r.all_scores;
   texts_out = texts.size();
-  const auto preds = batcher_.submit(texts).get();
+  auto encodings = predictor_.encode(texts);  // here, on the request's thread, not the batcher's
+  std::size_t tokens = 0;
+  for (const auto& e : encodings) tokens += e.ids.size();
+  if (tokens > o_.max_batch_tokens)
+    throw HttpError{413, "too_many_tokens", std::to_string(tokens) + " tokens; at most " +
+                                                std::to_string(o_.max_batch_tokens) + " per request (--max-batch-tokens)"};
+  const auto preds = batcher_.submit(std::move(encodings)).get();
 
   const auto tax = model::parse_taxonomy(taxonomy);
   const auto& names = taxonomy == "original" ? bundle_.labels() : model::taxonomy_labels(tax);
@@ -189,6 +148,12 @@ int run_server(const ServeOptions& o) {
   // Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and the
   // client's delayed ACK add ~40 ms to every answer.
   svr.set_tcp_nodelay(true);
+  // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server bind the
+  // same port and take half the connections.
+  svr.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
 
   // Every answer goes through here: metrics and one access-log line (no bodies).
   auto finish = [&metrics](const httplib::Request& req, const httplib::Response& res, const std::string& route,
@@ -200,11 +165,41 @@ int run_server(const ServeOptions& o) {
                  secs * 1000);
   };
 
-  svr.Post("/v1/predict", [&](const httplib::Request& req, httplib::Response& res) {
+  std::atomic<std::size_t> in_progress{0};
+  // The body is read here, not by httplib, so that a chunked body meets --max-body-bytes too.
+  svr.Post("/v1/predict", [&](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
     const auto start = Clock::now();
     std::size_t texts = 0;
+    struct Slot {
+      std::atomic<std::size_t>& n;
+      ~Slot() { --n; }
+    } slot{in_progress};
     try {
-      res.set_content(service.predict(req.body, texts), "application/json");
+      if (++in_progress > o.max_concurrent_requests) {
+        res.set_header("Retry-After", "1");
+        throw HttpError{429, "overloaded", std::to_string(o.max_concurrent_requests) +
+                                               " requests are in progress (--max-concurrent-requests); retry shortly"};
+      }
+      std::string body;
+      bool too_large = false;
+      const bool complete = read([&](const char* data, std::size_t n) {
+        too_large = body.size() + n > o.max_body_bytes;
+        if (!too_large) body.append(data, n);
+        return !too_large;
+      });
+      // httplib refuses a declared Content-Length over the limit itself, before any byte arrives.
+      if (req.has_header("Content-Length")) {
+        const std::string declared = req.get_header_value("Content-Length");
+        std::uint64_t n = 0;
+        const auto [end, ec] = std::from_chars(declared.data(), declared.data() + declared.size(), n);
+        too_large = too_large || ec == std::errc::result_out_of_range || (ec == std::errc() && n > o.max_body_bytes);
+      }
+      if (!complete && !too_large) throw HttpError{400, "incomplete_body", "the request body ended early"};
+      if (too_large) {
+        res.set_header("Connection", "close");
+        throw HttpError{413, "body_too_large", "the body exceeds " + std::to_string(o.max_body_bytes) + " bytes"};
+      }
+      res.set_content(service.predict(body, texts), "application/json");
     } catch (const HttpError& e) {
       send_error(res, e.status, e.code, e.message);
     } catch (const std::exception& e) {
@@ -247,8 +242,14 @@ int run_server(const ServeOptions& o) {
     finish(req, res, route_known ? req.path : "other", Clock::now(), 0);
   });
 
-  if (!svr.bind_to_port(o.host.c_str(), o.port))
-    throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port));
+  int port = o.port;
+  if (o.port == 0)
+    port = svr.bind_to_any_port(o.host.c_str());
+  else if (!svr.bind_to_port(o.host.c_str(), o.port))
+    port = -1;
+  if (port <= 0)
+    throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                             " (in use by another process, or not an address of this machine)");
   std::atomic<bool> signalled{false};
   std::thread stopper([&] {
     int sig = 0;
@@ -257,7 +258,7 @@ int run_server(const ServeOptions& o) {
     spdlog::info("signal {}: no new connections; finishing requests in flight", sig);
     svr.stop();
   });
-  spdlog::info("serving {} on http://{}:{} (max batch {}, max wait {} ms)", o.model_dir, o.host, o.port, o.max_batch,
+  spdlog::info("serving {} on http://{}:{} (max batch {}, max wait {} ms)", o.model_dir, o.host, port, o.max_batch,
                o.max_wait_ms);
   svr.listen_after_bind();
   if (!signalled) pthread_kill(stopper.native_handle(), SIGTERM);  // listen ended by itself: release the waiter

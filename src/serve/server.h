@@ -12,15 +12,18 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::size_t max_batch = 32;
+  std::size_t max_batch_tokens = 16384;  // tokens per model batch (TEI's default); a request may not exceed it
   double max_wait_ms = 5;
   std::size_t max_text_chars = 10000;
   std::size_t max_body_bytes = 1000000;
+  std::size_t max_concurrent_requests = 512;  // beyond: 429, as TEI answers an overloaded queue
   int threads = 0;
   std::string device = "cpu";
   std::string quantize;  // "" or "int8"
 };
 
 // Serves until SIGTERM or SIGINT, then stops accepting, finishes in-flight requests and returns 0.
+// Logs the address it listens on (with the port the system chose for --port 0).
 int run_server(const ServeOptions& options);
 
 }  // namespace emotune::serve

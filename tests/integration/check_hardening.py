@@ -287,5 +287,113 @@ class NoSilentNonsense(Case):
             self.assertAlmostEqual(sum(scores.values()), 1.0, places=4)
 
 
+class HostileClients(Case):
+    def start(self, *extra):
+        proc = subprocess.Popen([EMOTUNE, "serve", "--model", self.model, "--port", "0", *extra],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            if "serving" in line:
+                port = int(line.rsplit(":", 1)[1].split()[0])
+                break
+        else:
+            raise AssertionError("serve never said where it listens")
+        import threading
+        threading.Thread(target=proc.stderr.read, daemon=True).start()  # access lines must not fill the pipe
+        self.addCleanup(lambda: (proc.terminate(), proc.wait(timeout=30)))
+        return proc, port
+
+    def raw(self, port, data, timeout=10):
+        import socket
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            try:
+                s.sendall(data)
+            except OSError:
+                pass
+            out = b""
+            try:
+                while not out.endswith(b"}") or b"\r\n\r\n" not in out:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    out += chunk
+            except OSError:
+                pass
+            return out
+
+    def test_port_zero_is_reported_and_a_taken_port_refused(self):
+        _, port = self.start()
+        self.assertGreater(port, 0)
+        p = subprocess.run([EMOTUNE, "serve", "--model", self.model, "--port", str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assert_error(p, "cannot listen", str(port))
+
+    def test_chunked_body_meets_the_body_limit(self):
+        _, port = self.start("--max-body-bytes", "1000")
+        chunk = b"x" * 60000
+        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(200))  # 12 MB
+        answer = self.raw(port, b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        self.assertIn(b" 413 ", answer.split(b"\r\n")[0])
+        self.assertIn(b"body_too_large", answer)
+        ok = self.raw(port, b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"text":"hi"}')
+        self.assertIn(b" 200 ", ok.split(b"\r\n")[0])
+
+    def test_token_budget(self):
+        _, port = self.start("--max-batch-tokens", "20")
+        long_text = json.dumps({"text": "so very happy " * 30}).encode()
+        answer = self.raw(port, b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" %
+                          (len(long_text), long_text))
+        self.assertIn(b" 413 ", answer.split(b"\r\n")[0])
+        self.assertIn(b"too_many_tokens", answer)
+        ok = self.raw(port, b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"text":"hi"}')
+        self.assertIn(b" 200 ", ok.split(b"\r\n")[0])
+
+    def test_too_many_requests_in_progress_get_429(self):
+        import threading
+        _, port = self.start("--max-concurrent-requests", "1", "--max-wait-ms", "3000", "--max-batch", "64")
+        request = b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"text":"hi"}'
+        first = {}
+        t = threading.Thread(target=lambda: first.update(answer=self.raw(port, request)))
+        t.start()
+        time.sleep(1.0)  # the first waits up to 3 s for its batch to fill
+        second = self.raw(port, request)
+        t.join()
+        self.assertIn(b" 429 ", second.split(b"\r\n")[0])
+        self.assertIn(b"overloaded", second)
+        self.assertIn(b"Retry-After", second)
+        self.assertIn(b" 200 ", first["answer"].split(b"\r\n")[0])
+
+
+class BlasKernels(unittest.TestCase):
+    def test_fallback_kernels_are_corrected_before_work_starts(self):
+        """OpenBLAS 0.3.21 falls back to Prescott kernels on CPUs it does not know; emotune then reruns itself
+        with OPENBLAS_CORETYPE set. A preloaded shim plays the unknown CPU's OpenBLAS."""
+        import platform
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+        if platform.machine() != "x86_64" or " avx2" not in flags or " fma" not in flags:
+            self.skipTest("needs an x86-64 CPU with AVX2 and FMA")
+        tmp = tempfile.mkdtemp(prefix="emotune_blas_")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        src, lib = os.path.join(tmp, "shim.c"), os.path.join(tmp, "shim.so")
+        with open(src, "w") as f:
+            f.write('#include <stdlib.h>\n'
+                    'char* openblas_get_corename(void) { return getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "Prescott"; }\n')
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", lib, src], check=True)
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+        env["LD_PRELOAD"] = lib
+        p = subprocess.run([EMOTUNE, "--version"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.strip(), "emotune 0.1.0")  # the rerun did the work, once
+        lines = [l for l in p.stderr.splitlines() if "OpenBLAS" in l]
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertIn("Prescott", lines[0])
+        self.assertRegex(lines[0], "OPENBLAS_CORETYPE=(SkylakeX|Haswell)")
+        env["OPENBLAS_CORETYPE"] = "Prescott"  # set by the user: left alone
+        p = subprocess.run([EMOTUNE, "--version"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+        self.assertNotIn("OpenBLAS", p.stderr)
+
+
 if __name__ == "__main__":
     main()
