@@ -1,6 +1,7 @@
 #include "text/bpe.h"
 
 #include <algorithm>
+#include <limits>
 #include <queue>
 #include <stdexcept>
 
@@ -63,6 +64,13 @@ std::size_t match_end(std::u32string_view t, std::size_t i) {
   return end - 1;
 }
 
+// A token id in a JSON file: a non-negative integer that fits (a float such as 1e40 is not an id).
+std::int32_t token_id(const json& v, const std::string& what) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > std::numeric_limits<std::int32_t>::max())
+    throw std::runtime_error(what + " is not a token id (a non-negative integer)");
+  return static_cast<std::int32_t>(v.get<int64_t>());
+}
+
 std::string json_token(const json& j, const char* key, const std::string& fallback) {
   if (!j.contains(key) || j.at(key).is_null()) return fallback;
   const json& v = j.at(key);
@@ -95,9 +103,7 @@ std::unordered_map<std::string, std::int32_t> parse_vocab_json(const json& vocab
   std::unordered_map<std::string, std::int32_t> out;
   out.reserve(vocab.size());
   for (const auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > 100'000'000)
-      throw std::runtime_error("the id of '" + token + "' is not a non-negative integer");
-    out.emplace(token, static_cast<std::int32_t>(id.get<int64_t>()));
+    out.emplace(token, token_id(id, "the id of '" + token + "'"));
   }
   return out;
 }
@@ -107,9 +113,8 @@ void read_post_processor(const json& post, BpeOptions& o) {
   if (post.is_null()) return;
   const std::string type = post.value("type", "");
   auto id_of = [](const json& pair) {
-    if (!pair.is_array() || pair.size() != 2 || !pair[1].is_number_integer())
-      throw std::runtime_error("post_processor: expected [token, id]");
-    return pair[1].get<std::int32_t>();
+    if (!pair.is_array() || pair.size() != 2) throw std::runtime_error("post_processor: expected [token, id]");
+    return token_id(pair[1], "post_processor: a special token's id");
   };
   if (type == "RobertaProcessing" || type == "BertProcessing") {
     o.prefix = {id_of(post.at("cls"))};
@@ -123,7 +128,7 @@ void read_post_processor(const json& post, BpeOptions& o) {
         continue;
       }
       const std::string name = piece.at("SpecialToken").at("id").get<std::string>();
-      for (const json& id : special.at(name).at("ids")) (seen_text ? o.suffix : o.prefix).push_back(id.get<std::int32_t>());
+      for (const json& id : special.at(name).at("ids")) (seen_text ? o.suffix : o.prefix).push_back(token_id(id, "post_processor: '" + name + "'"));
     }
   } else if (type != "ByteLevel") {
     throw std::runtime_error("post_processor '" + type + "' is not supported (RobertaProcessing, TemplateProcessing)");
@@ -161,8 +166,16 @@ ByteLevelBpe::ByteLevelBpe(const std::unordered_map<std::string, std::int32_t>& 
     : ids_(vocab), merge_list_(merges), options_(std::move(options)) {
   std::int32_t top = -1;
   for (const auto& [t, id] : ids_) top = std::max(top, id);
-  for (const auto& a : options_.added) top = std::max(top, a.id);
+  for (const auto& a : options_.added) {
+    if (a.id < 0) throw std::runtime_error("added token '" + a.content + "' has a negative id");
+    top = std::max(top, a.id);
+  }
   if (top < 0) throw std::runtime_error("empty vocabulary");
+  // Ids number the tokens 0..N-1 (a few gaps at most): a stray huge id is a broken file, not a reason
+  // to allocate millions of entries.
+  if (static_cast<std::size_t>(top) >= 2 * (ids_.size() + options_.added.size()) + 1024)
+    throw std::runtime_error("token id " + std::to_string(top) + " is far beyond the " + std::to_string(ids_.size()) +
+                             " tokens of the vocabulary");
   tokens_.assign(static_cast<std::size_t>(top) + 1, std::string());
   for (const auto& [t, id] : ids_) tokens_[static_cast<std::size_t>(id)] = t;
   for (const auto& a : options_.added) {
@@ -326,7 +339,7 @@ ByteLevelBpe ByteLevelBpe::from_tokenizer_json(const fs::path& path, const json&
     read_post_processor(j.value("post_processor", json()), o);
     for (const json& a : j.value("added_tokens", json::array())) {
       if (a.value("single_word", false)) throw std::runtime_error("single_word added tokens are not supported");
-      o.added.push_back({a.at("content").get<std::string>(), a.at("id").get<std::int32_t>(), a.value("lstrip", false),
+      o.added.push_back({a.at("content").get<std::string>(), token_id(a.at("id"), "an added token's id"), a.value("lstrip", false),
                          a.value("rstrip", false), a.value("special", true)});
     }
     if (model.contains("unk_token") && model.at("unk_token").is_string()) o.unk_token = model.at("unk_token").get<std::string>();

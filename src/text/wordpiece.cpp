@@ -128,7 +128,11 @@ WordPiece wordpiece_from_tokenizer_json(const fs::path& path, const json& j) {
 
   WordPieceOptions o;
   o.unk_token = model.value("unk_token", o.unk_token);
-  o.max_input_chars_per_word = model.value("max_input_chars_per_word", o.max_input_chars_per_word);
+  if (model.contains("max_input_chars_per_word")) {
+    if (!model.at("max_input_chars_per_word").is_number_unsigned())
+      throw std::runtime_error(path.string() + ": max_input_chars_per_word must be a non-negative integer");
+    o.max_input_chars_per_word = model.at("max_input_chars_per_word").get<std::size_t>();
+  }
   const json normalizer = j.value("normalizer", json::object());
   if (normalizer.is_object() && normalizer.value("type", "") == "BertNormalizer") {
     o.lower_case = normalizer.value("lowercase", true);
