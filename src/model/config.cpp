@@ -17,18 +17,16 @@ namespace {
 
 // Bounds far above any published encoder, so that a typo fails here rather than by exhausting memory.
 void check_sizes(const ModelConfig& c, const std::string& where) {
-  for (auto [name, v, most] : {std::tuple{"vocab_size", c.vocab_size, int64_t{10'000'000}},
-                               {"max_position_embeddings", c.max_position_embeddings, int64_t{1'048'576}},
-                               {"hidden size", c.hidden_size, int64_t{65'536}},
-                               {"layer count", c.num_layers, int64_t{512}},
-                               {"head count", c.num_heads, int64_t{1024}},
-                               {"intermediate size", c.intermediate_size, int64_t{262'144}},
-                               {"type_vocab_size", c.type_vocab_size, int64_t{1'048'576}}}) {
-    if (v <= 0 && std::string(name) != "type_vocab_size") throw std::runtime_error(where + ": " + name + " must be positive");
-    if (v < 0 || v > most)
-      throw std::runtime_error(where + ": " + name + " " + std::to_string(v) + " is out of range (at most " +
-                               std::to_string(most) + ")");
-  }
+  for (auto [name, v, least, most] : {std::tuple{"vocab_size", c.vocab_size, 1, int64_t{10'000'000}},
+                                      {"max_position_embeddings", c.max_position_embeddings, 1, int64_t{1'048'576}},
+                                      {"hidden size", c.hidden_size, 1, int64_t{65'536}},
+                                      {"layer count", c.num_layers, 1, int64_t{512}},
+                                      {"head count", c.num_heads, 1, int64_t{1024}},
+                                      {"intermediate size", c.intermediate_size, 1, int64_t{262'144}},
+                                      {"type_vocab_size", c.type_vocab_size, 0, int64_t{1'048'576}}})
+    if (v < least || v > most)
+      throw std::runtime_error(where + ": " + name + " " + std::to_string(v) + " is out of range (" +
+                               std::to_string(least) + ".." + std::to_string(most) + ")");
   for (auto [name, p] : {std::pair{"hidden dropout", c.hidden_dropout}, {"attention dropout", c.attention_dropout},
                          {"classifier dropout", c.classifier_dropout}})
     if (!(p >= 0 && p <= 1)) throw std::runtime_error(where + ": the " + std::string(name) + " must be in [0, 1]");

@@ -14,7 +14,6 @@ PredictRequest parse_predict_request(std::string_view body, const RequestLimits&
   if (req.is_discarded()) throw HttpError{400, "invalid_json", "the request body is not valid JSON"};
   if (!req.is_object()) throw HttpError{400, "invalid_request", "the request must be a JSON object"};
   PredictRequest r;
-  auto& texts = r.texts;
   if (req.contains("text") == req.contains("texts"))
     throw HttpError{400, "invalid_request", "give exactly one of \"text\" (a string) or \"texts\" (a list of strings)"};
   if (req.contains("text")) {
@@ -26,12 +25,12 @@ PredictRequest parse_predict_request(std::string_view body, const RequestLimits&
       if (!t.is_string()) throw HttpError{400, "invalid_request", "\"texts\" must be a list of strings"};
       r.texts.push_back(t.get<std::string>());
     }
-    if (texts.empty()) throw HttpError{400, "empty_texts", "\"texts\" is empty"};
-    if (texts.size() > limits.max_texts)
+    if (r.texts.empty()) throw HttpError{400, "empty_texts", "\"texts\" is empty"};
+    if (r.texts.size() > limits.max_texts)
       throw HttpError{400, "too_many_texts",
-                      std::to_string(texts.size()) + " texts; at most " + std::to_string(limits.max_texts) + " per request"};
+                      std::to_string(r.texts.size()) + " texts; at most " + std::to_string(limits.max_texts) + " per request"};
   }
-  for (const auto& t : texts)
+  for (const auto& t : r.texts)
     if (text::count_code_points(t) > limits.max_text_chars)
       throw HttpError{413, "text_too_long", "a text has more than " + std::to_string(limits.max_text_chars) + " characters"};
   if (req.contains("threshold")) {
@@ -55,7 +54,6 @@ PredictRequest parse_predict_request(std::string_view body, const RequestLimits&
     if (!req["return_all_scores"].is_boolean()) throw HttpError{400, "invalid_request", "\"return_all_scores\" must be true or false"};
     r.all_scores = req["return_all_scores"].get<bool>();
   }
-
   return r;
 }
 

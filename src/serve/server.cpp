@@ -64,13 +64,8 @@ class Service {
 std::string Service::predict(const std::string& body, std::size_t& texts_out) const {
   const auto t0 = Clock::now();
   const PredictRequest r = parse_predict_request(body, {o_.max_batch, o_.max_text_chars, grouping_});
-  const auto& texts = r.texts;
-  const auto& taxonomy = r.taxonomy;
-  const auto& threshold = r.threshold;
-  const auto top_k = r.top_k;
-  const bool all_scores = r.all_scores;
-  texts_out = texts.size();
-  auto encodings = predictor_.encode(texts);  // here, on the request's thread, not the batcher's
+  texts_out = r.texts.size();
+  auto encodings = predictor_.encode(r.texts);  // here, on the request's thread, not the batcher's
   std::size_t tokens = 0;
   for (const auto& e : encodings) tokens += e.ids.size();
   if (tokens > o_.max_batch_tokens)
@@ -78,22 +73,22 @@ std::string Service::predict(const std::string& body, std::size_t& texts_out) co
                                                 std::to_string(o_.max_batch_tokens) + " per request (--max-batch-tokens)"};
   const auto preds = batcher_.submit(std::move(encodings)).get();
 
-  const auto tax = model::parse_taxonomy(taxonomy);
-  const auto& names = taxonomy == "original" ? bundle_.labels() : model::taxonomy_labels(tax);
+  const auto tax = model::parse_taxonomy(r.taxonomy);
+  const auto& names = r.taxonomy == "original" ? bundle_.labels() : model::taxonomy_labels(tax);
   ordered_json out{{"predictions", json::array()}};
   for (const auto& p : preds) {
     std::vector<float> scores = p.probs;
     // Grouped views use 0.5 per group: the model's tuned thresholds are per emotion.
-    std::vector<float> thr = taxonomy == "original" ? thresholds_ : std::vector<float>(names.size(), 0.5f);
-    if (taxonomy != "original") {
+    std::vector<float> thr = r.taxonomy == "original" ? thresholds_ : std::vector<float>(names.size(), 0.5f);
+    if (r.taxonomy != "original") {
       const auto g = infer::group_probabilities(torch::tensor(p.probs).unsqueeze(0), tax).contiguous();
       scores.assign(g.data_ptr<float>(), g.data_ptr<float>() + g.numel());
     }
-    if (threshold) std::fill(thr.begin(), thr.end(), *threshold);
-    const auto chosen = infer::select_labels(scores, thr, top_k);
+    if (r.threshold) std::fill(thr.begin(), thr.end(), *r.threshold);
+    const auto chosen = infer::select_labels(scores, thr, r.top_k);
     ordered_json item{{"labels", json::array()}, {"truncated", p.truncated}};
     for (auto i : chosen) item["labels"].push_back(ordered_json{{"label", names[i]}, {"score", scores[i]}});
-    if (all_scores) {
+    if (r.all_scores) {
       ordered_json s = ordered_json::object();
       for (std::size_t i = 0; i < names.size(); ++i) s[names[i]] = scores[i];
       item["scores"] = std::move(s);
@@ -170,12 +165,13 @@ int run_server(const ServeOptions& o) {
   svr.Post("/v1/predict", [&](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
     const auto start = Clock::now();
     std::size_t texts = 0;
-    struct Slot {
+    struct InProgress {  // counts this request while it is handled
       std::atomic<std::size_t>& n;
-      ~Slot() { --n; }
-    } slot{in_progress};
+      const std::size_t now = ++n;
+      ~InProgress() { --n; }
+    } counted{in_progress};
     try {
-      if (++in_progress > o.max_concurrent_requests) {
+      if (counted.now > o.max_concurrent_requests) {
         res.set_header("Retry-After", "1");
         throw HttpError{429, "overloaded", std::to_string(o.max_concurrent_requests) +
                                                " requests are in progress (--max-concurrent-requests); retry shortly"};

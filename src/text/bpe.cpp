@@ -71,13 +71,6 @@ std::int32_t token_id(const json& v, const std::string& what) {
   return static_cast<std::int32_t>(v.get<int64_t>());
 }
 
-std::string json_token(const json& j, const char* key, const std::string& fallback) {
-  if (!j.contains(key) || j.at(key).is_null()) return fallback;
-  const json& v = j.at(key);
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v.at("content").is_string()) return v.at("content").get<std::string>();
-  throw std::runtime_error(std::string("'") + key + "' is neither a string nor an added token");
-}
 
 std::vector<std::pair<std::string, std::string>> parse_merges_json(const json& merges) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -146,7 +139,9 @@ SpecialNames read_special_names(const fs::path& dir, BpeOptions& o) {
   if (fs::exists(cfg_path)) cfg = util::read_json_file(cfg_path);
   if (fs::exists(map_path)) map = util::read_json_file(map_path);
   try {
-    auto special = [&](const char* key, const std::string& fallback) { return json_token(map, key, json_token(cfg, key, fallback)); };
+    auto special = [&](const char* key, const std::string& fallback) {
+      return special_token_field(map, key).value_or(special_token_field(cfg, key).value_or(fallback));
+    };
     o.bos_token = special("bos_token", o.bos_token);
     o.eos_token = special("eos_token", o.eos_token);
     o.unk_token = special("unk_token", o.unk_token);
@@ -205,10 +200,9 @@ ByteLevelBpe::ByteLevelBpe(const std::unordered_map<std::string, std::int32_t>& 
   if (pad == ids_.end()) throw std::runtime_error("pad_token '" + options_.pad_token + "' is not in the vocabulary");
   pad_id_ = pad->second;
   if (const auto unk = ids_.find(options_.unk_token); unk != ids_.end()) unk_id_ = unk->second;
-  for (auto id : options_.prefix)
-    if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size()) throw std::runtime_error("a special token id is out of range");
-  for (auto id : options_.suffix)
-    if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size()) throw std::runtime_error("a special token id is out of range");
+  for (const auto* ids : {&options_.prefix, &options_.suffix})
+    for (auto id : *ids)
+      if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size()) throw std::runtime_error("a special token id is out of range");
 }
 
 const ByteLevelBpe::Merge* ByteLevelBpe::find_merge(std::int32_t a, std::int32_t b) const {

@@ -10,6 +10,14 @@ namespace emotune::text {
 
 namespace fs = std::filesystem;
 
+std::optional<std::string> special_token_field(const nlohmann::json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || j.at(key).is_null()) return std::nullopt;
+  const auto& v = j.at(key);
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v.at("content").is_string()) return v.at("content").get<std::string>();
+  throw std::runtime_error(std::string("'") + key + "' is neither a string nor an added token");
+}
+
 TokenizerPtr load_tokenizer(const fs::path& dir) {
   if (!fs::is_directory(dir)) throw std::runtime_error("model directory not found: " + dir.string());
   if (fs::exists(dir / "vocab.txt")) return std::make_shared<WordPiece>(WordPiece::from_directory(dir));

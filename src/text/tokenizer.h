@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +34,10 @@ class Tokenizer {
 };
 
 using TokenizerPtr = std::shared_ptr<const Tokenizer>;
+
+// A special token's entry in tokenizer_config.json or special_tokens_map.json: a string, or an
+// AddedToken object ({"content": ...}); nullopt when absent or null; any other type throws.
+std::optional<std::string> special_token_field(const nlohmann::json& j, const char* key);
 
 // The tokenizer of a model directory: vocab.txt (WordPiece, with tokenizer_config.json), else
 // tokenizer.json (WordPiece or byte-level BPE), else vocab.json + merges.txt (byte-level BPE).

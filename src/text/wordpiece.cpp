@@ -1,15 +1,12 @@
 #include "text/wordpiece.h"
 
-#include "util/atomic_file.h"
-
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <stdexcept>
 
 #include "text/unicode.h"
 #include "text/utf8.h"
+#include "util/atomic_file.h"
 #include "util/json_file.h"
 
 namespace emotune::text {
@@ -26,28 +23,22 @@ json read_json(const fs::path& path) { return util::read_json_file(path); }
 // Runs `read` over the JSON of `path`; a field of the wrong type throws naming the file.
 template <typename Fn>
 auto reading(const fs::path& path, Fn read) {
+  const json j = read_json(path);
   try {
-    return read(read_json(path));
+    return read(j);
   } catch (const json::exception& e) {
     throw std::runtime_error(path.string() + ": a field has the wrong type (" + e.what() + ")");
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(path.string() + ": " + e.what());
   }
 }
 
-// Special tokens appear in Hugging Face configs as strings or as AddedToken objects.
-std::optional<std::string> token_field(const json& j, const char* key) {
-  if (!j.contains(key)) return std::nullopt;
-  const json& v = j.at(key);
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v.at("content").is_string()) return v.at("content").get<std::string>();
-  return std::nullopt;
-}
-
 void apply_special_tokens(const json& j, WordPieceOptions& o) {
-  if (auto t = token_field(j, "unk_token")) o.unk_token = *t;
-  if (auto t = token_field(j, "cls_token")) o.cls_token = *t;
-  if (auto t = token_field(j, "sep_token")) o.sep_token = *t;
-  if (auto t = token_field(j, "pad_token")) o.pad_token = *t;
-  if (auto t = token_field(j, "mask_token")) o.mask_token = *t;
+  if (auto t = special_token_field(j, "unk_token")) o.unk_token = *t;
+  if (auto t = special_token_field(j, "cls_token")) o.cls_token = *t;
+  if (auto t = special_token_field(j, "sep_token")) o.sep_token = *t;
+  if (auto t = special_token_field(j, "pad_token")) o.pad_token = *t;
+  if (auto t = special_token_field(j, "mask_token")) o.mask_token = *t;
 }
 
 }  // namespace

@@ -144,6 +144,14 @@ std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, int64_t 
   return order;
 }
 
+// Parses a step count ("--eval-every 500", a folder name) without wrapping or throwing std::out_of_range.
+std::optional<int64_t> parse_steps(const std::string& s) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v <= 0) return std::nullopt;
+  return v;
+}
+
 // The checkpoints/step-N directories under `dir`, oldest first.
 std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> all;
@@ -153,10 +161,7 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) 
     std::smatch m;
     const std::string name = e.path().filename().string();
     if (!std::regex_match(name, m, pattern)) continue;
-    int64_t step = 0;
-    const std::string digits = m[1];
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
-    if (ec == std::errc() && end == digits.data() + digits.size()) all.emplace_back(step, e.path());
+    if (const auto step = parse_steps(m[1])) all.emplace_back(*step, e.path());
   }
   std::sort(all.begin(), all.end());
   return all;
@@ -185,13 +190,6 @@ bool inside(const fs::path& inner, const fs::path& outer) {
   return true;
 }
 
-// Parses a step count ("--eval-every 500", a folder name) without wrapping or throwing std::out_of_range.
-std::optional<int64_t> parse_steps(const std::string& s) {
-  int64_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v <= 0) return std::nullopt;
-  return v;
-}
 
 class Trainer {
  public:
