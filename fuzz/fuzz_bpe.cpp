@@ -4,7 +4,6 @@
 #include <string_view>
 
 #include "text/bpe.h"
-#include "text/utf8.h"
 
 using emotune::text::ByteLevelBpe;
 
@@ -13,13 +12,7 @@ namespace {
 ByteLevelBpe make() {
   std::unordered_map<std::string, std::int32_t> vocab{{"<s>", 0}, {"<pad>", 1}, {"</s>", 2}, {"<unk>", 3}};
   auto add = [&](const std::string& t) { vocab.emplace(t, static_cast<std::int32_t>(vocab.size())); };
-  char32_t next = 256;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    std::string s;
-    emotune::text::append_utf8(printable ? static_cast<char32_t>(b) : next++, s);
-    add(s);
-  }
+  for (int b = 0; b < 256; ++b) add(emotune::text::byte_stand_in(static_cast<unsigned char>(b)));
   const std::vector<std::pair<std::string, std::string>> merges{
       {"Ġ", "t"}, {"h", "e"}, {"Ġt", "he"}, {"a", "a"}, {"aa", "aa"}, {"l", "l"}, {"'", "s"}, {"Ġ", "Ġ"}};
   for (const auto& [a, b] : merges) add(a + b);

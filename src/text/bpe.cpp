@@ -1,6 +1,7 @@
 #include "text/bpe.h"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <queue>
 #include <stdexcept>
@@ -16,21 +17,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-// GPT-2's reversible map from bytes to printable code points: printable Latin-1 bytes stand for
-// themselves, the other 68 take the code points from 256 on, in byte order.
-const std::array<std::string, 256>& byte_stand_ins() {
-  static const std::array<std::string, 256> table = [] {
-    std::array<std::string, 256> t;
-    char32_t next = 256;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-      append_utf8(printable ? static_cast<char32_t>(b) : next++, t[static_cast<std::size_t>(b)]);
-    }
-    return t;
-  }();
-  return table;
-}
 
 std::uint64_t pair_key(std::int32_t a, std::int32_t b) {
   return static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32 | static_cast<std::uint32_t>(b);
@@ -156,6 +142,19 @@ SpecialNames read_special_names(const fs::path& dir, BpeOptions& o) {
 
 }  // namespace
 
+const std::string& byte_stand_in(unsigned char b) {
+  static const std::array<std::string, 256> table = [] {
+    std::array<std::string, 256> t;
+    char32_t next = 256;
+    for (int c = 0; c < 256; ++c) {
+      const bool printable = (c >= 33 && c <= 126) || (c >= 161 && c <= 172) || (c >= 174 && c <= 255);
+      append_utf8(printable ? static_cast<char32_t>(c) : next++, t[static_cast<std::size_t>(c)]);
+    }
+    return t;
+  }();
+  return table[b];
+}
+
 ByteLevelBpe::ByteLevelBpe(const std::unordered_map<std::string, std::int32_t>& vocab,
                            const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options)
     : ids_(vocab), merge_list_(merges), options_(std::move(options)) {
@@ -178,7 +177,7 @@ ByteLevelBpe::ByteLevelBpe(const std::unordered_map<std::string, std::int32_t>& 
     ids_.emplace(a.content, a.id);
   }
   for (int b = 0; b < 256; ++b) {
-    const auto it = ids_.find(byte_stand_ins()[static_cast<std::size_t>(b)]);
+    const auto it = ids_.find(byte_stand_in(static_cast<unsigned char>(b)));
     byte_ids_[b] = it == ids_.end() ? -1 : it->second;
   }
   merges_.reserve(merges.size());

@@ -35,6 +35,10 @@ struct BpeOptions {
   std::string bos_token = "<s>", eos_token = "</s>", unk_token = "<unk>", pad_token = "<pad>", mask_token = "<mask>";
 };
 
+// GPT-2's printable stand-in for byte `b`, the character byte-level vocabularies spell it with
+// (printable Latin-1 bytes stand for themselves; the others take U+0100 on, in byte order).
+const std::string& byte_stand_in(unsigned char b);
+
 class ByteLevelBpe : public Tokenizer {
  public:
   // vocab: token -> id (ids need not be contiguous); merges in rank order, as pairs of tokens.
