@@ -87,23 +87,31 @@ void BertLayerImpl::pack(Precision precision) {
   output->dense->pack(precision);
 }
 
-BertModelImpl::BertModelImpl(const ModelConfig& c, bool initialise) {
-  embeddings = register_module("embeddings", BertEmbeddings(c, initialise));
+nn::ModuleList register_encoder(nn::Module& model, const ModelConfig& c, bool initialise) {
   auto encoder = std::make_shared<nn::Module>();
-  layer = nn::ModuleList();
+  nn::ModuleList layer;
   for (int64_t i = 0; i < c.num_layers; ++i) layer->push_back(BertLayer(c, initialise));
   encoder->register_module("layer", layer);
-  register_module("encoder", encoder);
+  model.register_module("encoder", encoder);
+  return layer;
+}
+
+torch::Tensor run_encoder(nn::ModuleList& layer, torch::Tensor h, const TokenLayout& layout, bool first_only) {
+  const auto n = layer->size();
+  for (std::size_t i = 0; i < n; ++i) h = layer[i]->as<BertLayer>()->forward(h, layout, first_only && i + 1 == n);
+  return first_only && n == 0 ? residual_rows(h, layout, true) : h;
+}
+
+BertModelImpl::BertModelImpl(const ModelConfig& c, bool initialise) {
+  embeddings = register_module("embeddings", BertEmbeddings(c, initialise));
+  layer = register_encoder(*this, c, initialise);
   auto pooler = std::make_shared<nn::Module>();
   pooler_dense = pooler->register_module("dense", Linear(c.hidden_size, c.hidden_size, initialise));
   register_module("pooler", pooler);
 }
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only) {
-  auto h = embeddings(input_ids, layout);
-  const auto n = layer->size();
-  for (std::size_t i = 0; i < n; ++i) h = layer[i]->as<BertLayer>()->forward(h, layout, first_only && i + 1 == n);
-  return first_only && n == 0 ? residual_rows(h, layout, true) : h;
+  return run_encoder(layer, embeddings(input_ids, layout), layout, first_only);
 }
 
 torch::Tensor BertModelImpl::pool(const torch::Tensor& first_rows) { return torch::tanh(pooler_dense(first_rows)); }

@@ -93,6 +93,13 @@ struct BertLayerImpl : torch::nn::Module {
 };
 TORCH_MODULE(BertLayer);
 
+// The encoder of BERT and the models built on its layers (RoBERTa): c.num_layers BertLayers registered
+// in `model` as encoder.layer.N; returns the list.
+torch::nn::ModuleList register_encoder(torch::nn::Module& model, const ModelConfig& c, bool initialise);
+// Runs those layers over packed rows; with first_only the last layer computes each sequence's
+// position-0 row only ([batch, hidden]).
+torch::Tensor run_encoder(torch::nn::ModuleList& layer, torch::Tensor h, const TokenLayout& layout, bool first_only);
+
 struct BertModelImpl : torch::nn::Module {
   BertModelImpl(const ModelConfig& c, bool initialise = true);
   // Last hidden states of the real tokens, packed [tokens, hidden]; with first_only, of each

@@ -29,18 +29,11 @@ torch::Tensor RobertaEmbeddingsImpl::forward(const torch::Tensor& input_ids, con
 
 RobertaModelImpl::RobertaModelImpl(const ModelConfig& c, bool initialise) {
   embeddings = register_module("embeddings", RobertaEmbeddings(c, initialise));
-  auto encoder = std::make_shared<nn::Module>();
-  layer = nn::ModuleList();
-  for (int64_t i = 0; i < c.num_layers; ++i) layer->push_back(bert::BertLayer(c, initialise));
-  encoder->register_module("layer", layer);
-  register_module("encoder", encoder);
+  layer = bert::register_encoder(*this, c, initialise);
 }
 
 torch::Tensor RobertaModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only) {
-  auto h = embeddings(input_ids, layout);
-  const auto n = layer->size();
-  for (std::size_t i = 0; i < n; ++i) h = layer[i]->as<bert::BertLayer>()->forward(h, layout, first_only && i + 1 == n);
-  return first_only && n == 0 ? residual_rows(h, layout, true) : h;
+  return bert::run_encoder(layer, embeddings(input_ids, layout), layout, first_only);
 }
 
 RobertaClassificationHeadImpl::RobertaClassificationHeadImpl(const ModelConfig& c, int64_t num_labels, bool initialise) {
