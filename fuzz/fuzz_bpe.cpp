@@ -1,9 +1,10 @@
 // Byte-level BPE encoding of arbitrary bytes: every byte's stand-in, a few merges and RoBERTa's added
-// tokens (<mask> with lstrip), at any max_length.
+// tokens (<mask> with lstrip), at any max_length; each token's span lies in the text, one per id.
 #include <cstdint>
 #include <string_view>
 
 #include "text/bpe.h"
+#include "text/utf8.h"
 
 using emotune::text::ByteLevelBpe;
 
@@ -31,9 +32,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   static const ByteLevelBpe bpe = make();
   if (size == 0) return 0;
   const std::size_t max_length = 2 + data[0] % 64;
-  const auto e = bpe.encode(std::string_view(reinterpret_cast<const char*>(data + 1), size - 1), max_length);
+  const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  const auto e = bpe.encode(text, max_length);
   if (e.ids.size() > max_length || e.ids.size() < 2 || e.ids.front() != 0 || e.ids.back() != 2) __builtin_trap();
   for (auto id : e.ids)
     if (id < 0 || static_cast<std::size_t>(id) >= bpe.vocab_size()) __builtin_trap();
+  const auto spans = bpe.token_spans(text, max_length);
+  const std::size_t chars = emotune::text::count_code_points(text);
+  if (spans.size() != e.ids.size() || !spans.front().special || !spans.back().special) __builtin_trap();
+  for (const auto& s : spans)
+    if (s.start > s.end || s.end > chars) __builtin_trap();
   return 0;
 }

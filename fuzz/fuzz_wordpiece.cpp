@@ -1,7 +1,9 @@
-// WordPiece encoding of arbitrary bytes, uncased and cased, at any max_length.
+// WordPiece encoding of arbitrary bytes, uncased and cased, at any max_length; each token's span lies
+// in the text, one per id.
 #include <cstdint>
 #include <string_view>
 
+#include "text/utf8.h"
 #include "text/wordpiece.h"
 
 using emotune::text::WordPiece;
@@ -29,6 +31,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     if (e.ids.size() > max_length || e.ids.size() < 2) __builtin_trap();
     for (auto id : e.ids)
       if (id < 0 || static_cast<std::size_t>(id) >= t->vocab_size()) __builtin_trap();
+    const auto spans = t->token_spans(text, max_length);
+    const std::size_t chars = emotune::text::count_code_points(text);
+    if (spans.size() != e.ids.size() || !spans.front().special || !spans.back().special) __builtin_trap();
+    for (const auto& s : spans)
+      if (s.start > s.end || s.end > chars) __builtin_trap();
   }
   return 0;
 }

@@ -32,6 +32,7 @@ int run(int argc, char** argv) {
   add_eval_command(app, action);
   add_serve_command(app, action);
   add_fetch_command(app, action);
+  add_explain_command(app, action);
 
   // Logs go to stderr: stdout carries results (JSONL) that other tools read.
   spdlog::set_default_logger(spdlog::stderr_color_mt("emotune"));

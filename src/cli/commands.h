@@ -27,6 +27,16 @@ void add_bench_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
 void add_serve_command(CLI::App& app, Action& action);
 void add_fetch_command(CLI::App& app, Action& action);
+void add_explain_command(CLI::App& app, Action& action);
+
+// How explanations are computed, for `explain` (--method, --steps, --baseline) and `predict --explain`
+// (--explain-method, --explain-steps, --explain-baseline).
+struct ExplainFlags {
+  std::string method = "integrated-gradients";
+  std::size_t steps = 32;
+  std::string baseline = "pad";
+};
+void add_explain_flags(CLI::App* cmd, ExplainFlags& flags, const std::string& prefix);
 
 // Refuses nan, inf and overflowing numbers, which CLI11's range checks let through (NaN compares false).
 inline const CLI::Validator FiniteNumber(

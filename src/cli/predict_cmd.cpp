@@ -6,11 +6,14 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <numeric>
+#include <optional>
 
 #include "fetch/resolve.h"
 #include "cli/commands.h"
 #include "cli/io.h"
+#include "explain/attribution.h"
 #include "infer/predictor.h"
 #include "model/runtime.h"
 
@@ -32,14 +35,17 @@ struct PredictArgs {
   std::string device = "cpu";
   std::string quantize;
   bool offline = false;
+  bool explain = false;
+  ExplainFlags how;
 };
 
 double round6(double x) { return std::round(x * 1e6) / 1e6; }
 
 class Printer {
  public:
-  Printer(const PredictArgs& a, const std::vector<std::string>& labels, std::vector<float> thresholds)
-      : a_(a), labels_(labels), thresholds_(std::move(thresholds)) {
+  Printer(const PredictArgs& a, const std::vector<std::string>& labels, std::vector<float> thresholds,
+          const explain::Explainer* explainer)
+      : a_(a), labels_(labels), thresholds_(std::move(thresholds)), explainer_(explainer) {
     if (a_.format == "tsv") {
       std::cout << "text\tlabels";
       for (const auto& l : labels_) std::cout << '\t' << l;
@@ -58,6 +64,14 @@ class Printer {
       j["scores"] = std::move(scores);
       if (p.truncated) j["truncated"] = true;
       if (a_.logits) j["logits"] = p.logits;
+      if (explainer_) {
+        j["explanations"] = nlohmann::json::array();
+        for (const auto& e : explainer_->explain(text, ids)) {
+          auto x = explain::to_json(e, text, labels_);
+          x.erase("text");
+          j["explanations"].push_back(std::move(x));
+        }
+      }
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     } else if (a_.format == "tsv") {
       std::string clean = text;
@@ -95,17 +109,42 @@ class Printer {
   const PredictArgs& a_;
   const std::vector<std::string>& labels_;
   std::vector<float> thresholds_;
+  const explain::Explainer* explainer_;  // --explain
 };
 
+// --explain: the same model again with plain float weights (the predicting one is packed, which
+// cannot take gradients), explaining each predicted label.
+struct ExplainingModel {
+  model::ModelBundle bundle;
+  std::optional<explain::Explainer> explainer;
+};
+
+std::unique_ptr<ExplainingModel> load_explainer(const PredictArgs& a, torch::Device device) {
+  auto m = std::make_unique<ExplainingModel>();
+  model::LoadOptions load;
+  load.require_all_weights = true;
+  m->bundle = model::load_model_dir(a.model_dir, load);
+  m->bundle.model->to(device);
+  explain::Options o;
+  o.method = *explain::method_named(a.how.method);
+  o.steps = a.how.steps;
+  o.baseline = *explain::baseline_named(a.how.baseline);
+  o.max_length = a.max_length;
+  m->explainer.emplace(m->bundle, o);
+  return m;
+}
+
 int predict(PredictArgs a) {
-  if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) ? "pretty" : "jsonl";
+  if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) && !a.explain ? "pretty" : "jsonl";
+  if (a.explain && a.format != "jsonl") throw UserError("--explain writes JSON lines: use --format jsonl");
   const auto threads = static_cast<std::size_t>(model::configure_threads(a.threads));
   const torch::Device device = model::resolve_device(a.device);
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, device));
   infer::Predictor predictor(bundle, device, a.max_length);
   std::vector<float> thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
   if (a.threshold) std::fill(thresholds.begin(), thresholds.end(), *a.threshold);
-  Printer printer(a, bundle.labels(), thresholds);
+  const auto explaining = a.explain ? load_explainer(a, device) : nullptr;
+  Printer printer(a, bundle.labels(), thresholds, explaining ? &*explaining->explainer : nullptr);
 
   auto run_chunk = [&](const std::vector<std::string>& chunk) {
     const auto preds = predictor.predict(chunk, a.batch_size, threads);
@@ -149,6 +188,8 @@ void add_predict_command(CLI::App& app, Action& action) {
   cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");
   add_runtime_options(cmd, a->threads, a->device, a->quantize, a->offline);
+  cmd->add_flag("--explain", a->explain, "Add an explanation of each predicted label (see `emotune explain`; JSON lines)");
+  add_explain_flags(cmd, a->how, "explain-");
   cmd->callback([a, &action] {
     if (!a->texts.empty() && !a->input.empty()) throw CLI::ValidationError("give TEXT arguments or --input, not both");
     action = [a] {

@@ -21,9 +21,14 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-concurrent-requests", o->max_concurrent_requests,
                   "Predictions in progress at once; more are answered 429")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  auto no_explain = std::make_shared<bool>(false);
+  cmd->add_flag("--no-explain", *no_explain, "No /v1/explain: saves the float copy of the model it keeps");
+  cmd->add_option("--explain-max-steps", o->explain_max_steps, "Most integrated-gradients steps a request may ask for")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
   auto offline = std::make_shared<bool>(false);
   add_runtime_options(cmd, o->threads, o->device, o->quantize, *offline);
-  cmd->callback([o, offline, &action] {
+  cmd->callback([o, offline, no_explain, &action] {
+    o->explain = !*no_explain;
     action = [o, offline] {
       o->model_dir = fetch::resolve_model(o->model_dir, fetch::cli_fetch_options(*offline), "--model").string();
       return serve::run_server(*o);

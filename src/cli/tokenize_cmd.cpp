@@ -1,4 +1,5 @@
-// `emotune tokenize`: one JSON object of ids and tokens per input line.
+// `emotune tokenize`: one JSON object of ids and tokens (and with --offsets, each token's code points
+// [start, end) in the line, as Hugging Face's offset_mapping) per input line.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -19,6 +20,7 @@ struct TokenizeArgs {
   std::string vocab_file;
   std::size_t max_length = 512;
   std::string input;
+  bool offsets = false;
 };
 
 int tokenize(const TokenizeArgs& args) {
@@ -40,7 +42,17 @@ int tokenize(const TokenizeArgs& args) {
       if (i) out += ',';
       out += nlohmann::json(tokenizer->token(enc.ids[i])).dump();
     }
-    out += "]}\n";
+    out += ']';
+    if (args.offsets) {
+      out += ",\"offsets\":[";
+      const auto spans = tokenizer->token_spans(line, args.max_length);
+      for (std::size_t i = 0; i < spans.size(); ++i) {
+        if (i) out += ',';
+        out += '[' + std::to_string(spans[i].start) + ',' + std::to_string(spans[i].end) + ']';
+      }
+      out += ']';
+    }
+    out += "}\n";
     std::cout << out;
   });
   std::cout.flush();
@@ -59,6 +71,7 @@ void add_tokenize_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-length", args->max_length, "Maximum tokens including [CLS] and [SEP]")
       ->check(CLI::Range(std::size_t{2}, std::size_t{1} << 30));
   cmd->add_option("--input", args->input, "Input file (default: stdin), one text per line");
+  cmd->add_flag("--offsets", args->offsets, "Add each token's code points [start, end) in the line ([0,0]: special)");
   add_offline_flag(cmd, args->offline);
   cmd->callback([args, &action] {
     if (args->model_dir.empty() && args->vocab_file.empty()) throw CLI::RequiredError("--model or --vocab");

@@ -19,8 +19,16 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c, bool initialise) {
 }
 
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
+  return finish(word_embeddings(layout.pack(input_ids.reshape({-1}))), layout);
+}
+
+torch::Tensor BertEmbeddingsImpl::forward_embeds(const torch::Tensor& inputs_embeds, const TokenLayout& layout) {
+  return finish(layout.pack(inputs_embeds.reshape({-1, inputs_embeds.size(-1)})), layout);
+}
+
+torch::Tensor BertEmbeddingsImpl::finish(const torch::Tensor& word_rows, const TokenLayout& layout) {
   // Every token has type 0, so each row adds type embedding 0; summed in Hugging Face's order.
-  auto x = word_embeddings(layout.pack(input_ids.reshape({-1}))) + token_type_embeddings->weight[0];
+  auto x = word_rows + token_type_embeddings->weight[0];
   x = x + position_embeddings(layout.positions());
   return dropout(LayerNorm(x));
 }
@@ -111,7 +119,11 @@ BertModelImpl::BertModelImpl(const ModelConfig& c, bool initialise) {
 }
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only) {
-  return run_encoder(layer, embeddings(input_ids, layout), layout, first_only);
+  return encode(embeddings(input_ids, layout), layout, first_only);
+}
+
+torch::Tensor BertModelImpl::encode(const torch::Tensor& embedded, const TokenLayout& layout, bool first_only) {
+  return run_encoder(layer, embedded, layout, first_only);
 }
 
 torch::Tensor BertModelImpl::pool(const torch::Tensor& first_rows) { return torch::tanh(pooler_dense(first_rows)); }
@@ -129,8 +141,18 @@ BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const Model
 torch::Tensor BertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
                                                          const torch::Tensor& attention_mask) {
   const TokenLayout layout(attention_mask);
+  return classify(bert->embeddings(input_ids, layout), layout);
+}
+
+torch::Tensor BertForSequenceClassificationImpl::forward_embeds(const torch::Tensor& inputs_embeds,
+                                                                const torch::Tensor& attention_mask) {
+  const TokenLayout layout(attention_mask);
+  return classify(bert->embeddings->forward_embeds(inputs_embeds, layout), layout);
+}
+
+torch::Tensor BertForSequenceClassificationImpl::classify(const torch::Tensor& embedded, const TokenLayout& layout) {
   // The pooler reads position 0 (Hugging Face's hidden[:, 0]) and nothing else.
-  return classifier(dropout(bert->pool(bert(input_ids, layout, /*first_only=*/true))));
+  return classifier(dropout(bert->pool(bert->encode(embedded, layout, /*first_only=*/true))));
 }
 
 void BertForSequenceClassificationImpl::pack_block(std::size_t i, Precision precision) {

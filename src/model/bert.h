@@ -31,6 +31,10 @@ struct BertEmbeddingsImpl : torch::nn::Module {
   BertEmbeddingsImpl(const ModelConfig& c, bool initialise = true);
   // input_ids [batch, seq] -> packed [tokens, hidden]
   torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout);
+  // inputs_embeds [batch, seq, hidden] in place of the word embeddings -> packed [tokens, hidden]
+  torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const TokenLayout& layout);
+  // The word vectors' rows, packed, plus token type and position embeddings, then LayerNorm and dropout.
+  torch::Tensor finish(const torch::Tensor& word_rows, const TokenLayout& layout);
 
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
@@ -106,6 +110,8 @@ struct BertModelImpl : torch::nn::Module {
   // sequence's position 0 only, [batch, hidden] (the last layer then computes those rows alone; see
   // DistilBertModel::forward for why that is exact).
   torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only = false);
+  // The same from the embeddings' output (packed rows).
+  torch::Tensor encode(const torch::Tensor& embedded, const TokenLayout& layout, bool first_only = false);
   // The pooler: tanh(dense(h)) of the position-0 rows [batch, hidden].
   torch::Tensor pool(const torch::Tensor& first_rows);
 
@@ -120,6 +126,10 @@ TORCH_MODULE(BertModel);
 struct BertForSequenceClassificationImpl : SequenceClassifierImpl {
   explicit BertForSequenceClassificationImpl(const ModelConfig& c, bool initialise = true);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) override;
+  torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask) override;
+  torch::nn::Embedding input_embeddings() override { return bert->embeddings->word_embeddings; }
+  // Logits from the embeddings' output.
+  torch::Tensor classify(const torch::Tensor& embedded, const TokenLayout& layout);
 
   std::string base_model_prefix() const override { return "bert"; }
   std::size_t num_blocks() const override { return bert->layer->size(); }

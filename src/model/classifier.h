@@ -19,6 +19,12 @@ struct SequenceClassifierImpl : torch::nn::Module {
 
   // input_ids, attention_mask [batch, seq] (int64) -> logits [batch, num_labels]
   virtual torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) = 0;
+  // Hugging Face's forward(inputs_embeds=...): the word vectors [batch, seq, hidden] given in place of
+  // the word-embedding rows of the ids (explanations move them between a text and a baseline).
+  // Positions are 0, 1, ... of each sequence as with ids (RoBERTa: from padding_idx + 1).
+  virtual torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask) = 0;
+  // Hugging Face's get_input_embeddings(): the word-embedding table [vocab, hidden].
+  virtual torch::nn::Embedding input_embeddings() = 0;
 
   // Hugging Face's base_model_prefix ("distilbert", "bert"): the encoder's parameters are named
   // "<prefix>.…", and a base checkpoint saved from the bare encoder has them without it.

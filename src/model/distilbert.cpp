@@ -17,8 +17,15 @@ EmbeddingsImpl::EmbeddingsImpl(const ModelConfig& c, bool initialise) {
 }
 
 torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
-  auto x = word_embeddings(layout.pack(input_ids.reshape({-1}))) + position_embeddings(layout.positions());
-  return dropout(LayerNorm(x));
+  return finish(word_embeddings(layout.pack(input_ids.reshape({-1}))), layout);
+}
+
+torch::Tensor EmbeddingsImpl::forward_embeds(const torch::Tensor& inputs_embeds, const TokenLayout& layout) {
+  return finish(layout.pack(inputs_embeds.reshape({-1, inputs_embeds.size(-1)})), layout);
+}
+
+torch::Tensor EmbeddingsImpl::finish(const torch::Tensor& word_rows, const TokenLayout& layout) {
+  return dropout(LayerNorm(word_rows + position_embeddings(layout.positions())));
 }
 
 MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const ModelConfig& c, bool initialise)
@@ -88,7 +95,10 @@ DistilBertModelImpl::DistilBertModelImpl(const ModelConfig& c, bool initialise) 
 
 torch::Tensor DistilBertModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout,
                                            bool first_only) {
-  auto h = embeddings(input_ids, layout);
+  return encode(embeddings(input_ids, layout), layout, first_only);
+}
+
+torch::Tensor DistilBertModelImpl::encode(torch::Tensor h, const TokenLayout& layout, bool first_only) {
   const auto n = layer->size();
   for (std::size_t i = 0; i < n; ++i)
     h = layer[i]->as<TransformerBlock>()->forward(h, layout, first_only && i + 1 == n);
@@ -110,7 +120,19 @@ DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl
 torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
                                                                const torch::Tensor& attention_mask) {
   const TokenLayout layout(attention_mask);
-  auto pooled = distilbert(input_ids, layout, /*first_only=*/true);  // the [CLS] position, Hugging Face's hidden[:, 0]
+  return classify(distilbert->embeddings(input_ids, layout), layout);
+}
+
+torch::Tensor DistilBertForSequenceClassificationImpl::forward_embeds(const torch::Tensor& inputs_embeds,
+                                                                      const torch::Tensor& attention_mask) {
+  const TokenLayout layout(attention_mask);
+  return classify(distilbert->embeddings->forward_embeds(inputs_embeds, layout), layout);
+}
+
+torch::Tensor DistilBertForSequenceClassificationImpl::classify(const torch::Tensor& embedded,
+                                                                const TokenLayout& layout) {
+  // the [CLS] position, Hugging Face's hidden[:, 0]
+  auto pooled = distilbert->encode(embedded, layout, /*first_only=*/true);
   pooled = dropout(torch::relu(pre_classifier(pooled)));
   return classifier(pooled);
 }

@@ -24,6 +24,10 @@ struct EmbeddingsImpl : torch::nn::Module {
   EmbeddingsImpl(const ModelConfig& c, bool initialise = true);
   // input_ids [batch, seq] -> packed [tokens, dim]
   torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout);
+  // inputs_embeds [batch, seq, dim] in place of the word embeddings -> packed [tokens, dim]
+  torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const TokenLayout& layout);
+  // The word vectors' rows, packed, plus position embeddings, then LayerNorm and dropout.
+  torch::Tensor finish(const torch::Tensor& word_rows, const TokenLayout& layout);
 
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
@@ -78,6 +82,8 @@ struct DistilBertModelImpl : torch::nn::Module {
   // block no other row feeds position 0, so that block's attention output, out_lin, FFN and LayerNorms
   // run on one row per text (about a seventh of a 6-layer model's products) with the same results.
   torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only = false);
+  // The same from the embeddings' output (packed rows).
+  torch::Tensor encode(torch::Tensor h, const TokenLayout& layout, bool first_only = false);
 
   Embeddings embeddings{nullptr};
   torch::nn::ModuleList layer{nullptr};  // registered as transformer.layer
@@ -89,6 +95,10 @@ TORCH_MODULE(DistilBertModel);
 struct DistilBertForSequenceClassificationImpl : SequenceClassifierImpl {
   explicit DistilBertForSequenceClassificationImpl(const ModelConfig& c, bool initialise = true);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) override;
+  torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask) override;
+  torch::nn::Embedding input_embeddings() override { return distilbert->embeddings->word_embeddings; }
+  // Logits from the embeddings' output.
+  torch::Tensor classify(const torch::Tensor& embedded, const TokenLayout& layout);
 
   std::string base_model_prefix() const override { return "distilbert"; }
   std::size_t num_blocks() const override { return distilbert->layer->size(); }

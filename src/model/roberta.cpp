@@ -22,8 +22,16 @@ torch::Tensor RobertaEmbeddingsImpl::forward(const torch::Tensor& input_ids, con
   // Hugging Face numbers the non-padding tokens padding_idx + 1, + 2, ... and gives padding padding_idx.
   const auto not_pad = input_ids.ne(padding_idx).to(torch::kInt64);
   const auto position_ids = torch::cumsum(not_pad, 1) * not_pad + padding_idx;
-  auto x = word_embeddings(layout.pack(input_ids.reshape({-1}))) + token_type_embeddings->weight[0];
-  x = x + position_embeddings(layout.pack(position_ids.reshape({-1})));
+  return finish(word_embeddings(layout.pack(input_ids.reshape({-1}))), layout.pack(position_ids.reshape({-1})));
+}
+
+torch::Tensor RobertaEmbeddingsImpl::forward_embeds(const torch::Tensor& inputs_embeds, const TokenLayout& layout) {
+  return finish(layout.pack(inputs_embeds.reshape({-1, inputs_embeds.size(-1)})), layout.positions() + (padding_idx + 1));
+}
+
+torch::Tensor RobertaEmbeddingsImpl::finish(const torch::Tensor& word_rows, const torch::Tensor& position_rows) {
+  auto x = word_rows + token_type_embeddings->weight[0];
+  x = x + position_embeddings(position_rows);
   return dropout(LayerNorm(x));
 }
 
@@ -33,7 +41,11 @@ RobertaModelImpl::RobertaModelImpl(const ModelConfig& c, bool initialise) {
 }
 
 torch::Tensor RobertaModelImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only) {
-  return bert::run_encoder(layer, embeddings(input_ids, layout), layout, first_only);
+  return encode(embeddings(input_ids, layout), layout, first_only);
+}
+
+torch::Tensor RobertaModelImpl::encode(const torch::Tensor& embedded, const TokenLayout& layout, bool first_only) {
+  return bert::run_encoder(layer, embedded, layout, first_only);
 }
 
 RobertaClassificationHeadImpl::RobertaClassificationHeadImpl(const ModelConfig& c, int64_t num_labels, bool initialise) {
@@ -58,8 +70,18 @@ RobertaForSequenceClassificationImpl::RobertaForSequenceClassificationImpl(const
 torch::Tensor RobertaForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
                                                             const torch::Tensor& attention_mask) {
   const TokenLayout layout(attention_mask);
+  return classify(roberta->embeddings(input_ids, layout), layout);
+}
+
+torch::Tensor RobertaForSequenceClassificationImpl::forward_embeds(const torch::Tensor& inputs_embeds,
+                                                                   const torch::Tensor& attention_mask) {
+  const TokenLayout layout(attention_mask);
+  return classify(roberta->embeddings->forward_embeds(inputs_embeds, layout), layout);
+}
+
+torch::Tensor RobertaForSequenceClassificationImpl::classify(const torch::Tensor& embedded, const TokenLayout& layout) {
   // The head reads position 0 (<s>, Hugging Face's features[:, 0, :]) and nothing else.
-  return classifier(roberta(input_ids, layout, /*first_only=*/true));
+  return classifier(roberta->encode(embedded, layout, /*first_only=*/true));
 }
 
 void RobertaForSequenceClassificationImpl::pack_block(std::size_t i, Precision precision) {

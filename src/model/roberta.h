@@ -25,6 +25,12 @@ struct RobertaEmbeddingsImpl : torch::nn::Module {
   RobertaEmbeddingsImpl(const ModelConfig& c, bool initialise = true);
   // input_ids [batch, seq] -> packed [tokens, hidden]
   torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout);
+  // inputs_embeds [batch, seq, hidden] in place of the word embeddings -> packed [tokens, hidden];
+  // positions padding_idx + 1, + 2, ... of each sequence (Hugging Face's
+  // create_position_ids_from_inputs_embeds).
+  torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const TokenLayout& layout);
+  // Packed word rows and position ids, plus token type 0, then LayerNorm and dropout.
+  torch::Tensor finish(const torch::Tensor& word_rows, const torch::Tensor& position_rows);
 
   int64_t padding_idx;
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
@@ -37,6 +43,8 @@ struct RobertaModelImpl : torch::nn::Module {
   RobertaModelImpl(const ModelConfig& c, bool initialise = true);
   // As BertModel::forward: packed last hidden states, or with first_only each sequence's <s> row.
   torch::Tensor forward(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only = false);
+  // The same from the embeddings' output (packed rows).
+  torch::Tensor encode(const torch::Tensor& embedded, const TokenLayout& layout, bool first_only = false);
 
   RobertaEmbeddings embeddings{nullptr};
   torch::nn::ModuleList layer{nullptr};  // registered as encoder.layer; bert::BertLayer each
@@ -58,6 +66,10 @@ TORCH_MODULE(RobertaClassificationHead);
 struct RobertaForSequenceClassificationImpl : SequenceClassifierImpl {
   explicit RobertaForSequenceClassificationImpl(const ModelConfig& c, bool initialise = true);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) override;
+  torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask) override;
+  torch::nn::Embedding input_embeddings() override { return roberta->embeddings->word_embeddings; }
+  // Logits from the embeddings' output.
+  torch::Tensor classify(const torch::Tensor& embedded, const TokenLayout& layout);
 
   std::string base_model_prefix() const override { return "roberta"; }
   std::size_t num_blocks() const override { return roberta->layer->size(); }

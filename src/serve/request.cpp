@@ -1,5 +1,6 @@
 #include "serve/request.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "text/utf8.h"
@@ -8,11 +9,17 @@ namespace emotune::serve {
 
 using json = nlohmann::json;
 
-PredictRequest parse_predict_request(std::string_view body, const RequestLimits& limits) {
+namespace {
+
+json parse_object(std::string_view body) {
   if (!text::is_valid_utf8(body)) throw HttpError{400, "invalid_utf8", "the request body is not valid UTF-8"};
   json req = json::parse(body, nullptr, false);
   if (req.is_discarded()) throw HttpError{400, "invalid_json", "the request body is not valid JSON"};
   if (!req.is_object()) throw HttpError{400, "invalid_request", "the request must be a JSON object"};
+  return req;
+}
+
+PredictRequest predict_fields(json& req, const RequestLimits& limits) {
   PredictRequest r;
   if (req.contains("text") == req.contains("texts"))
     throw HttpError{400, "invalid_request", "give exactly one of \"text\" (a string) or \"texts\" (a list of strings)"};
@@ -53,6 +60,53 @@ PredictRequest parse_predict_request(std::string_view body, const RequestLimits&
   if (req.contains("return_all_scores")) {
     if (!req["return_all_scores"].is_boolean()) throw HttpError{400, "invalid_request", "\"return_all_scores\" must be true or false"};
     r.all_scores = req["return_all_scores"].get<bool>();
+  }
+  return r;
+}
+
+std::string one_of(const json& req, const char* key, std::string fallback, const std::vector<std::string>& allowed) {
+  if (!req.contains(key)) return fallback;
+  const json& v = req.at(key);
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  if (!v.is_string() || std::find(allowed.begin(), allowed.end(), v.get<std::string>()) == allowed.end())
+    throw HttpError{400, "invalid_request", "\"" + std::string(key) + "\" must be one of " + list};
+  return v.get<std::string>();
+}
+
+}  // namespace
+
+PredictRequest parse_predict_request(std::string_view body, const RequestLimits& limits) {
+  json req = parse_object(body);
+  return predict_fields(req, limits);
+}
+
+ExplainRequest parse_explain_request(std::string_view body, const RequestLimits& limits, std::size_t max_steps) {
+  json req = parse_object(body);
+  ExplainRequest r;
+  r.predict = predict_fields(req, limits);
+  if (r.predict.taxonomy != "original")
+    throw HttpError{400, "invalid_request", "explanations are per emotion: \"taxonomy\" must be original"};
+  if (req.contains("label")) {
+    const json& l = req["label"];
+    if (l.is_string()) {
+      r.labels.push_back(l.get<std::string>());
+    } else if (l.is_array() && !l.empty()) {
+      for (const auto& x : l) {
+        if (!x.is_string()) throw HttpError{400, "invalid_request", "\"label\" must be a label name or a list of them"};
+        r.labels.push_back(x.get<std::string>());
+      }
+    } else {
+      throw HttpError{400, "invalid_request", "\"label\" must be a label name or a list of them"};
+    }
+  }
+  r.method = one_of(req, "method", r.method, {"integrated-gradients", "gradient-x-input", "occlusion"});
+  r.baseline = one_of(req, "baseline", r.baseline, {"pad", "mask"});
+  if (req.contains("steps")) {
+    const json& v = req["steps"];
+    if (!v.is_number_unsigned() || v.get<std::size_t>() < 1 || v.get<std::size_t>() > max_steps)
+      throw HttpError{400, "invalid_request", "\"steps\" must be an integer from 1 to " + std::to_string(max_steps)};
+    r.steps = v.get<std::size_t>();
   }
   return r;
 }

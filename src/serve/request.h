@@ -1,5 +1,5 @@
-// The body of POST /v1/predict, read and checked before any model work: what a client may send and
-// the one error each mistake earns.
+// The bodies of POST /v1/predict and /v1/explain, read and checked before any model work: what a
+// client may send and the one error each mistake earns.
 #pragma once
 
 #include <cstddef>
@@ -33,5 +33,18 @@ struct PredictRequest {
 // {"text": "..."} or {"texts": [...]}, with optional threshold, top_k, taxonomy, return_all_scores.
 // Throws HttpError.
 PredictRequest parse_predict_request(std::string_view body, const RequestLimits& limits);
+
+struct ExplainRequest {
+  PredictRequest predict;       // taxonomy stays "original": explanations are per emotion
+  std::vector<std::string> labels;  // empty: the predicted ones (threshold, top_k)
+  std::string method = "integrated-gradients";
+  std::size_t steps = 32;
+  std::string baseline = "pad";
+};
+
+// /v1/predict's fields plus "label" (a label name or a list of them), "method"
+// (integrated-gradients | gradient-x-input | occlusion), "steps" (1..max_steps) and "baseline"
+// (pad | mask). Label names are checked by the caller, who knows the model. Throws HttpError.
+ExplainRequest parse_explain_request(std::string_view body, const RequestLimits& limits, std::size_t max_steps);
 
 }  // namespace emotune::serve

@@ -10,9 +10,12 @@
 #include <chrono>
 #include <csignal>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <numeric>
+#include <optional>
 #include <thread>
 
+#include "explain/attribution.h"
 #include "infer/predictor.h"
 #include "model/labels.h"
 #include "model/runtime.h"
@@ -48,9 +51,15 @@ class Service {
   }
 
   std::string predict(const std::string& body, std::size_t& texts_out) const;
+  // Needs a plain float copy of the model (set_explainer_model); one request at a time.
+  std::string explain(const std::string& body, std::size_t& texts_out) const;
   std::string labels_json() const;
+  void set_explainer_model(model::ModelBundle* plain) { plain_ = plain; }
+  bool explains() const { return plain_ != nullptr; }
 
  private:
+  std::vector<std::size_t> label_ids(const std::vector<std::string>& names) const;
+
   const ServeOptions& o_;
   model::ModelBundle& bundle_;
   ServerMetrics& metrics_;
@@ -59,6 +68,8 @@ class Service {
   mutable DynamicBatcher batcher_;
   std::string name_;
   bool grouping_ = false;  // a 28-label model can answer in the Ekman and sentiment views
+  model::ModelBundle* plain_ = nullptr;  // for explanations
+  mutable std::mutex explaining_;
 };
 
 std::string Service::predict(const std::string& body, std::size_t& texts_out) const {
@@ -100,6 +111,44 @@ std::string Service::predict(const std::string& body, std::size_t& texts_out) co
   return out.dump();
 }
 
+std::vector<std::size_t> Service::label_ids(const std::vector<std::string>& names) const {
+  std::vector<std::size_t> ids;
+  const auto& labels = bundle_.labels();
+  for (const auto& n : names) {
+    const auto it = std::find(labels.begin(), labels.end(), n);
+    if (it == labels.end()) throw HttpError{400, "unknown_label", "\"" + n + "\" is not one of the model's labels"};
+    ids.push_back(static_cast<std::size_t>(it - labels.begin()));
+  }
+  return ids;
+}
+
+std::string Service::explain(const std::string& body, std::size_t& texts_out) const {
+  const auto t0 = Clock::now();
+  const ExplainRequest r = parse_explain_request(body, {o_.max_batch, o_.max_text_chars, grouping_}, o_.explain_max_steps);
+  texts_out = r.predict.texts.size();
+  const auto named = label_ids(r.labels);
+  explain::Options how;
+  how.method = *explain::method_named(r.method);
+  how.steps = r.steps;
+  how.baseline = *explain::baseline_named(r.baseline);
+  std::vector<float> thr = thresholds_;
+  if (r.predict.threshold) std::fill(thr.begin(), thr.end(), *r.predict.threshold);
+
+  ordered_json out{{"explanations", json::array()}};
+  {
+    const std::lock_guard<std::mutex> one_at_a_time(explaining_);
+    const explain::Explainer explainer(*plain_, how);
+    for (const auto& text : r.predict.texts) {
+      const auto scores = explainer.score(text);
+      const auto chosen = explain::labels_to_explain(scores.scores, thr, r.predict.top_k, named);
+      for (const auto& e : explainer.explain(text, chosen)) out["explanations"].push_back(explain::to_json(e, text, bundle_.labels()));
+    }
+  }
+  out["model"] = name_;
+  out["elapsed_ms"] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::string Service::labels_json() const {
   ordered_json taxonomies = ordered_json::object();
   taxonomies["original"] = bundle_.labels();
@@ -114,7 +163,9 @@ std::string Service::labels_json() const {
     }
   ordered_json thr = ordered_json::object();
   for (std::size_t i = 0; i < thresholds_.size(); ++i) thr[bundle_.labels()[i]] = thresholds_[i];
-  return ordered_json{{"labels", bundle_.labels()}, {"thresholds", thr}, {"taxonomies", taxonomies}, {"model", name_}}.dump();
+  return ordered_json{{"labels", bundle_.labels()}, {"thresholds", thr}, {"taxonomies", taxonomies}, {"model", name_},
+                      {"explain", explains()}}
+      .dump();
 }
 
 }  // namespace
@@ -136,6 +187,14 @@ int run_server(const ServeOptions& o) {
   ServerMetrics metrics;
   metrics.set_model_load_seconds(std::chrono::duration<double>(Clock::now() - load_start).count());
   Service service(o, bundle, predictor, metrics);
+  std::optional<model::ModelBundle> plain;
+  if (o.explain) {
+    model::LoadOptions load;
+    load.require_all_weights = true;
+    plain = model::load_model_dir(o.model_dir, load);
+    plain->model->to(device);
+    service.set_explainer_model(&*plain);
+  }
 
   httplib::Server svr;
   svr.new_task_queue = [] { return new httplib::ThreadPool(128); };  // keep-alive connections each hold a thread
@@ -162,47 +221,53 @@ int run_server(const ServeOptions& o) {
 
   std::atomic<std::size_t> in_progress{0};
   // The body is read here, not by httplib, so that a chunked body meets --max-body-bytes too.
-  svr.Post("/v1/predict", [&](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
-    const auto start = Clock::now();
-    std::size_t texts = 0;
-    struct InProgress {  // counts this request while it is handled
-      std::atomic<std::size_t>& n;
-      const std::size_t now = ++n;
-      ~InProgress() { --n; }
-    } counted{in_progress};
-    try {
-      if (counted.now > o.max_concurrent_requests) {
-        res.set_header("Retry-After", "1");
-        throw HttpError{429, "overloaded", std::to_string(o.max_concurrent_requests) +
-                                               " requests are in progress (--max-concurrent-requests); retry shortly"};
+  auto post_route = [&](const std::string& route, auto answer) {
+    svr.Post(route, [&, route, answer](const httplib::Request& req, httplib::Response& res,
+                                       const httplib::ContentReader& read) {
+      const auto start = Clock::now();
+      std::size_t texts = 0;
+      struct InProgress {  // counts this request while it is handled
+        std::atomic<std::size_t>& n;
+        const std::size_t now = ++n;
+        ~InProgress() { --n; }
+      } counted{in_progress};
+      try {
+        if (counted.now > o.max_concurrent_requests) {
+          res.set_header("Retry-After", "1");
+          throw HttpError{429, "overloaded", std::to_string(o.max_concurrent_requests) +
+                                                 " requests are in progress (--max-concurrent-requests); retry shortly"};
+        }
+        std::string body;
+        bool too_large = false;
+        const bool complete = read([&](const char* data, std::size_t n) {
+          too_large = body.size() + n > o.max_body_bytes;
+          if (!too_large) body.append(data, n);
+          return !too_large;
+        });
+        // httplib refuses a declared Content-Length over the limit itself, before any byte arrives.
+        if (req.has_header("Content-Length")) {
+          const std::string declared = req.get_header_value("Content-Length");
+          std::uint64_t n = 0;
+          const auto [end, ec] = std::from_chars(declared.data(), declared.data() + declared.size(), n);
+          too_large = too_large || ec == std::errc::result_out_of_range || (ec == std::errc() && n > o.max_body_bytes);
+        }
+        if (!complete && !too_large) throw HttpError{400, "incomplete_body", "the request body ended early"};
+        if (too_large) {
+          res.set_header("Connection", "close");
+          throw HttpError{413, "body_too_large", "the body exceeds " + std::to_string(o.max_body_bytes) + " bytes"};
+        }
+        res.set_content(answer(body, texts), "application/json");
+      } catch (const HttpError& e) {
+        send_error(res, e.status, e.code, e.message);
+      } catch (const std::exception& e) {
+        send_error(res, 500, "internal", e.what());
       }
-      std::string body;
-      bool too_large = false;
-      const bool complete = read([&](const char* data, std::size_t n) {
-        too_large = body.size() + n > o.max_body_bytes;
-        if (!too_large) body.append(data, n);
-        return !too_large;
-      });
-      // httplib refuses a declared Content-Length over the limit itself, before any byte arrives.
-      if (req.has_header("Content-Length")) {
-        const std::string declared = req.get_header_value("Content-Length");
-        std::uint64_t n = 0;
-        const auto [end, ec] = std::from_chars(declared.data(), declared.data() + declared.size(), n);
-        too_large = too_large || ec == std::errc::result_out_of_range || (ec == std::errc() && n > o.max_body_bytes);
-      }
-      if (!complete && !too_large) throw HttpError{400, "incomplete_body", "the request body ended early"};
-      if (too_large) {
-        res.set_header("Connection", "close");
-        throw HttpError{413, "body_too_large", "the body exceeds " + std::to_string(o.max_body_bytes) + " bytes"};
-      }
-      res.set_content(service.predict(body, texts), "application/json");
-    } catch (const HttpError& e) {
-      send_error(res, e.status, e.code, e.message);
-    } catch (const std::exception& e) {
-      send_error(res, 500, "internal", e.what());
-    }
-    finish(req, res, "/v1/predict", start, texts);
-  });
+      finish(req, res, route, start, texts);
+    });
+  };
+  post_route("/v1/predict", [&](const std::string& body, std::size_t& texts) { return service.predict(body, texts); });
+  if (service.explains())
+    post_route("/v1/explain", [&](const std::string& body, std::size_t& texts) { return service.explain(body, texts); });
   const std::string labels = service.labels_json();
   svr.Get("/v1/labels", [&](const httplib::Request& req, httplib::Response& res) {
     res.set_content(labels, "application/json");
@@ -224,7 +289,8 @@ int run_server(const ServeOptions& o) {
   // Unknown routes, wrong methods and oversized bodies are answered by httplib; give them JSON.
   svr.set_error_handler([&](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // our own handlers' errors arrive here too, already answered
-    static const std::vector<std::string> known = {"/v1/predict", "/v1/labels", "/health", "/metrics", "/"};
+    std::vector<std::string> known = {"/v1/predict", "/v1/labels", "/health", "/metrics", "/"};
+    if (service.explains()) known.push_back("/v1/explain");
     const bool route_known = std::find(known.begin(), known.end(), req.path) != known.end();
     if (res.status == 404 && route_known) res.status = 405;
     if (res.status == 405)

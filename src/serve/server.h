@@ -1,5 +1,5 @@
 // `emotune serve`: the HTTP service (cpp-httplib) around a loaded model: /v1/predict with dynamic
-// batching, /v1/labels, /health, /metrics and the demo page at /.
+// batching, /v1/explain, /v1/labels, /health, /metrics and the demo page at /.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +20,10 @@ struct ServeOptions {
   int threads = 0;
   std::string device = "cpu";
   std::string quantize;  // "" or "int8"
+  // /v1/explain holds a second, plain float copy of the model (the packed one cannot take gradients)
+  // and explains one request at a time; explain = false leaves it out (404).
+  bool explain = true;
+  std::size_t explain_max_steps = 256;
 };
 
 // Serves until SIGTERM or SIGINT, then stops accepting, finishes in-flight requests and returns 0.

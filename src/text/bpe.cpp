@@ -211,10 +211,12 @@ const ByteLevelBpe::Merge* ByteLevelBpe::find_merge(std::int32_t a, std::int32_t
 
 // Merges the piece's byte symbols, always the pair of lowest rank first (leftmost among equals),
 // as tokenizers' BPE does with its priority queue: O(n log n) even for a huge unbroken word.
-void ByteLevelBpe::bpe_into(std::string_view piece, std::vector<std::int32_t>& ids) const {
+void ByteLevelBpe::bpe_into(std::string_view piece, std::vector<std::int32_t>& ids,
+                            std::vector<std::pair<std::size_t, std::size_t>>* byte_ranges) const {
   struct Symbol {
     std::int32_t id;
     std::int32_t prev, next;
+    std::uint32_t first, last;  // the piece's bytes it spells
   };
   struct Candidate {
     std::int32_t rank, pos, merged;
@@ -222,11 +224,12 @@ void ByteLevelBpe::bpe_into(std::string_view piece, std::vector<std::int32_t>& i
   };
   std::vector<Symbol> symbols;
   symbols.reserve(piece.size());
-  for (unsigned char byte : piece) {
+  for (std::size_t b = 0; b < piece.size(); ++b) {
+    const auto byte = static_cast<unsigned char>(piece[b]);
     const std::int32_t id = byte_ids_[byte] >= 0 ? byte_ids_[byte] : unk_id_;
     if (id < 0) continue;  // a byte the vocabulary cannot spell, and no unknown token: dropped
     const auto i = static_cast<std::int32_t>(symbols.size());
-    symbols.push_back({id, i - 1, i + 1});
+    symbols.push_back({id, i - 1, i + 1, static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(b + 1)});
   }
   if (symbols.empty()) return;
   symbols.back().next = -1;
@@ -246,36 +249,85 @@ void ByteLevelBpe::bpe_into(std::string_view piece, std::vector<std::int32_t>& i
     const Merge* m = find_merge(left.id, right.id);
     if (!m || m->rank != c.rank || m->merged != c.merged) continue;  // the pair changed since
     left.id = c.merged;
+    left.last = right.last;
     right.id = -1;
     left.next = right.next;
     if (left.next >= 0) symbols[static_cast<std::size_t>(left.next)].prev = c.pos;
     consider(left.prev);
     consider(c.pos);
   }
-  for (std::int32_t i = 0; i >= 0; i = symbols[static_cast<std::size_t>(i)].next) ids.push_back(symbols[static_cast<std::size_t>(i)].id);
+  for (std::int32_t i = 0; i >= 0; i = symbols[static_cast<std::size_t>(i)].next) {
+    const Symbol& s = symbols[static_cast<std::size_t>(i)];
+    ids.push_back(s.id);
+    if (byte_ranges) byte_ranges->emplace_back(s.first, s.last);
+  }
 }
 
-void ByteLevelBpe::pre_tokenized_into(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const {
+namespace {
+
+// The number of space stand-ins ("Ġ", U+0120) at the start and at the end of a token's string.
+std::pair<std::size_t, std::size_t> spaces_around(const std::string& token) {
+  static const std::string space = byte_stand_in(' ');
+  std::size_t lead = 0, trail = 0;
+  while ((lead + 1) * space.size() <= token.size() && token.compare(lead * space.size(), space.size(), space) == 0) ++lead;
+  while ((trail + 1) * space.size() <= token.size() &&
+         token.compare(token.size() - (trail + 1) * space.size(), space.size(), space) == 0)
+    ++trail;
+  return {lead, trail};
+}
+
+}  // namespace
+
+void ByteLevelBpe::pre_tokenized_into(std::u32string_view text, std::size_t offset, std::vector<std::int32_t>& ids,
+                                      std::size_t limit, std::vector<TokenSpan>* spans) const {
   std::u32string prefixed;
+  std::size_t added_space = 0;  // the prefix space is not in the text
   if (options_.add_prefix_space && !text.empty() && text.front() != U' ') {
     prefixed = U" ";
     prefixed += text;
     text = prefixed;
+    added_space = 1;
   }
   std::string piece;
+  std::vector<std::size_t> char_of_byte;
+  std::vector<std::pair<std::size_t, std::size_t>> byte_ranges;
   for (std::size_t i = 0; i < text.size() && ids.size() < limit;) {
     const std::size_t end = match_end(text, i);
     piece.clear();
-    for (std::size_t k = i; k < end; ++k) append_utf8(text[k], piece);
-    bpe_into(piece, ids);
+    char_of_byte.clear();
+    for (std::size_t k = i; k < end; ++k) {
+      append_utf8(text[k], piece);
+      char_of_byte.resize(piece.size(), k);
+    }
+    const std::size_t first_new = ids.size();
+    bpe_into(piece, ids, spans ? &byte_ranges : nullptr);
     i = end;
+    if (!spans) continue;
+    for (std::size_t t = 0; t < byte_ranges.size(); ++t) {
+      auto in_text = [&](std::size_t k) { return offset + (k >= added_space ? k - added_space : 0); };
+      TokenSpan span{in_text(char_of_byte[byte_ranges[t].first]), in_text(char_of_byte[byte_ranges[t].second - 1] + 1)};
+      // tokenizers' ByteLevel offset trimming, rule for rule: only spaces count, and the prefix
+      // space of a first token counts as part of it.
+      auto [lead, trail] = spaces_around(tokens_[static_cast<std::size_t>(ids[first_new + t])]);
+      if (lead == 1 && options_.add_prefix_space && span.start == 0) lead = 0;
+      if (lead > 0) span.start = std::min(span.start + lead, span.end);
+      if (trail > 0 && span.end >= trail) span.end = std::max(span.end - trail, span.start);
+      spans->push_back(span);
+    }
+    byte_ranges.clear();
   }
 }
 
 void ByteLevelBpe::tokenize_into(std::string_view utf8, std::vector<std::int32_t>& ids, std::size_t limit) const {
+  tokenize_traced(utf8, ids, limit, nullptr);
+}
+
+void ByteLevelBpe::tokenize_traced(std::string_view utf8, std::vector<std::int32_t>& ids, std::size_t limit,
+                                   std::vector<TokenSpan>* spans) const {
   std::u32string text;
   text.reserve(utf8.size());
   decode_utf8(utf8, text);
+  const std::u32string_view view(text);
   // Added tokens are cut out first (leftmost, then longest); lstrip/rstrip take the whitespace beside them.
   std::size_t segment = 0;
   for (std::size_t i = 0; i < text.size() && ids.size() < limit; ++i) {
@@ -286,29 +338,49 @@ void ByteLevelBpe::tokenize_into(std::string_view utf8, std::vector<std::int32_t
         while (start > segment && is_unicode_whitespace(text[start - 1])) --start;
       if (token.rstrip)
         while (end < text.size() && is_unicode_whitespace(text[end])) ++end;
-      if (start > segment) pre_tokenized_into(std::u32string_view(text).substr(segment, start - segment), ids, limit);
+      if (start > segment) pre_tokenized_into(view.substr(segment, start - segment), segment, ids, limit, spans);
       ids.push_back(token.id);
+      if (spans) spans->push_back({i, i + cps.size()});
       segment = end;
       i = end - 1;
       break;
     }
   }
-  if (segment < text.size() && ids.size() < limit) pre_tokenized_into(std::u32string_view(text).substr(segment), ids, limit);
+  if (segment < text.size() && ids.size() < limit) pre_tokenized_into(view.substr(segment), segment, ids, limit, spans);
 }
 
 Encoding ByteLevelBpe::encode(std::string_view utf8, std::size_t max_length) const {
+  return encode_traced(utf8, max_length, nullptr);
+}
+
+std::vector<TokenSpan> ByteLevelBpe::token_spans(std::string_view utf8, std::size_t max_length) const {
+  std::vector<TokenSpan> spans;
+  encode_traced(utf8, max_length, &spans);
+  return spans;
+}
+
+std::optional<std::int32_t> ByteLevelBpe::mask_id() const {
+  const auto it = ids_.find(options_.mask_token);
+  if (it == ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+Encoding ByteLevelBpe::encode_traced(std::string_view utf8, std::size_t max_length, std::vector<TokenSpan>* spans) const {
   const std::size_t specials = options_.prefix.size() + options_.suffix.size();
   if (max_length < std::max<std::size_t>(specials, 1))
     throw std::invalid_argument("max_length must leave room for the special tokens");
   Encoding enc;
   enc.ids = options_.prefix;
+  if (spans) spans->assign(options_.prefix.size(), TokenSpan{0, 0, true});
   const std::size_t keep = max_length - options_.suffix.size();  // ids before the suffix
-  tokenize_into(utf8, enc.ids, keep + 1);
+  tokenize_traced(utf8, enc.ids, keep + 1, spans);
   if (enc.ids.size() > keep) {
     enc.ids.resize(keep);
+    if (spans) spans->resize(keep);
     enc.truncated = true;
   }
   enc.ids.insert(enc.ids.end(), options_.suffix.begin(), options_.suffix.end());
+  if (spans) spans->insert(spans->end(), options_.suffix.size(), TokenSpan{0, 0, true});
   return enc;
 }
 

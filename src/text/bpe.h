@@ -53,12 +53,15 @@ class ByteLevelBpe : public Tokenizer {
   static ByteLevelBpe from_vocab_and_merges(const std::filesystem::path& dir);
 
   Encoding encode(std::string_view utf8, std::size_t max_length = 512) const override;
+  // Offsets trimmed of the tokens' leading and trailing spaces, as trim_offsets (RoBERTa's default).
+  std::vector<TokenSpan> token_spans(std::string_view utf8, std::size_t max_length = 512) const override;
   // Token ids of the text without the post-processor's tokens; stops once `ids` holds `limit`.
   void tokenize_into(std::string_view utf8, std::vector<std::int32_t>& ids,
                      std::size_t limit = static_cast<std::size_t>(-1)) const;
   std::size_t vocab_size() const override { return tokens_.size(); }
   const std::string& token(std::int32_t id) const override { return tokens_.at(static_cast<std::size_t>(id)); }
   std::int32_t pad_id() const override { return pad_id_; }
+  std::optional<std::int32_t> mask_id() const override;
   // vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json.
   void save(const std::filesystem::path& dir, const std::string& tokenizer_class) const override;
 
@@ -66,8 +69,15 @@ class ByteLevelBpe : public Tokenizer {
   struct Merge {
     std::int32_t rank, merged;
   };
-  void pre_tokenized_into(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const;
-  void bpe_into(std::string_view piece, std::vector<std::int32_t>& ids) const;
+  Encoding encode_traced(std::string_view utf8, std::size_t max_length, std::vector<TokenSpan>* spans) const;
+  void tokenize_traced(std::string_view utf8, std::vector<std::int32_t>& ids, std::size_t limit,
+                       std::vector<TokenSpan>* spans) const;
+  // `offset`: where `text` starts in the whole text; spans (when wanted) are appended beside the ids.
+  void pre_tokenized_into(std::u32string_view text, std::size_t offset, std::vector<std::int32_t>& ids,
+                          std::size_t limit, std::vector<TokenSpan>* spans) const;
+  // byte_ranges (when wanted) gets the piece's bytes [first, last) behind each id.
+  void bpe_into(std::string_view piece, std::vector<std::int32_t>& ids,
+                std::vector<std::pair<std::size_t, std::size_t>>* byte_ranges) const;
   const Merge* find_merge(std::int32_t a, std::int32_t b) const;
 
   std::vector<std::string> tokens_;  // by id ("" where an id is unused)

@@ -19,6 +19,15 @@ struct Encoding {
   bool truncated = false;         // tokens were dropped to fit max_length
 };
 
+// Where a token of an Encoding came from: code points [start, end) of the text, as Hugging Face's
+// fast tokenizers give offset_mapping (byte-level tokens lose their leading space, as trim_offsets
+// does). The special tokens put around the text are `special`, at {0, 0}.
+struct TokenSpan {
+  std::size_t start = 0, end = 0;
+  bool special = false;
+  bool operator==(const TokenSpan&) const = default;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
@@ -29,6 +38,10 @@ class Tokenizer {
   virtual std::size_t vocab_size() const = 0;
   virtual const std::string& token(std::int32_t id) const = 0;
   virtual std::int32_t pad_id() const = 0;
+  // The mask token's id ([MASK], <mask>), when the vocabulary has one.
+  virtual std::optional<std::int32_t> mask_id() const = 0;
+  // One span per id of encode(utf8, max_length): slower than encode, for explanations.
+  virtual std::vector<TokenSpan> token_spans(std::string_view utf8, std::size_t max_length = 512) const = 0;
   // Writes the tokenizer files transformers reads back as `tokenizer_class` (the model family's).
   virtual void save(const std::filesystem::path& dir, const std::string& tokenizer_class) const = 0;
 };

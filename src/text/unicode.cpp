@@ -15,6 +15,8 @@ utf8proc_category_t category(char32_t c) {
   return static_cast<utf8proc_category_t>(utf8proc_category(static_cast<utf8proc_int32_t>(c)));
 }
 
+}  // namespace
+
 // Canonical decomposition (NFD), character by character, then canonical ordering as a stable sort of
 // each run of combining marks by combining class. utf8proc_decompose orders marks by bubble sort,
 // which made a long run of alternating marks cost quadratic time.
@@ -46,8 +48,6 @@ std::u32string decompose(const std::u32string& word) {
   }
   return out;
 }
-
-}  // namespace
 
 bool is_letter(char32_t c) {
   switch (category(c)) {

@@ -27,6 +27,8 @@ bool is_unicode_whitespace(char32_t c);
 
 // Appends Python's `ch.lower()` for a single character (U+0130 lowercases to two code points).
 void append_lower(char32_t c, std::u32string& out);
+// Python's `unicodedata.normalize("NFD", s)`.
+std::u32string decompose(const std::u32string& word);
 // Python's `unicodedata.normalize("NFD", s)` with every Mn character removed.
 std::u32string strip_accents(const std::u32string& word);
 // Python's `unicodedata.normalize("NFC", s)`.

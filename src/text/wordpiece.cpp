@@ -174,6 +174,23 @@ WordPiece WordPiece::from_directory(const fs::path& dir) {
 }
 
 Encoding WordPiece::encode(std::string_view utf8, std::size_t max_length) const {
+  return encode_traced(utf8, max_length, nullptr);
+}
+
+std::vector<TokenSpan> WordPiece::token_spans(std::string_view utf8, std::size_t max_length) const {
+  std::vector<TokenSpan> spans;
+  SpanTrace trace{spans, {}};
+  encode_traced(utf8, max_length, &trace);
+  return spans;
+}
+
+std::optional<std::int32_t> WordPiece::mask_id() const {
+  const auto it = word_start_.find(options_.mask_token);
+  if (it == word_start_.end()) return std::nullopt;
+  return it->second;
+}
+
+Encoding WordPiece::encode_traced(std::string_view utf8, std::size_t max_length, SpanTrace* trace) const {
   if (max_length < 2) throw std::invalid_argument("max_length must be at least 2 ([CLS] and [SEP])");
   std::u32string text;
   text.reserve(utf8.size());
@@ -181,41 +198,58 @@ Encoding WordPiece::encode(std::string_view utf8, std::size_t max_length) const 
   Encoding enc;
   enc.ids.reserve(text.size() / 3 + 2);
   enc.ids.push_back(cls_id_);
-  tokenize_into(text, enc.ids, max_length);
+  if (trace) trace->spans.push_back({0, 0, true});
+  tokenize_traced(text, enc.ids, max_length, trace);
   if (enc.ids.size() > max_length - 1) {
     enc.ids.resize(max_length - 1);
+    if (trace) trace->spans.resize(max_length - 1);
     enc.truncated = true;
   }
   enc.ids.push_back(sep_id_);
+  if (trace) trace->spans.push_back({0, 0, true});
   return enc;
 }
 
 void WordPiece::tokenize_into(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const {
+  tokenize_traced(text, ids, limit, nullptr);
+}
+
+void WordPiece::tokenize_traced(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit,
+                                SpanTrace* trace) const {
   // Special tokens written in the text are kept whole, as Hugging Face's added-token trie does.
   std::size_t piece_start = 0;
   for (std::size_t i = 0; i < text.size() && ids.size() < limit; ++i) {
     for (const auto& [cps, id] : special_tokens_) {
       if (text[i] == cps.front() && text.compare(i, cps.size(), cps) == 0) {
-        basic_tokenize_piece(text.substr(piece_start, i - piece_start), ids, limit);
+        basic_tokenize_piece(text.substr(piece_start, i - piece_start), piece_start, ids, limit, trace);
         ids.push_back(id);
+        if (trace) trace->spans.push_back({i, i + cps.size()});
         i += cps.size() - 1;
         piece_start = i + 1;
         break;
       }
     }
   }
-  if (ids.size() < limit && piece_start < text.size()) basic_tokenize_piece(text.substr(piece_start), ids, limit);
+  if (ids.size() < limit && piece_start < text.size())
+    basic_tokenize_piece(text.substr(piece_start), piece_start, ids, limit, trace);
 }
 
-void WordPiece::basic_tokenize_piece(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const {
+void WordPiece::basic_tokenize_piece(std::u32string_view text, std::size_t offset, std::vector<std::int32_t>& ids,
+                                     std::size_t limit, SpanTrace* trace) const {
   std::u32string word;
   std::u32string lowered;
   auto flush = [&] {
-    if (!word.empty()) word_piece(word, ids);
+    if (!word.empty()) word_piece(word, ids, trace);
     word.clear();
+    if (trace) trace->word_origin.clear();
   };
-  for (char32_t original : text) {
+  auto keep = [&](char32_t c, std::size_t at) {
+    word.push_back(c);
+    if (trace) trace->word_origin.push_back(offset + at);
+  };
+  for (std::size_t at = 0; at < text.size(); ++at) {
     if (ids.size() >= limit) return;
+    const char32_t original = text[at];
     lowered.clear();
     // Hugging Face lowercases the text one character at a time before anything else, so a
     // Greek capital sigma always becomes σ (never the final form ς).
@@ -230,19 +264,51 @@ void WordPiece::basic_tokenize_piece(std::u32string_view text, std::vector<std::
         continue;
       } else if (options_.tokenize_chinese_chars && is_cjk_ideograph(c)) {
         flush();
-        word.push_back(c);
+        keep(c, at);
         flush();
       } else {
-        word.push_back(c);
+        keep(c, at);
       }
     }
   }
   flush();
 }
 
-void WordPiece::word_piece(const std::u32string& raw_word, std::vector<std::int32_t>& ids) const {
+namespace {
+
+// The text's code points [start, end) behind each character of a normalized word, from where each
+// raw character came from (`origin`), with the alignment Hugging Face's normalizers keep: decomposing
+// character by character, canonical reordering moving characters but not their places in the text,
+// accents dropped. Where composition (NFC) changes the word, every character is given the whole word.
+std::vector<TokenSpan> normalized_origin(const std::u32string& raw, const std::u32string& word,
+                                         const std::vector<std::size_t>& origin, bool strips) {
+  std::vector<TokenSpan> from;
+  from.reserve(word.size());
+  if (raw == word) {
+    for (std::size_t o : origin) from.push_back({o, o + 1});
+    return from;
+  }
+  if (strips) {
+    std::vector<std::size_t> place;  // per character of the decomposed word
+    for (std::size_t k = 0; k < raw.size(); ++k) place.insert(place.end(), decompose(std::u32string(1, raw[k])).size(), origin[k]);
+    const std::u32string decomposed = decompose(raw);
+    for (std::size_t j = 0; j < decomposed.size() && j < place.size(); ++j)
+      if (!is_nonspacing_mark(decomposed[j])) from.push_back({place[j], place[j] + 1});
+  }
+  if (from.size() != word.size()) from.assign(word.size(), TokenSpan{origin.front(), origin.back() + 1});
+  return from;
+}
+
+}  // namespace
+
+void WordPiece::word_piece(const std::u32string& raw_word, std::vector<std::int32_t>& ids, SpanTrace* trace) const {
   const bool ascii = std::all_of(raw_word.begin(), raw_word.end(), [](char32_t c) { return c < 0x80; });
   const std::u32string word = ascii ? raw_word : (strips_accents() ? strip_accents(raw_word) : nfc(raw_word));
+  std::vector<TokenSpan> from;
+  if (trace) from = normalized_origin(raw_word, word, trace->word_origin, strips_accents());
+  auto spanning = [&](std::size_t first, std::size_t last) {  // normalized characters [first, last)
+    if (trace) trace->spans.push_back({from[first].start, from[last - 1].end});
+  };
 
   // Punctuation characters become words of their own; every word then goes through WordPiece.
   std::size_t i = 0;
@@ -255,6 +321,7 @@ void WordPiece::word_piece(const std::u32string& raw_word, std::vector<std::int3
     const std::size_t n = end - i;
     if (n > options_.max_input_chars_per_word) {
       ids.push_back(unk_id_);
+      spanning(i, end);
       i = end;
       continue;
     }
@@ -283,9 +350,14 @@ void WordPiece::word_piece(const std::u32string& raw_word, std::vector<std::int3
         // One part matches nothing: the whole word is unknown.
         ids.resize(mark);
         ids.push_back(unk_id_);
+        if (trace) {
+          trace->spans.resize(mark);
+          spanning(i, end);
+        }
         break;
       }
       ids.push_back(found);
+      spanning(i + start, i + stop);
       start = stop;
     }
     i = end;

@@ -44,6 +44,7 @@ class WordPiece : public Tokenizer {
 
   // Invalid bytes count as U+FFFD (and are then dropped by cleaning); max_length counts [CLS] and [SEP].
   Encoding encode(std::string_view utf8, std::size_t max_length = 512) const override;
+  std::vector<TokenSpan> token_spans(std::string_view utf8, std::size_t max_length = 512) const override;
   // vocab.txt, tokenizer_config.json, special_tokens_map.json.
   void save(const std::filesystem::path& dir, const std::string& tokenizer_class) const override;
   // Word pieces of text without special tokens or truncation, appended to `ids`. Stops early once
@@ -56,6 +57,7 @@ class WordPiece : public Tokenizer {
   std::int32_t cls_id() const { return cls_id_; }
   std::int32_t sep_id() const { return sep_id_; }
   std::int32_t pad_id() const override { return pad_id_; }
+  std::optional<std::int32_t> mask_id() const override;
   std::int32_t unk_id() const { return unk_id_; }
   const WordPieceOptions& options() const { return options_; }
   const std::vector<std::string>& vocab() const { return vocab_; }
@@ -67,9 +69,19 @@ class WordPiece : public Tokenizer {
   };
   using PieceMap = std::unordered_map<std::string, std::int32_t, StringHash, std::equal_to<>>;
 
+  // Where tokens come from while encoding (token_spans): the code point of the text each character
+  // being tokenized came from, and the spans found so far (null: not wanted, as in encode).
+  struct SpanTrace {
+    std::vector<TokenSpan>& spans;
+    std::vector<std::size_t> word_origin;  // per character of the word being collected
+  };
   std::int32_t require_id(const std::string& token, const char* role) const;
-  void basic_tokenize_piece(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const;
-  void word_piece(const std::u32string& word, std::vector<std::int32_t>& ids) const;
+  Encoding encode_traced(std::string_view utf8, std::size_t max_length, SpanTrace* trace) const;
+  void tokenize_traced(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit,
+                       SpanTrace* trace) const;
+  void basic_tokenize_piece(std::u32string_view text, std::size_t offset, std::vector<std::int32_t>& ids,
+                            std::size_t limit, SpanTrace* trace) const;
+  void word_piece(const std::u32string& word, std::vector<std::int32_t>& ids, SpanTrace* trace) const;
   bool strips_accents() const { return options_.strip_accents.value_or(options_.lower_case); }
 
   std::vector<std::string> vocab_;

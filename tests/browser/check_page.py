@@ -1,6 +1,7 @@
 """Browser test of `emotune serve`'s page in Debian's headless Chromium, driven by playwright (PyPI):
 keyboard-only use (type, Recognize, bars appear, switch tabs with arrow keys), the full score list,
-and a phone-sized window. A missing browser or driver fails the test; only missing shared data skips.
+the explanation view (pick a label, Explain, words highlighted; readable in light and dark: every
+highlighted word's text keeps a WCAG AA contrast over its colour), and a phone-sized window. A missing browser or driver fails the test; only missing shared data skips.
 Usage: check_page.py EMOTUNE_BINARY SCREENSHOT_DIR    (exit 77 = skipped)"""
 import os
 import signal
@@ -112,6 +113,11 @@ def run_page_checks(browser, base, shots, check):
     page.keyboard.press("ArrowRight")
     page.wait_for_function("document.querySelectorAll('#all li').length === 4", timeout=20000)
     check(True, "sentiment tab shows 4 scores")
+    page.focus("#tab-original")
+    page.keyboard.press("Home")
+    page.click("#tab-original")
+    page.wait_for_function("document.querySelectorAll('#all li').length === 28", timeout=20000)
+    check_explanation_view(page, base, shots, check)
     check(not errors, f"no page errors ({'; '.join(errors)})")
     # A phone-sized window: nothing wider than the screen.
     phone = browser.new_page(viewport={"width": 375, "height": 667})
@@ -122,7 +128,60 @@ def run_page_checks(browser, base, shots, check):
     overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     check(overflow <= 0, f"no horizontal scrolling at 375 px (overflow {overflow})")
     phone.screenshot(path=os.path.join(shots, "serve-page-phone.png"), full_page=True)
-    print(f"screenshots: {shots}/serve-page.png {shots}/serve-page-phone.png")
+    print(f"screenshots: {shots}/serve-page.png {shots}/serve-page-phone.png {shots}/serve-explain-light.png "
+          f"{shots}/serve-explain-dark.png")
+
+
+CONTRAST_JS = """() => {
+  const rgba = s => { const m = s.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+                     return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const page = rgba(getComputedStyle(document.body).backgroundColor);
+  return Array.from(document.querySelectorAll('#highlight mark')).map(m => {
+    const bg = rgba(getComputedStyle(m).backgroundColor), fg = rgba(getComputedStyle(m).color);
+    const over = [0, 1, 2].map(i => bg[i] * bg[3] + page[i] * (1 - bg[3]));
+    const a = lum(over), b = lum(fg);
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  });
+}"""
+
+
+def check_explanation_view(page, base, shots, check):
+    """Keyboard: from the label list, pick a label, Tab to Explain, Enter; the text comes back with one
+    highlight per word of /v1/explain's answer, the strongest word the most coloured."""
+    import json
+    page.wait_for_selector("#why:not([hidden])", timeout=20000)
+    page.focus("#why-label")
+    page.keyboard.press("ArrowDown")  # the second-highest label
+    label = page.eval_on_selector("#why-label", "s => s.value")
+    page.keyboard.press("Tab")
+    check(page.evaluate("document.activeElement.id") == "why-go", "Tab reaches the Explain button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#highlight mark", timeout=20000)
+    text = page.input_value("#text")
+    check(page.text_content("#highlight") == text, "the highlighted text is the text, unchanged")
+    req = urllib.request.Request(base + "/v1/explain", data=json.dumps({"text": text, "label": label}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        want = json.loads(r.read())["explanations"][0]
+    marks = page.eval_on_selector_all("#highlight mark", "ms => ms.map(m => [m.textContent, +m.dataset.attribution, "
+                                                         "+m.style.getPropertyValue('--a')])")
+    check([m[0] for m in marks] == [w["word"] for w in want["words"]], f"one highlight per word for '{label}'")
+    strongest = max(range(len(marks)), key=lambda i: abs(marks[i][1]))
+    check(marks[strongest][2] == max(m[2] for m in marks), "the word with the largest attribution is the most coloured")
+    page.focus("#highlight mark")
+    check(page.evaluate("document.activeElement.tagName") == "MARK" and
+          "by" in page.evaluate("document.activeElement.getAttribute('aria-label')"),
+          "highlighted words are reachable by keyboard and say their effect")
+    check(len(page.query_selector_all("#words tbody tr")) == min(8, len(marks)), "the strongest words are listed in a table")
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        ratios = page.evaluate(CONTRAST_JS)
+        check(min(ratios) >= 4.5, f"{scheme}: every highlighted word has contrast >= 4.5 (lowest {min(ratios):.2f})")
+        page.screenshot(path=os.path.join(shots, f"serve-explain-{scheme}.png"), full_page=True)
+    dark_bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    check(dark_bg != "rgb(255, 255, 255)", f"the page turns dark in dark mode ({dark_bg})")
+    page.emulate_media(color_scheme="light")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Compares `emotune tokenize` with Hugging Face's tokenizers (test-only, from PyPI): BertTokenizer
 (the Python one, from vocab.txt) and BertTokenizerFast (the tokenizers library, from tokenizer.json),
 on every GoEmotions text and on a set of adversarial strings, for distilbert-base-uncased and
-all-MiniLM-L6-v2's files. Usage: check_tokenizer.py EMOTUNE_BINARY [SHARED_DIR]
+all-MiniLM-L6-v2's files; RoBERTa's byte-level BPE likewise; and every token's offsets in the text.
+Usage: check_tokenizer.py EMOTUNE_BINARY [SHARED_DIR]
 (SHARED_DIR defaults to $EMOTUNE_SHARED; exits 77, "skipped", when neither is there)."""
 import json
 import os
@@ -106,6 +107,30 @@ def check_byte_level_bpe(binary, shared, texts, n_goemotions):
     return mismatches
 
 
+def check_offsets(binary, shared, texts, n_goemotions):
+    """Each token's place in the text (`tokenize --offsets`, what explanations report) against the
+    tokenizers library's offsets, for both tokenizer kinds (WordPiece and byte-level BPE)."""
+    from tokenizers import Tokenizer
+    mismatches = 0
+    for name in ("distilbert-base-uncased", "sentence-transformers--all-MiniLM-L6-v2", "roberta-base",
+                 "SamLowe--roberta-base-go_emotions"):
+        model = os.path.join(shared, "models", name)
+        oracle = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
+        oracle.no_padding()
+        oracle.enable_truncation(512)
+        want = [[list(o) for o in e.offsets] for e in oracle.encode_batch(texts)]
+        proc = subprocess.run([binary, "tokenize", "--offsets", "--model", model], input="\n".join(texts).encode() + b"\n",
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+        got = [json.loads(line)["offsets"] for line in proc.stdout.decode().splitlines()]
+        differ = [i for i in range(len(texts)) if got[i] != want[i]]
+        for i in differ[:5]:
+            print(f"OFFSETS DIFFER {name} #{i}: {texts[i][:200]!r}\n  emotune: {got[i][:30]}\n  tokenizers: {want[i][:30]}")
+        print(f"{name} offsets vs tokenizers: {len(texts) - len(differ)}/{len(texts)} identical "
+              f"({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
+        mismatches += len(differ)
+    return mismatches
+
+
 def main():
     binary = sys.argv[1]
     shared = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("EMOTUNE_SHARED", "")
@@ -136,6 +161,7 @@ def main():
                   f"({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
             mismatches += len(differ)
     mismatches += check_byte_level_bpe(binary, shared, texts + bpe_adversarial(), n_goemotions)
+    mismatches += check_offsets(binary, shared, texts + bpe_adversarial(), n_goemotions)
     model = os.path.join(shared, "models", "distilbert-base-uncased")
     # Invalid UTF-8 never stops a run: bytes become U+FFFD (dropped) and the lines are counted.
     proc = subprocess.run([binary, "tokenize", "--model", model], input=b"hello\xc3\n\xffworld\nfine\n",
