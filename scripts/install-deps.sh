@@ -12,6 +12,8 @@ packages=(
   python3 python3-venv python3-pip python3-torch python3-numpy python3-sklearn chromium
   # test-only: the sanitizer build and the fuzzers (scripts/check-sanitizers.sh)
   clang libclang-rt-14-dev
+  # benchmarks: GNU time's peak memory (bench/quality.sh, bench/monitor_bench.sh)
+  time
 )
 
 missing=()

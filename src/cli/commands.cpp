@@ -33,6 +33,7 @@ int run(int argc, char** argv) {
   add_serve_command(app, action);
   add_fetch_command(app, action);
   add_explain_command(app, action);
+  add_monitor_command(app, action);
 
   // Logs go to stderr: stdout carries results (JSONL) that other tools read.
   spdlog::set_default_logger(spdlog::stderr_color_mt("emotune"));

@@ -28,6 +28,7 @@ void add_eval_command(CLI::App& app, Action& action);
 void add_serve_command(CLI::App& app, Action& action);
 void add_fetch_command(CLI::App& app, Action& action);
 void add_explain_command(CLI::App& app, Action& action);
+void add_monitor_command(CLI::App& app, Action& action);
 
 // How explanations are computed, for `explain` (--method, --steps, --baseline) and `predict --explain`
 // (--explain-method, --explain-steps, --explain-baseline).

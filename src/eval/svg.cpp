@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <sstream>
 
 namespace emotune::eval::svg {
@@ -126,6 +127,64 @@ std::string lines(const std::string& title, const std::string& x_label, const st
   }
   out += line(left, top, left, top + ph) + line(left, top + ph, left + pw, top + ph);
   out += text(left + pw / 2, h - 8, x_label, "middle", "label");
+  out += "<text transform=\"translate(14," + num(top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\" class=\"label\">" +
+         escape(y_label) + "</text>";
+  return out + "</svg>";
+}
+
+namespace {
+
+std::string time_tick(double seconds, double span) {
+  const auto t = static_cast<std::time_t>(std::floor(seconds));
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, span > 3 * 86400 ? "%Y-%m-%d" : "%m-%d %H:%M", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::string time_lines(const std::string& title, const std::string& y_label, const std::vector<double>& t,
+                       const std::vector<Series>& series, const std::vector<Marker>& markers) {
+  const double left = 60, right = 20, top = 50, bottom = 45, pw = 640, ph = 220;
+  const double w = left + pw + right, h = top + ph + bottom;
+  double tmin = t.empty() ? 0 : *std::min_element(t.begin(), t.end());
+  double tmax = t.empty() ? 1 : *std::max_element(t.begin(), t.end());
+  for (const auto& m : markers) tmin = std::min(tmin, m.x), tmax = std::max(tmax, m.x);
+  if (tmax <= tmin) tmax = tmin + 60;
+  auto X = [&](double v) { return left + (v - tmin) / (tmax - tmin) * pw; };
+  auto Y = [&](double v) { return top + ph - std::clamp(v, 0.0, 1.0) * ph; };
+  std::string out = header(w, h, title) + legend(left, 40, series);
+  for (int k = 0; k <= 5; ++k) {
+    out += line(left, Y(k / 5.0), left + pw, Y(k / 5.0), "grid") + text(left - 6, Y(k / 5.0) + 4, fmt2(k / 5.0), "end");
+    if (k % 2 == 0 || tmax - tmin <= 3 * 86400) {
+      const double tv = tmin + (tmax - tmin) * k / 5.0;
+      out += text(X(tv), top + ph + 16, time_tick(tv, tmax - tmin));
+    }
+  }
+  for (const auto& m : markers)
+    out += "<line class=\"marker\" x1=\"" + num(X(m.x)) + "\" y1=\"" + num(top) + "\" x2=\"" + num(X(m.x)) + "\" y2=\"" +
+           num(top + ph) + "\"><title>" + escape(m.label) + "</title></line>";
+  for (const auto& s : series) {
+    std::string pts;
+    auto flush = [&] {
+      if (!pts.empty())
+        out += "<polyline class=\"series\" fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"2\" points=\"" + pts + "\"><title>" +
+               escape(s.name) + "</title></polyline>";
+      pts.clear();
+    };
+    for (std::size_t i = 0; i < t.size() && i < s.values.size(); ++i) {
+      if (!std::isfinite(s.values[i])) {
+        flush();
+        continue;
+      }
+      pts += num(X(t[i])) + "," + num(Y(s.values[i])) + " ";
+    }
+    flush();
+  }
+  out += line(left, top, left, top + ph) + line(left, top + ph, left + pw, top + ph);
+  out += text(left + pw / 2, h - 8, "time (UTC)", "middle", "label");
   out += "<text transform=\"translate(14," + num(top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\" class=\"label\">" +
          escape(y_label) + "</text>";
   return out + "</svg>";

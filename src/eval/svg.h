@@ -21,6 +21,17 @@ std::string grouped_bars(const std::string& title, const std::vector<std::string
 std::string lines(const std::string& title, const std::string& x_label, const std::string& y_label,
                   const std::vector<double>& x, const std::vector<Series>& series, bool unit_y);
 
+// A dashed vertical line at x (an event on a time axis), its label shown on hover.
+struct Marker {
+  double x;
+  std::string label;
+};
+
+// Lines over time: t in seconds since the epoch (ticks as UTC dates, or times within a few days),
+// y in [0, 1], with markers; points at NaN are gaps.
+std::string time_lines(const std::string& title, const std::string& y_label, const std::vector<double>& t,
+                       const std::vector<Series>& series, const std::vector<Marker>& markers);
+
 // Reliability diagram: observed positive rate against mean predicted probability per bin, with
 // the diagonal of perfect calibration and the share of predictions in each bin.
 std::string reliability(const std::string& title, const std::vector<double>& mean_probability,

@@ -100,6 +100,7 @@ ExplainRequest parse_explain_request(std::string_view body, const RequestLimits&
       throw HttpError{400, "invalid_request", "\"label\" must be a label name or a list of them"};
     }
   }
+  r.steps = std::min(r.steps, max_steps);  // the default too stays within the server's limit
   r.method = one_of(req, "method", r.method, {"integrated-gradients", "gradient-x-input", "occlusion"});
   r.baseline = one_of(req, "baseline", r.baseline, {"pad", "mask"});
   if (req.contains("steps")) {

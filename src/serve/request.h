@@ -43,7 +43,8 @@ struct ExplainRequest {
 };
 
 // /v1/predict's fields plus "label" (a label name or a list of them), "method"
-// (integrated-gradients | gradient-x-input | occlusion), "steps" (1..max_steps) and "baseline"
+// (integrated-gradients | gradient-x-input | occlusion), "steps" (1..max_steps; default 32 or
+// max_steps when smaller) and "baseline"
 // (pad | mask). Label names are checked by the caller, who knows the model. Throws HttpError.
 ExplainRequest parse_explain_request(std::string_view body, const RequestLimits& limits, std::size_t max_steps);
 

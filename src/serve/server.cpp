@@ -133,6 +133,11 @@ std::string Service::explain(const std::string& body, std::size_t& texts_out) co
   how.baseline = *explain::baseline_named(r.baseline);
   std::vector<float> thr = thresholds_;
   if (r.predict.threshold) std::fill(thr.begin(), thr.end(), *r.predict.threshold);
+  std::size_t tokens = 0;
+  for (const auto& e : predictor_.encode(r.predict.texts)) tokens += e.ids.size();
+  if (tokens > o_.max_batch_tokens)
+    throw HttpError{413, "too_many_tokens", std::to_string(tokens) + " tokens; at most " +
+                                                std::to_string(o_.max_batch_tokens) + " per request (--max-batch-tokens)"};
 
   ordered_json out{{"explanations", json::array()}};
   {

@@ -1,7 +1,9 @@
 """Browser test of `emotune serve`'s page in Debian's headless Chromium, driven by playwright (PyPI):
 keyboard-only use (type, Recognize, bars appear, switch tabs with arrow keys), the full score list,
 the explanation view (pick a label, Explain, words highlighted; readable in light and dark: every
-highlighted word's text keeps a WCAG AA contrast over its colour), and a phone-sized window. A missing browser or driver fails the test; only missing shared data skips.
+highlighted word's text keeps a WCAG AA contrast over its colour), a phone-sized window, and the
+dashboard `emotune monitor --report` writes (charts per source with the alerts marked, the alert
+table, light and dark). A missing browser or driver fails the test; only missing shared data skips.
 Usage: check_page.py EMOTUNE_BINARY SCREENSHOT_DIR    (exit 77 = skipped)"""
 import os
 import signal
@@ -78,6 +80,12 @@ def main():
             server.send_signal(signal.SIGTERM)
             code = server.wait(timeout=30)
         check(code == 0, f"server exits 0 on SIGTERM ({code})")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                check_dashboard(browser, emotune, model, tmp, shots, check)
+            finally:
+                browser.close()
         if failures:
             log.seek(0)
             print("".join(log.readlines()[-5:]))
@@ -130,6 +138,42 @@ def run_page_checks(browser, base, shots, check):
     phone.screenshot(path=os.path.join(shots, "serve-page-phone.png"), full_page=True)
     print(f"screenshots: {shots}/serve-page.png {shots}/serve-page-phone.png {shots}/serve-explain-light.png "
           f"{shots}/serve-explain-dark.png")
+
+
+def check_dashboard(browser, emotune, model, tmp, shots, check):
+    import json
+    stream, rules, report = (os.path.join(tmp, n) for n in ("stream.jsonl", "rules.json", "report"))
+    texts = ["I am so happy today", "This is terrible", "Thanks a lot!", "I'm scared", "whatever", "love it"]
+    with open(stream, "w") as f:
+        for i in range(120):
+            f.write(json.dumps({"time": f"2026-11-{1 + i // 24:02d}T{i % 24:02d}:00:00Z",
+                                "source": ["team-a", "team-b"][i % 2], "text": texts[i % len(texts)]}) + "\n")
+    with open(rules, "w") as f:  # holds from each source's first message on: one alert per source
+        json.dump([{"name": "any emotion", "labels": ["joy", "sadness"], "stat": "mean_max_probability", "above": 0,
+                    "over_last": 3}], f)
+    p = subprocess.run([emotune, "monitor", "--model", model, "--input", stream, "--rules", rules, "--report", report],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(p.returncode == 0, f"monitor writes the report ({p.stderr.decode()[-300:]})")
+    alerts = [json.loads(line) for line in p.stdout.decode().splitlines()]
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto("file://" + os.path.join(report, "index.html"))
+    sections = page.eval_on_selector_all("section", "ss => ss.map(s => [s.querySelector('h2').textContent, "
+                                         "s.querySelectorAll('svg').length, "
+                                         "Array.from(s.querySelectorAll('svg')).map(g => g.querySelectorAll('line.marker').length)])")
+    check([s[0] for s in sections] == ["team-a", "team-b"], f"one section per source ({[s[0] for s in sections]})")
+    check(all(s[1] == 2 for s in sections), "Ekman and sentiment charts for each source")
+    for name, _, markers in sections:
+        want = sum(a["source"] == name for a in alerts)
+        check(all(m == want for m in markers) and want > 0, f"{name}: {markers} alert markers per chart for {want} alerts")
+    rows = len(page.query_selector_all("table tr")) - 1
+    check(rows == len(alerts), f"the alert table lists every alert ({rows})")
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.screenshot(path=os.path.join(shots, f"monitor-dashboard-{scheme}.png"), full_page=True)
+    fg = page.evaluate("getComputedStyle(document.querySelector('.tick')).fill")
+    bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    check(bg != "rgb(255, 255, 255)" and fg != "rgb(0, 0, 0)", f"dark mode: dark page ({bg}), light chart text ({fg})")
+    print(f"screenshots: {shots}/monitor-dashboard-light.png {shots}/monitor-dashboard-dark.png")
 
 
 CONTRAST_JS = """() => {
