@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "text/utf8.h"
+#include "spans.h"
 #include "text/wordpiece.h"
 
 using emotune::text::WordPiece;
@@ -31,13 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     if (e.ids.size() > max_length || e.ids.size() < 2) __builtin_trap();
     for (auto id : e.ids)
       if (id < 0 || static_cast<std::size_t>(id) >= t->vocab_size()) __builtin_trap();
-    const auto spans = t->token_spans(text, max_length);
-    std::u32string decoded;  // the spans count an invalid byte as one U+FFFD, as decoding does
-    emotune::text::decode_utf8(text, decoded);
-    const std::size_t chars = decoded.size();
-    if (spans.size() != e.ids.size() || !spans.front().special || !spans.back().special) __builtin_trap();
-    for (const auto& s : spans)
-      if (s.start > s.end || s.end > chars) __builtin_trap();
+    check_spans(text, t->token_spans(text, max_length), e.ids.size());
   }
   return 0;
 }

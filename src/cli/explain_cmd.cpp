@@ -77,12 +77,7 @@ int explain_texts(ExplainArgs a) {
   load.require_all_weights = true;
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, load);
   bundle.model->to(device);
-  explain::Options o;
-  o.method = *explain::method_named(a.how.method);
-  o.steps = a.how.steps;
-  o.baseline = *explain::baseline_named(a.how.baseline);
-  o.max_length = a.max_length;
-  const explain::Explainer explainer(bundle, o);
+  const explain::Explainer explainer(bundle, explain::options_named(a.how.method, a.how.steps, a.how.baseline, a.max_length));
   const auto named = label_ids(a.labels, bundle.labels());
   const auto thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
 

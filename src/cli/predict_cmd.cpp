@@ -125,12 +125,7 @@ std::unique_ptr<ExplainingModel> load_explainer(const PredictArgs& a, torch::Dev
   load.require_all_weights = true;
   m->bundle = model::load_model_dir(a.model_dir, load);
   m->bundle.model->to(device);
-  explain::Options o;
-  o.method = *explain::method_named(a.how.method);
-  o.steps = a.how.steps;
-  o.baseline = *explain::baseline_named(a.how.baseline);
-  o.max_length = a.max_length;
-  m->explainer.emplace(m->bundle, o);
+  m->explainer.emplace(m->bundle, explain::options_named(a.how.method, a.how.steps, a.how.baseline, a.max_length));
   return m;
 }
 

@@ -37,6 +37,20 @@ std::optional<Baseline> baseline_named(const std::string& name) {
   return std::nullopt;
 }
 
+Options options_named(const std::string& method, std::size_t steps, const std::string& baseline,
+                      std::size_t max_length) {
+  Options o;
+  const auto m = method_named(method);
+  if (!m) throw std::invalid_argument("unknown explanation method '" + method + "'");
+  const auto b = baseline_named(baseline);
+  if (!b) throw std::invalid_argument("unknown baseline '" + baseline + "' (pad, mask)");
+  o.method = *m;
+  o.steps = steps;
+  o.baseline = *b;
+  o.max_length = max_length;
+  return o;
+}
+
 namespace {
 
 std::int32_t baseline_token(const text::Tokenizer& tokenizer, Baseline baseline) {

@@ -37,6 +37,10 @@ struct Options {
   std::size_t max_batch_tokens = 2048;
 };
 
+// Options from their names (as flags and requests spell them); an unknown name throws invalid_argument.
+Options options_named(const std::string& method, std::size_t steps, const std::string& baseline,
+                      std::size_t max_length = 0);
+
 // Largest accepted --steps: a million interpolation passes per label is nobody's explanation.
 inline constexpr std::size_t kMaxSteps = 4096;
 

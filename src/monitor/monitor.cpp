@@ -36,11 +36,10 @@ void Timeline::add(std::int64_t time_ms, const std::vector<double>& values) {
 
 namespace {
 
-// Per group of a taxonomy: its members' largest probability, and whether any member is carried.
-void group_view(model::Taxonomy t, const std::vector<float>& scores, const std::vector<float>& thresholds,
-                std::vector<double>& probability, std::vector<bool>& carried) {
-  const auto map = model::taxonomy_map(t);
-  const auto groups = model::taxonomy_labels(t).size();
+// Per group of a taxonomy (`map`: each label's group): its members' largest probability, and whether
+// any member is carried.
+void group_view(const std::vector<int>& map, std::size_t groups, const std::vector<float>& scores,
+                const std::vector<float>& thresholds, std::vector<double>& probability, std::vector<bool>& carried) {
   probability.assign(groups, 0.0);
   carried.assign(groups, false);
   for (std::size_t e = 0; e < map.size(); ++e) {
@@ -57,8 +56,10 @@ Monitor::Monitor(std::vector<std::string> labels, std::vector<float> thresholds,
     : labels_(std::move(labels)), thresholds_(std::move(thresholds)), window_(window), rules_(std::move(rules)),
       keep_text_(keep_text), grouped_(labels_ == model::goemotions_labels()) {
   if (grouped_) {
-    for (auto t : {model::Taxonomy::ekman, model::Taxonomy::sentiment})
-      for (const auto& g : model::taxonomy_labels(t)) series_names_.push_back(g);
+    for (auto t : {model::Taxonomy::ekman, model::Taxonomy::sentiment}) {
+      views_.push_back({t, model::taxonomy_map(t), model::taxonomy_labels(t)});
+      for (const auto& g : views_.back().groups) series_names_.push_back(g);
+    }
   } else {
     series_names_ = labels_;
   }
@@ -68,8 +69,8 @@ std::vector<double> Monitor::series_values(const std::vector<float>& scores) con
   if (!grouped_) return std::vector<double>(scores.begin(), scores.end());
   std::vector<double> out, p;
   std::vector<bool> carried;
-  for (auto t : {model::Taxonomy::ekman, model::Taxonomy::sentiment}) {
-    group_view(t, scores, thresholds_, p, carried);
+  for (const auto& v : views_) {
+    group_view(v.map, v.groups.size(), scores, thresholds_, p, carried);
     out.insert(out.end(), p.begin(), p.end());
   }
   return out;
@@ -166,11 +167,11 @@ ordered_json Monitor::summary() const {
       c.resize(sc.size());
       for (std::size_t i = 0; i < sc.size(); ++i) c[i] = sc[i] >= thresholds_[i];
     });
-    if (grouped_)
-      for (auto t : {model::Taxonomy::ekman, model::Taxonomy::sentiment})
-        win[model::taxonomy_name(t)] =
-            view(model::taxonomy_labels(t), [&](const std::vector<float>& sc, std::vector<double>& p,
-                                                std::vector<bool>& c) { group_view(t, sc, thresholds_, p, c); });
+    for (const auto& v : views_)
+      win[model::taxonomy_name(v.taxonomy)] =
+          view(v.groups, [&](const std::vector<float>& sc, std::vector<double>& p, std::vector<bool>& c) {
+            group_view(v.map, v.groups.size(), sc, thresholds_, p, c);
+          });
     if (keep_text_) {
       win["texts"] = ordered_json::array();
       for (const auto& e : s.window) win["texts"].push_back(ordered_json{{"time", format_time(e.time_ms)}, {"text", e.text}});

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "model/labels.h"
 #include "monitor/message.h"
 #include "monitor/rules.h"
 
@@ -105,6 +106,12 @@ class Monitor {
   std::vector<Rule> rules_;
   bool keep_text_;
   bool grouped_;
+  struct GroupView {  // Ekman and sentiment, for GoEmotions models
+    model::Taxonomy taxonomy;
+    std::vector<int> map;  // each label's group
+    std::vector<std::string> groups;
+  };
+  std::vector<GroupView> views_;
   std::vector<std::string> series_names_;
   std::unordered_map<std::string, Source> sources_;
   std::deque<Alert> alerts_;

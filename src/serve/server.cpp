@@ -127,10 +127,7 @@ std::string Service::explain(const std::string& body, std::size_t& texts_out) co
   const ExplainRequest r = parse_explain_request(body, {o_.max_batch, o_.max_text_chars, grouping_}, o_.explain_max_steps);
   texts_out = r.predict.texts.size();
   const auto named = label_ids(r.labels);
-  explain::Options how;
-  how.method = *explain::method_named(r.method);
-  how.steps = r.steps;
-  how.baseline = *explain::baseline_named(r.baseline);
+  const auto how = explain::options_named(r.method, r.steps, r.baseline);
   std::vector<float> thr = thresholds_;
   if (r.predict.threshold) std::fill(thr.begin(), thr.end(), *r.predict.threshold);
   std::size_t tokens = 0;
