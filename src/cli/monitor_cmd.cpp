@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -204,13 +205,22 @@ int run_monitor(const MonitorArgs& a) {
   };
   std::size_t bad = 0;
   std::vector<std::size_t> bad_lines;
+  auto write_report = [&] {
+    if (a.report.empty()) return;
+    auto info = info_base;
+    info.bad_lines = bad;
+    monitor::write_report(mon, info, a.report);
+  };
   auto finish = [&] {
     score_pending();
-    if (!a.report.empty()) {
-      auto info = info_base;
-      info.bad_lines = bad;
-      monitor::write_report(mon, info, a.report);
-    }
+    write_report();
+  };
+  // While following, the report is brought up to date when the input pauses, at most every few seconds.
+  auto last_report = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  auto refresh_report = [&] {
+    if (!a.follow || std::chrono::steady_clock::now() - last_report < std::chrono::seconds(5)) return;
+    write_report();
+    last_report = std::chrono::steady_clock::now();
   };
 
   LineReader reader(a.input, a.follow);
@@ -221,6 +231,7 @@ int run_monitor(const MonitorArgs& a) {
     if (got == LineReader::Got::End) break;
     if (got == LineReader::Got::Idle) {
       score_pending();
+      refresh_report();
       continue;
     }
     if (line.find_first_not_of(" \t\r") == std::string::npos && !reader.too_long()) continue;  // blank lines

@@ -251,6 +251,12 @@ class Monitor(unittest.TestCase):
                 time.sleep(0.1)
             self.assertEqual(alert_count(), len(first), "alerts of the first half while the file is still open")
             self.assertIsNone(proc.poll(), "--follow keeps running at the end of the file")
+            summary = os.path.join(report, "summary.json")
+            deadline = time.time() + 30
+            while not os.path.exists(summary) and time.time() < deadline:
+                time.sleep(0.1)
+            with open(summary) as f:
+                self.assertEqual(json.load(f)["messages"], half, "the report is kept up to date while following")
             with open(path, "a") as f:
                 for m in self.messages[half:]:
                     f.write(json.dumps(m) + "\n")
