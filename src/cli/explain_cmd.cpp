@@ -73,17 +73,13 @@ int explain_texts(ExplainArgs a) {
   if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) ? "pretty" : "jsonl";
   model::configure_threads(a.threads);
   const torch::Device device = model::resolve_device(a.device);
-  model::LoadOptions load;
-  load.require_all_weights = true;
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir, load);
-  bundle.model->to(device);
+  model::ModelBundle bundle = explain::load_model_to_explain(a.model_dir, device);
   const explain::Explainer explainer(bundle, explain::options_named(a.how.method, a.how.steps, a.how.baseline, a.max_length));
   const auto named = label_ids(a.labels, bundle.labels());
   const auto thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
 
   auto run = [&](const std::string& text) {
-    const auto scores = explainer.score(text);
-    const auto chosen = explain::labels_to_explain(scores.scores, thresholds, a.top_k, named);
+    const auto chosen = explain::labels_to_explain(explainer.scores(text), thresholds, a.top_k, named);
     for (const auto& e : explainer.explain(text, chosen)) {
       if (a.format == "pretty")
         print_pretty(e, text, bundle.labels());

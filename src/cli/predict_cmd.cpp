@@ -121,10 +121,7 @@ struct ExplainingModel {
 
 std::unique_ptr<ExplainingModel> load_explainer(const PredictArgs& a, torch::Device device) {
   auto m = std::make_unique<ExplainingModel>();
-  model::LoadOptions load;
-  load.require_all_weights = true;
-  m->bundle = model::load_model_dir(a.model_dir, load);
-  m->bundle.model->to(device);
+  m->bundle = explain::load_model_to_explain(a.model_dir, device);
   m->explainer.emplace(m->bundle, explain::options_named(a.how.method, a.how.steps, a.how.baseline, a.max_length));
   return m;
 }

@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <numeric>
 #include <stdexcept>
 
 #include "infer/predictor.h"
@@ -49,6 +48,14 @@ Options options_named(const std::string& method, std::size_t steps, const std::s
   o.baseline = *b;
   o.max_length = max_length;
   return o;
+}
+
+model::ModelBundle load_model_to_explain(const std::filesystem::path& dir, torch::Device device) {
+  model::LoadOptions load;
+  load.require_all_weights = true;
+  model::ModelBundle bundle = model::load_model_dir(dir, load);
+  bundle.model->to(device);
+  return bundle;
 }
 
 namespace {
@@ -190,19 +197,12 @@ Explainer::Explainer(model::ModelBundle& bundle, Options options) : bundle_(bund
   for (auto& p : bundle_.model->parameters()) p.set_requires_grad(false);
 }
 
-Explainer::Scores Explainer::score(const std::string& text) const {
-  torch::NoGradGuard no_grad;
-  const auto device = model_device(*bundle_.model);
+std::vector<float> Explainer::scores(const std::string& text) const {
   const auto enc = bundle_.tokenizer->encode(text, max_length_);
-  const auto n = static_cast<std::int64_t>(enc.ids.size());
-  const auto ids = torch::tensor(std::vector<std::int64_t>(enc.ids.begin(), enc.ids.end()), torch::kInt64).view({1, n});
-  const auto logits = bundle_.model->forward(ids.to(device), all_ones_mask(1, n, device)).to(torch::kCPU);
+  const auto logits = infer::compute_logits(bundle_.model, {&enc.ids}, 1, bundle_.tokenizer->pad_id(),
+                                            model_device(*bundle_.model));
   const auto scores = infer::scores_from_logits(logits, bundle_.config()).contiguous();
-  const auto l = logits.contiguous();
-  Scores s;
-  s.logits.assign(l.data_ptr<float>(), l.data_ptr<float>() + l.numel());
-  s.scores.assign(scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel());
-  return s;
+  return {scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel()};
 }
 
 std::vector<Explanation> Explainer::explain(const std::string& text, const std::vector<std::size_t>& labels) const {
@@ -282,16 +282,10 @@ std::vector<Explanation> Explainer::explain(const std::string& text, const std::
 std::vector<std::size_t> labels_to_explain(const std::vector<float>& scores, const std::vector<float>& thresholds,
                                            std::size_t top_k, const std::vector<std::size_t>& named) {
   if (!named.empty()) return named;
-  std::vector<std::size_t> order(scores.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
-  if (top_k > 0) {
-    order.resize(std::min(top_k, order.size()));
-    return order;
-  }
-  auto chosen = infer::select_labels(scores, thresholds, 0);
-  if (chosen.empty() && !order.empty()) chosen.push_back(order.front());
-  return chosen;
+  const std::vector<float> any(scores.size(), 0.0f);  // every probability reaches 0: ranks them all
+  if (top_k > 0) return infer::select_labels(scores, any, top_k);
+  const auto chosen = infer::select_labels(scores, thresholds, 0);
+  return chosen.empty() ? infer::select_labels(scores, any, 1) : chosen;
 }
 
 nlohmann::ordered_json to_json(const Explanation& e, const std::string& text, const std::vector<std::string>& labels) {

@@ -70,17 +70,18 @@ struct Explanation {
   bool truncated = false;       // the text had more tokens than max_length; the rest is not explained
 };
 
+// The model of `dir` with plain float weights on `device`, every weight from the checkpoint: what an
+// Explainer needs (the packed inference model cannot take gradients).
+model::ModelBundle load_model_to_explain(const std::filesystem::path& dir, torch::Device device);
+
 class Explainer {
  public:
   // `bundle` must hold plain (not packed) float weights; its parameters stop requiring gradients and
   // the model goes to eval mode (no dropout).
   Explainer(model::ModelBundle& bundle, Options options);
 
-  // Scores (as predict gives them) and logits of the text, for choosing labels to explain.
-  struct Scores {
-    std::vector<float> logits, scores;
-  };
-  Scores score(const std::string& text) const;
+  // The text's scores per label (as predict gives them), for choosing the labels to explain.
+  std::vector<float> scores(const std::string& text) const;
   // One explanation per label id, in the order given.
   std::vector<Explanation> explain(const std::string& text, const std::vector<std::size_t>& labels) const;
 

@@ -141,8 +141,7 @@ std::string Service::explain(const std::string& body, std::size_t& texts_out) co
     const std::lock_guard<std::mutex> one_at_a_time(explaining_);
     const explain::Explainer explainer(*plain_, how);
     for (const auto& text : r.predict.texts) {
-      const auto scores = explainer.score(text);
-      const auto chosen = explain::labels_to_explain(scores.scores, thr, r.predict.top_k, named);
+      const auto chosen = explain::labels_to_explain(explainer.scores(text), thr, r.predict.top_k, named);
       for (const auto& e : explainer.explain(text, chosen)) out["explanations"].push_back(explain::to_json(e, text, bundle_.labels()));
     }
   }
@@ -191,10 +190,7 @@ int run_server(const ServeOptions& o) {
   Service service(o, bundle, predictor, metrics);
   std::optional<model::ModelBundle> plain;
   if (o.explain) {
-    model::LoadOptions load;
-    load.require_all_weights = true;
-    plain = model::load_model_dir(o.model_dir, load);
-    plain->model->to(device);
+    plain = explain::load_model_to_explain(o.model_dir, device);
     service.set_explainer_model(&*plain);
   }
 
