@@ -5,7 +5,9 @@ padded to each batch's longest text, timed the same way.
   trainer  Hugging Face Trainer (the report's training stack) over the same batches in order,
            padded by DataCollatorWithPadding, max_grad_norm 1, lr 2e-5; each optimizer step timed
   infer    forward in inference mode
-Usage: pytorch_bench.py (train|trainer|infer) --model DIR --data FILE [--steps N] [--warmup N]
+  ddp      the train loop under torchrun with DistributedDataParallel (gloo): each rank takes its share
+           of every global batch (python3 -m torch.distributed.run --nproc-per-node N pytorch_bench.py ddp ...)
+Usage: pytorch_bench.py (train|trainer|infer|ddp) --model DIR --data FILE [--steps N] [--warmup N]
        [--batch-size N] [--seed N] [--threads N]"""
 import argparse
 import contextlib
@@ -52,7 +54,7 @@ class StepTimer(TrainerCallback):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["train", "trainer", "infer"])
+    ap.add_argument("mode", choices=["train", "trainer", "infer", "ddp"])
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--steps", type=int, default=20)
@@ -63,8 +65,14 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model = AutoModelForSequenceClassification.from_pretrained(a.model)
+    rank, world = 0, 1
+    if a.mode == "ddp":  # started by torchrun: each rank trains on its share of every global batch
+        torch.distributed.init_process_group("gloo")
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        model = torch.nn.parallel.DistributedDataParallel(model)
     tok = AutoTokenizer.from_pretrained(a.model)
-    L = model.config.num_labels
+    config = model.module.config if a.mode == "ddp" else model.config
+    L = config.num_labels
     with open(a.data, encoding="utf-8") as f:
         rows = [l.rstrip("\n").split("\t") for l in f]
     picks = [[splitmix64(a.seed * 1000003 + k * a.batch_size + j) % len(rows) for j in range(a.batch_size)]
@@ -93,13 +101,17 @@ def main():
         opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
         step_times = []
         for k, b in enumerate(ex):
+            if a.mode == "ddp":
+                each, extra = divmod(len(b), world)
+                start = rank * each + min(rank, extra)
+                b = b[start:start + each + (1 if rank < extra else 0)]
             enc = tok.pad({"input_ids": [e[0] for e in b]}, return_tensors="pt")  # right-padded to the longest
             ids, mask = enc["input_ids"], enc["attention_mask"]
             targets = torch.zeros(len(b), L)
             for i, e in enumerate(b):
                 targets[i, e[1]] = 1
             t0 = time.perf_counter()
-            if a.mode == "train":
+            if a.mode in ("train", "ddp"):
                 model.train()
                 loss = F.binary_cross_entropy_with_logits(model(input_ids=ids, attention_mask=mask).logits, targets)
                 loss.backward()
@@ -119,8 +131,11 @@ def main():
         seq = max(len(e[0]) for e in b)
         real += n_real
         padded += seq * len(b)
-        flops += n_real * flops_per_token(model.config, seq) * (1 if a.mode == "infer" else 3)
-    print(json.dumps({"mode": a.mode, "impl": "transformers-trainer" if a.mode == "trainer" else "pytorch",
+        flops += n_real * flops_per_token(config, seq) * (1 if a.mode == "infer" else 3)
+    if rank != 0:
+        return
+    impl = {"trainer": "transformers-trainer", "ddp": f"pytorch-ddp-{world}"}.get(a.mode, "pytorch")
+    print(json.dumps({"mode": a.mode, "impl": impl,
                       "batch_size": a.batch_size, "steps": a.steps, "threads": torch.get_num_threads(),
                       "examples_per_s": a.steps * a.batch_size / seconds, "tokens_per_s": real / seconds,
                       "padded_tokens_per_s": padded / seconds, "gflops_per_s": flops / seconds / 1e9,

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake make pkg-config
-  libtorch-dev libdnnl-dev libopenblas0-openmp libopenblas-openmp-dev
+  libtorch-dev libdnnl-dev libopenblas0-openmp libopenblas-openmp-dev libgloo-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libutf8proc-dev libgtest-dev libssl-dev libcurl4-openssl-dev libcpp-httplib-dev
   # test-only: PyTorch and scikit-learn under the oracles (scripts/install-test-deps.sh adds
   # transformers and playwright from PyPI in a virtual environment), headless Chromium for the web page
@@ -14,6 +14,8 @@ packages=(
   clang libclang-rt-14-dev
   # benchmarks: GNU time's peak memory (bench/quality.sh, bench/monitor_bench.sh)
   time
+  # test-only: two "hosts" in network namespaces for the multi-host training test
+  iproute2
 )
 
 missing=()

@@ -60,6 +60,25 @@ TEST(PackedLinear, Float32EqualsTorchLinearForAnyRowCount) {
   EXPECT_THROW(packed.forward(torch::randn({2, 96}, torch::kFloat64)), std::invalid_argument);
 }
 
+TEST(PackedLinear, BFloat16IsFloatOnRoundedOperands) {
+  if (!emotune::model::cpu_runs_bf16()) GTEST_SKIP() << "this CPU has no AVX512_BF16 or AMX";
+  const auto layer = random_layer(768, 256);
+  auto rounded = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat32); };
+  const Layer bf16_layer{rounded(layer.weight), layer.bias};
+  for (auto act : {Activation::None, Activation::Gelu}) {
+    const PackedLinear packed(layer.weight, layer.bias, Precision::BFloat16, act);
+    EXPECT_EQ(std::string(packed.implementation()).find("ref"), std::string::npos) << packed.implementation();
+    for (int64_t rows : {1, 9, 40}) {
+      const auto x = torch::randn({rows, 768});
+      const auto got = packed.forward(x);
+      // A product of two bf16 numbers is exact in float: only the summation order differs.
+      const auto want = reference(bf16_layer, rounded(x), act);
+      EXPECT_LT(max_abs(got - want), 1e-5 * (1.0 + max_abs(want))) << "rows " << rows;
+      EXPECT_GT(max_abs(got - reference(layer, x, act)), 0.0);  // and it is not the float product
+    }
+  }
+}
+
 TEST(PackedLinear, Int8IsCloseToFloatButNotEqual) {
   const auto layer = random_layer(768, 256);
   for (auto act : {Activation::None, Activation::Gelu}) {
@@ -80,7 +99,8 @@ TEST(PackedLinear, Int8IsCloseToFloatButNotEqual) {
 
 TEST(PackedLinear, ConcurrentCallsGiveTheSameResults) {
   const auto layer = random_layer(128, 384);
-  for (auto precision : {Precision::Float32, Precision::Int8}) {
+  for (auto precision : {Precision::Float32, Precision::BFloat16, Precision::Int8}) {
+    if (precision == Precision::BFloat16 && !emotune::model::cpu_runs_bf16()) continue;
     const PackedLinear packed(layer.weight, layer.bias, precision);
     std::vector<torch::Tensor> inputs, alone(4), together(4);
     for (int i = 0; i < 4; ++i) inputs.push_back(torch::randn({17 + 10 * i, 128}));

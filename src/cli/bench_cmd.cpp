@@ -3,6 +3,7 @@
 // the same batches (splitmix64 over the seed), so the two can be compared in one run.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -28,7 +29,7 @@ struct BenchArgs {
   std::size_t max_length = 128;
   std::uint64_t seed = 0;
   int threads = 0;
-  std::string quantize;
+  std::string precision;
   bool offline = false;
 };
 
@@ -62,12 +63,12 @@ double sgemm_gflops(const model::ModelConfig& c) {
 int bench(const BenchArgs& a) {
   if (a.mode != "train" && a.mode != "infer") throw UserError("bench mode must be train or infer");
   model::configure_threads(a.threads);
-  if (a.mode == "train" && !a.quantize.empty() && a.quantize != "none")
-    throw UserError("--quantize is for inference (bench infer)");
+  if (a.mode == "train" && !a.precision.empty() && a.precision != "none" && a.precision != "f32")
+    throw UserError("--precision and --quantize are for inference (bench infer)");
   if (a.mode == "train") model::keep_freed_memory();  // as `emotune train` runs
   // Inference packs the model for oneDNN, as predict, eval and serve do; training keeps it plain.
   model::ModelBundle bundle = model::load_model_dir(
-      a.model_dir, a.mode == "infer" ? model::inference_options(a.quantize, torch::kCPU) : model::LoadOptions{});
+      a.model_dir, a.mode == "infer" ? model::inference_options(a.precision, torch::kCPU) : model::LoadOptions{});
   const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
   const auto enc = data::encode_dataset(ds, *bundle.tokenizer, a.max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());
@@ -83,6 +84,7 @@ int bench(const BenchArgs& a) {
   std::unique_ptr<train::StepRunner> runner;
   if (a.mode == "train") runner = std::make_unique<train::StepRunner>(bundle.model, train::Loss{}, 0.0, 1.0, torch::kCPU);
   double real = 0, padded = 0, flops = 0, seconds = 0;
+  std::vector<double> step_ms;
   for (int64_t k = 0; k < a.warmup + a.steps; ++k) {
     const auto rows = batch_rows(k);
     const auto mb = train::make_micro_batch(enc, rows.data(), rows.size(), L, bundle.tokenizer->pad_id());
@@ -98,6 +100,7 @@ int bench(const BenchArgs& a) {
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (k < a.warmup) continue;
     seconds += dt;
+    step_ms.push_back(dt * 1e3);
     const double seq = static_cast<double>(mb.inputs.input_ids.size(1));
     real += static_cast<double>(mb.inputs.real_tokens);
     padded += static_cast<double>(mb.inputs.input_ids.numel());
@@ -105,6 +108,11 @@ int bench(const BenchArgs& a) {
              (a.mode == "train" ? 3.0 : 1.0);
   }
   const double sgemm = sgemm_gflops(bundle.config());
+  auto percentile = [&](double q) {  // nearest rank
+    std::vector<double> sorted = step_ms;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted[std::min(sorted.size() - 1, static_cast<std::size_t>(q * static_cast<double>(sorted.size())))];
+  };
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   const nlohmann::ordered_json out{{"mode", a.mode},
@@ -116,9 +124,12 @@ int bench(const BenchArgs& a) {
                                    {"tokens_per_s", real / seconds},
                                    {"padded_tokens_per_s", padded / seconds},
                                    {"gflops_per_s", flops / seconds / 1e9},
+                                   {"step_ms_p50", percentile(0.5)},
+                                   {"step_ms_p99", percentile(0.99)},
                                    {"sgemm_gflops_per_s", sgemm},
                                    {"useful_fraction_of_sgemm", flops / seconds / 1e9 / sgemm},
-                                   {"quantize", a.quantize.empty() ? "none" : a.quantize},
+                                   {"quantize", a.precision == "int8" ? "int8" : "none"},
+                                   {"precision", a.precision.empty() || a.precision == "none" ? "f32" : a.precision},
                                    {"model_type", bundle.config().model_type},
                                    {"blas_core", model::blas_core_name()},
                                    {"onednn_isa", model::onednn_isa_name()},
@@ -141,7 +152,7 @@ void add_bench_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text")->check(CLI::Range(2, 512));
   cmd->add_option("--seed", a->seed, "Seed of the batch draw");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  add_quantize_option(cmd, a->quantize);
+  add_precision_options(cmd, a->precision);
   add_offline_flag(cmd, a->offline);
   cmd->callback([a, &action] {
     action = [a] {

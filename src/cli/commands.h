@@ -50,10 +50,15 @@ inline const CLI::Validator FiniteNumber(
     },
     "FINITE");
 
-// --quantize int8 for the inference commands (predict, eval, serve, bench).
-inline void add_quantize_option(CLI::App* cmd, std::string& quantize) {
-  cmd->add_option("--quantize", quantize, "int8: dynamic int8 encoder layers (CPU; faster, slightly less exact)")
-      ->check(CLI::IsMember({"int8", "none"}));
+// The numbers of the encoder's layers for the inference commands (predict, eval, serve, bench):
+// --precision f32|bf16|int8, and --quantize int8, its older name for int8.
+inline void add_precision_options(CLI::App* cmd, std::string& precision) {
+  auto* p = cmd->add_option("--precision", precision,
+                            "f32 | bf16 (bfloat16 products through oneDNN; CPUs with AVX512_BF16 or AMX) | int8 (dynamic int8)")
+                ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+  cmd->add_option("--quantize", precision, "int8: dynamic int8 encoder layers (CPU; faster, slightly less exact)")
+      ->check(CLI::IsMember({"int8", "none"}))
+      ->excludes(p);
 }
 
 // --offline: names resolve through the caches only (HF_HUB_OFFLINE=1 does the same).
@@ -62,12 +67,12 @@ inline void add_offline_flag(CLI::App* cmd, bool& offline) {
 }
 
 // Where and how the model runs, for the commands that load one for inference (predict, eval, serve):
-// --threads, --device, --quantize, --offline.
-inline void add_runtime_options(CLI::App* cmd, int& threads, std::string& device, std::string& quantize,
+// --threads, --device, --precision/--quantize, --offline.
+inline void add_runtime_options(CLI::App* cmd, int& threads, std::string& device, std::string& precision,
                                 bool& offline) {
   cmd->add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  add_quantize_option(cmd, quantize);
+  add_precision_options(cmd, precision);
   add_offline_flag(cmd, offline);
 }
 

@@ -30,7 +30,7 @@ struct EvalArgs {
   std::size_t max_length = 0;
   int threads = 0;
   std::string device = "cpu";
-  std::string quantize;
+  std::string precision;
   bool offline = false;
 };
 
@@ -138,7 +138,7 @@ int evaluate(const EvalArgs& a) {
   } else {
     throw UserError("give --data FILE or --data-dir DIR (with --split dev|test)");
   }
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, device));
+  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.precision, device));
   Evaluator evaluator(a, bundle, device, static_cast<std::size_t>(threads));
   const auto& labels = evaluator.labels();
 
@@ -224,7 +224,7 @@ void add_eval_command(CLI::App& app, Action& action) {
   cmd->add_option("--dump-probs", a->dump_probs, "Write {gold, probs} per example as JSONL");
   cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");
-  add_runtime_options(cmd, a->threads, a->device, a->quantize, a->offline);
+  add_runtime_options(cmd, a->threads, a->device, a->precision, a->offline);
   cmd->callback([a, &action] {
     action = [a] {
       const auto fo = fetch::cli_fetch_options(a->offline);

@@ -42,7 +42,7 @@ struct MonitorArgs {
   std::size_t batch_size = 32;
   int threads = 0;
   std::string device = "cpu";
-  std::string quantize;
+  std::string precision;
   bool offline = false;
 };
 
@@ -166,7 +166,7 @@ int run_monitor(const MonitorArgs& a) {
   }
   const auto threads = static_cast<std::size_t>(model::configure_threads(a.threads));
   const torch::Device device = model::resolve_device(a.device);
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, device));
+  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.precision, device));
   infer::Predictor predictor(bundle, device);
   const auto thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
   std::vector<monitor::Rule> rules;
@@ -283,7 +283,7 @@ void add_monitor_command(CLI::App& app, Action& action) {
   cmd->add_flag("--keep-text", a->keep_text, "Keep the window's texts (in summary.json); otherwise no text is kept");
   cmd->add_flag("--skip-bad-lines", a->skip_bad_lines, "Skip and count malformed lines instead of stopping");
   cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
-  add_runtime_options(cmd, a->threads, a->device, a->quantize, a->offline);
+  add_runtime_options(cmd, a->threads, a->device, a->precision, a->offline);
   cmd->callback([a, &action] {
     action = [a] {
       a->model_dir = fetch::resolve_model(a->model_dir, fetch::cli_fetch_options(a->offline), "--model").string();

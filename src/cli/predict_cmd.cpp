@@ -33,7 +33,7 @@ struct PredictArgs {
   std::size_t max_length = 0;
   int threads = 0;
   std::string device = "cpu";
-  std::string quantize;
+  std::string precision;
   bool offline = false;
   bool explain = false;
   ExplainFlags how;
@@ -131,7 +131,7 @@ int predict(PredictArgs a) {
   if (a.explain && a.format != "jsonl") throw UserError("--explain writes JSON lines: use --format jsonl");
   const auto threads = static_cast<std::size_t>(model::configure_threads(a.threads));
   const torch::Device device = model::resolve_device(a.device);
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.quantize, device));
+  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.precision, device));
   infer::Predictor predictor(bundle, device, a.max_length);
   std::vector<float> thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
   if (a.threshold) std::fill(thresholds.begin(), thresholds.end(), *a.threshold);
@@ -179,7 +179,7 @@ void add_predict_command(CLI::App& app, Action& action) {
   cmd->add_flag("--logits", a->logits, "Add the raw logits (label-id order)");
   cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");
-  add_runtime_options(cmd, a->threads, a->device, a->quantize, a->offline);
+  add_runtime_options(cmd, a->threads, a->device, a->precision, a->offline);
   cmd->add_flag("--explain", a->explain, "Add an explanation of each predicted label (see `emotune explain`; JSON lines)");
   add_explain_flags(cmd, a->how, "explain-");
   cmd->callback([a, &action] {

@@ -26,7 +26,7 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--explain-max-steps", o->explain_max_steps, "Most integrated-gradients steps a request may ask for")
       ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
   auto offline = std::make_shared<bool>(false);
-  add_runtime_options(cmd, o->threads, o->device, o->quantize, *offline);
+  add_runtime_options(cmd, o->threads, o->device, o->precision, *offline);
   cmd->callback([o, offline, no_explain, &action] {
     o->explain = !*no_explain;
     action = [o, offline] {

@@ -2,6 +2,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "dist/launcher.h"
 #include "fetch/resolve.h"
 #include "model/runtime.h"
 #include "cli/commands.h"
@@ -83,6 +84,20 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", o->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--note", o->note, "A note stored in training_args.json");
+  // data-parallel training (torchrun's environment, or the launcher below)
+  auto launch = std::make_shared<dist::LauncherOptions>();
+  cmd->add_option("--nproc-per-node", launch->nproc_per_node,
+                  "Start N worker processes on this host that train together (--batch-size stays the global batch)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--nnodes", launch->nnodes, "Hosts taking part (each runs the same command with its --node-rank)")
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--node-rank", launch->node_rank, "This host's index, 0..nnodes-1")->check(CLI::Range(0, 65535));
+  cmd->add_option("--master-addr", launch->master_addr, "Address of node 0, where the ranks meet (default 127.0.0.1)");
+  cmd->add_option("--master-port", launch->master_port, "Port on node 0 (default: a free one on one host, 29500 on several)")
+      ->check(CLI::Range(1, 65535));
+  cmd->add_option("--dist-backend", o->dist_backend, "gloo (CPU) | nccl (CUDA)")->check(CLI::IsMember({"gloo", "nccl"}));
+  cmd->add_option("--dist-timeout", o->dist_timeout_s, "Seconds a rank waits for the others before giving up with an error")
+      ->check(CLI::Range(1, 86400));
   auto offline = std::make_shared<bool>(false);
   add_offline_flag(cmd, *offline);
   cmd->callback([=, &action] {
@@ -92,11 +107,18 @@ void add_train_command(CLI::App& app, Action& action) {
     o->shuffle = !*no_shuffle;
     if (o->base_dir.empty() && o->model_dir.empty() && !o->resume) o->base_dir = env_or("EMOTUNE_BASE_MODEL", "");
     if (o->data_dir.empty() && o->train_file.empty()) o->data_dir = env_or("EMOTUNE_DATA_DIR", "");
-    action = [o, offline] {
+    const bool launching = launch->nproc_per_node > 0;
+    if (!launching && (launch->nnodes != 1 || launch->node_rank != 0 || !launch->master_addr.empty() || launch->master_port))
+      throw CLI::ValidationError("--nnodes, --node-rank, --master-addr and --master-port go with --nproc-per-node");
+    if (launching && std::getenv("WORLD_SIZE"))
+      throw CLI::ValidationError("--nproc-per-node: this process is already a rank of a launched run (WORLD_SIZE is set)");
+    action = [o, offline, launch, launching] {
       const auto fo = fetch::cli_fetch_options(*offline);
       o->base_dir = fetch::resolve_model(o->base_dir, fo, "--base").string();
       o->model_dir = fetch::resolve_model(o->model_dir, fo, "--model").string();
       o->data_dir = fetch::resolve_data_dir(o->data_dir, fo).string();
+      // The launcher fetches once; its workers then find the model and data in the cache.
+      if (launching) return dist::run_workers(*launch);
       model::keep_freed_memory();
       return train::run_training(*o);
     };

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "model/family.h"
+#include "model/runtime.h"
 #include "model/safetensors.h"
 #include "model/weights_file.h"
 #include "util/atomic_file.h"
@@ -173,13 +174,18 @@ void refuse_missing_weights(SequenceClassifierImpl& model, const LoadReport& rep
 
 }  // namespace
 
-LoadOptions inference_options(const std::string& quantize, const torch::Device& device) {
+LoadOptions inference_options(const std::string& precision, const torch::Device& device) {
   LoadOptions o;
-  const bool int8 = !quantize.empty() && quantize != "none";
-  if (int8 && quantize != "int8") throw std::invalid_argument("--quantize must be int8 (got '" + quantize + "')");
-  if (int8 && !device.is_cpu())
-    throw std::invalid_argument("--quantize int8 runs on the CPU only (drop --device cuda)");
-  if (device.is_cpu()) o.pack = int8 ? Precision::Int8 : Precision::Float32;
+  const Precision p = precision.empty() || precision == "none" || precision == "f32" ? Precision::Float32
+                      : precision == "int8"                                         ? Precision::Int8
+                      : precision == "bf16"                                         ? Precision::BFloat16
+                      : throw std::invalid_argument("--precision must be f32, bf16 or int8 (got '" + precision + "')");
+  if (p != Precision::Float32 && !device.is_cpu())
+    throw std::invalid_argument("--precision " + precision + " runs on the CPU only (drop --device cuda)");
+  if (p == Precision::BFloat16 && !cpu_runs_bf16())
+    throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + onednn_isa_name() +
+                                " here (use f32 or int8)");
+  if (device.is_cpu()) o.pack = p;
   o.require_all_weights = true;
   return o;
 }

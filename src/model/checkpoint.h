@@ -48,9 +48,9 @@ struct LoadOptions {
   bool require_all_weights = false;
 };
 
-// Load options for inference with `quantize` = "" (float) or "int8" on `device`: packed for oneDNN on
+// Load options for inference with `precision` = "" or "f32" (float), "bf16" or "int8" on `device`: packed for oneDNN on
 // the CPU (int8 needs the CPU), plain on a GPU.
-LoadOptions inference_options(const std::string& quantize, const torch::Device& device);
+LoadOptions inference_options(const std::string& precision, const torch::Device& device);
 
 // A classifier and its tokenizer read from a model directory.
 struct ModelBundle {

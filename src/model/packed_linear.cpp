@@ -62,10 +62,20 @@ __attribute__((target_clones("avx2", "default"))) void quantize(const float* x, 
   }
 }
 
+dt src_type(Precision p) { return p == Precision::Int8 ? dt::u8 : p == Precision::BFloat16 ? dt::bf16 : dt::f32; }
+dt weight_type(Precision p) { return p == Precision::Int8 ? dt::s8 : p == Precision::BFloat16 ? dt::bf16 : dt::f32; }
+
 dnnl::algorithm eltwise_of(Activation a) {
   return a == Activation::Gelu ? dnnl::algorithm::eltwise_gelu_erf : dnnl::algorithm::eltwise_relu;
 }
 }  // namespace
+
+bool cpu_runs_bf16() {
+  // oneDNN's ISA values are bit sets: an ISA includes another when it has all of its bits.
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bf16 = static_cast<unsigned>(dnnl_cpu_isa_avx512_core_bf16);
+  return (isa & bf16) == bf16;
+}
 
 PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bias, Precision precision,
                            Activation activation)
@@ -79,8 +89,8 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
 
   // The row count is a run-time dimension: one kernel and one weight layout serve every batch.
   const auto rows = DNNL_RUNTIME_DIM_VAL;
-  const dnnl::memory::desc src({rows, in_}, int8 ? dt::u8 : dt::f32, tag::ab);
-  const dnnl::memory::desc any_weights({in_, out_}, int8 ? dt::s8 : dt::f32, tag::any);
+  const dnnl::memory::desc src({rows, in_}, src_type(precision), tag::ab);
+  const dnnl::memory::desc any_weights({in_, out_}, weight_type(precision), tag::any);
   const dnnl::memory::desc bias_desc({1, out_}, dt::f32, tag::ab);
   const dnnl::memory::desc dst({rows, out_}, dt::f32, tag::ab);
   dnnl::primitive_attr attr;
@@ -110,9 +120,11 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     weight_scales_.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + out_);
     const auto sums = plain.sum(1, /*keepdim=*/false, torch::kInt32).to(torch::kFloat32).contiguous();
     weight_sums_.assign(sums.data_ptr<float>(), sums.data_ptr<float>() + out_);
+  } else if (precision == Precision::BFloat16) {
+    plain = plain.to(torch::kBFloat16);  // round to nearest even, as oneDNN's own conversion
   }
   dnnl::stream stream(engine_);
-  dnnl::memory user({{in_, out_}, int8 ? dt::s8 : dt::f32, tag::ba}, engine_, plain.data_ptr());
+  dnnl::memory user({{in_, out_}, weight_type(precision), tag::ba}, engine_, plain.data_ptr());
   weights_ = dnnl::memory(desc_.weights_desc(), engine_);
   dnnl::reorder(user, weights_).execute(stream, user, weights_);
   const auto b = bias.detach().to(torch::kFloat32).contiguous();
@@ -143,8 +155,13 @@ torch::Tensor PackedLinear::forward(const torch::Tensor& x) const {
   torch::Tensor quantized;
   std::vector<float> scales, scaled_bias;
   const dnnl::memory::desc bias_desc({1, out_}, dt::f32, tag::ab);
+  torch::Tensor rounded;
   if (precision_ == Precision::Float32) {
     args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, dt::f32, tag::ab}, engine_, src.data_ptr()));
+    args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, engine_, const_cast<float*>(bias_.data())));
+  } else if (precision_ == Precision::BFloat16) {
+    rounded = src.to(torch::kBFloat16);
+    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, dt::bf16, tag::ab}, engine_, rounded.data_ptr()));
     args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, engine_, const_cast<float*>(bias_.data())));
   } else {
     // Both passes split the input into fixed chunks over the intra-op threads.

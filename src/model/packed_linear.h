@@ -1,7 +1,8 @@
 // The inference form of a linear layer, y = act(x W^T + b), run by one oneDNN matmul whose weights
 // were reordered once into the kernel's own blocked layout. Float keeps the numbers (up to summation
 // order) and runs short inputs ~2x faster than OpenBLAS, which repacks the weights on every call;
-// int8 quantises the weights per output channel once and the activations per call (dynamic int8).
+// bfloat16 rounds the weights once and the inputs per call, multiplies in bf16 and accumulates in
+// float (half the weight bytes to read: the one-text latency is memory-bound); int8 quantises the weights per output channel once and the activations per call (dynamic int8).
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -11,7 +12,10 @@
 
 namespace emotune::model {
 
-enum class Precision { Float32, Int8 };
+enum class Precision { Float32, BFloat16, Int8 };
+
+// Whether oneDNN has native bfloat16 kernels on this CPU (AVX512_BF16 or AMX), not emulated ones.
+bool cpu_runs_bf16();
 enum class Activation { None, Gelu, Relu };  // applied to the output inside the kernel
 
 class PackedLinear {

@@ -183,7 +183,7 @@ int run_server(const ServeOptions& o) {
   model::configure_threads(o.threads);
   const torch::Device device = model::resolve_device(o.device);
   const auto load_start = Clock::now();
-  model::ModelBundle bundle = model::load_model_dir(o.model_dir, model::inference_options(o.quantize, device));
+  model::ModelBundle bundle = model::load_model_dir(o.model_dir, model::inference_options(o.precision, device));
   infer::Predictor predictor(bundle, device);
   ServerMetrics metrics;
   metrics.set_model_load_seconds(std::chrono::duration<double>(Clock::now() - load_start).count());

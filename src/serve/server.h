@@ -19,7 +19,7 @@ struct ServeOptions {
   std::size_t max_concurrent_requests = 512;  // beyond: 429, as TEI answers an overloaded queue
   int threads = 0;
   std::string device = "cpu";
-  std::string quantize;  // "" or "int8"
+  std::string precision;  // "" (float32), "bf16" or "int8"
   // /v1/explain holds a second, plain float copy of the model (the packed one cannot take gradients)
   // and explains one request at a time; explain = false leaves it out (404).
   bool explain = true;

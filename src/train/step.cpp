@@ -16,7 +16,8 @@ bool decays(const std::string& name) {
 }  // namespace
 
 MicroBatch make_micro_batch(const data::EncodedDataset& ds, const std::size_t* rows, std::size_t n, int64_t num_labels,
-                            std::int32_t pad_id) {
+                            std::int32_t pad_id, double share) {
+  if (n == 0) return MicroBatch{{}, {}, {}, share};
   std::vector<const std::vector<std::int32_t>*> seqs;
   std::vector<const std::vector<int>*> labels;
   std::vector<int64_t> first;
@@ -25,12 +26,12 @@ MicroBatch make_micro_batch(const data::EncodedDataset& ds, const std::size_t* r
     labels.push_back(&ds.labels[rows[i]]);
     first.push_back(ds.first_label[rows[i]]);
   }
-  return MicroBatch{data::pad_batch(seqs, pad_id), data::multi_hot(labels, num_labels), torch::tensor(first, torch::kInt64)};
+  return MicroBatch{data::pad_batch(seqs, pad_id), data::multi_hot(labels, num_labels), torch::tensor(first, torch::kInt64), share};
 }
 
 StepRunner::StepRunner(model::SequenceClassifier model, Loss loss, double weight_decay,
-                       double max_grad_norm, torch::Device device)
-    : model_(std::move(model)), loss_(std::move(loss)), max_grad_norm_(max_grad_norm), device_(device) {
+                       double max_grad_norm, torch::Device device, dist::Group* group)
+    : model_(std::move(model)), loss_(std::move(loss)), max_grad_norm_(max_grad_norm), device_(device), group_(group) {
   std::vector<bool> decay;
   for (const auto& item : model_->named_parameters()) {
     names_.push_back(item.key());
@@ -40,6 +41,13 @@ StepRunner::StepRunner(model::SequenceClassifier model, Loss loss, double weight
   AdamWOptions o;
   o.weight_decay = weight_decay;
   opt_ = std::make_unique<AdamW>(params_, decay, o);
+  if (group_ && group_->size() > 1) {
+    std::optional<std::size_t> table;
+    const auto embeddings = model_->input_embeddings()->weight;
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      if (params_[i].is_same(embeddings)) table = i;
+    reducer_ = std::make_unique<dist::GradientReducer>(*group_, params_, table);
+  }
 }
 
 double StepRunner::step(const std::vector<MicroBatch>& micro, double lr, double& grad_norm) {
@@ -47,11 +55,21 @@ double StepRunner::step(const std::vector<MicroBatch>& micro, double lr, double&
   const auto n = static_cast<double>(micro.size());
   double loss_sum = 0;
   for (const auto& mb : micro) {
+    if (!mb.inputs.input_ids.defined()) continue;
     const auto logits =
         model_->forward(mb.inputs.input_ids.to(device_), mb.inputs.attention_mask.to(device_));
     const auto loss = loss_(logits, mb.targets.to(device_), mb.first_label.to(device_));
-    (loss / n).backward();
-    loss_sum += loss.item<double>();
+    (mb.share == 1.0 ? loss / n : loss * (mb.share / n)).backward();
+    loss_sum += loss.item<double>() * mb.share;
+  }
+  if (reducer_) {
+    std::vector<torch::Tensor> ids;
+    for (const auto& mb : micro)
+      if (mb.inputs.input_ids.defined()) ids.push_back(mb.inputs.input_ids.reshape(-1));
+    reducer_->reduce(ids.empty() ? torch::Tensor() : torch::cat(ids));
+    std::vector<torch::Tensor> total{torch::full({1}, loss_sum, torch::kFloat64)};
+    group_->all_reduce_sum(total);
+    loss_sum = total[0].item<double>();
   }
   grad_norm = max_grad_norm_ > 0 ? train::grad_norm(params_) : 0.0;
   if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {

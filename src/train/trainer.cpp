@@ -13,9 +13,11 @@
 #include <numeric>
 #include <random>
 #include <regex>
+#include <thread>
 
 #include "data/batch.h"
 #include "data/goemotions.h"
+#include "dist/group.h"
 #include "eval/metrics.h"
 #include "eval/report.h"
 #include "infer/predictor.h"
@@ -97,7 +99,8 @@ void set_rng_state(const torch::Tensor& state) {
 struct ResumeState {
   int64_t step = 0, total_steps = 0, optimizer_steps = 0, window_steps = 0;
   double best_macro_f1 = -1, window_loss = 0;
-  std::string rng_state;  // hex
+  std::string rng_state;                     // hex; rank 0's in a run of several processes
+  std::vector<std::string> rank_rng_states;  // every rank's, in rank order (runs of several processes)
 };
 
 ResumeState read_resume_state(const fs::path& path) {
@@ -130,6 +133,16 @@ ResumeState read_resume_state(const fs::path& path) {
       rng.get<std::string>().find_first_not_of("0123456789abcdef") != std::string::npos)
     throw std::runtime_error(where + ": 'rng_state' must be a hex string");
   s.rng_state = rng.get<std::string>();
+  if (j.contains("rank_rng_states")) {
+    const json& all = j.at("rank_rng_states");
+    if (!all.is_array()) throw std::runtime_error(where + ": 'rank_rng_states' must be a list of hex strings");
+    for (const auto& r : all) {
+      if (!r.is_string() || r.get<std::string>().empty() || r.get<std::string>().size() % 2 ||
+          r.get<std::string>().find_first_not_of("0123456789abcdef") != std::string::npos)
+        throw std::runtime_error(where + ": 'rank_rng_states' must be a list of hex strings");
+      s.rank_rng_states.push_back(r.get<std::string>());
+    }
+  }
   return s;
 }
 
@@ -142,6 +155,17 @@ std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, int64_t 
   std::mt19937_64 rng(seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
   for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
   return order;
+}
+
+// Rank `rank`'s rows of the `n` rows starting at `begin`: contiguous shares, the first n % size ranks
+// one row more, so that the ranks' shares in rank order are the rows of the whole batch in order.
+struct Shard {
+  std::size_t begin = 0, count = 0;
+};
+Shard shard_of(std::size_t begin, std::size_t n, int rank, int size) {
+  const auto r = static_cast<std::size_t>(rank), w = static_cast<std::size_t>(size);
+  const std::size_t each = n / w, extra = n % w;
+  return Shard{begin + r * each + std::min(r, extra), each + (r < extra ? 1 : 0)};
 }
 
 // Parses a step count ("--eval-every 500", a folder name) without wrapping or throwing std::out_of_range.
@@ -196,6 +220,8 @@ class Trainer {
   explicit Trainer(const TrainOptions& o) : o_(o), out_(without_trailing_slash(o.output)) {}
 
   int run();
+  int rank() const { return group_.rank(); }
+  int world_size() const { return group_.size(); }
 
  private:
   void find_resume_checkpoint();
@@ -204,7 +230,10 @@ class Trainer {
   void load_model();
   void load_data();
   void plan_steps();
+  void join_group();
+  int threads_per_process() const;
   void build_step_runner();
+  void check_ranks_agree();
   int64_t restore_checkpoint();  // returns the step to start from
   double train_step(int64_t step, double& grad_norm);
   json evaluate();
@@ -216,6 +245,8 @@ class Trainer {
 
   TrainOptions o_;
   fs::path out_;
+  dist::Group group_;  // this process alone, unless launched as one rank of several
+  int local_rank_ = 0, local_world_size_ = 1;  // this host's share of the ranks
   torch::Device device_{torch::kCPU};
   std::optional<model::ModelBundle> bundle_;
   std::vector<std::string> labels_;
@@ -238,11 +269,20 @@ class Trainer {
 
 void Trainer::find_resume_checkpoint() {
   const fs::path ckpts = out_ / "checkpoints";
+  if (!group_.is_writer()) {
+    // Rank 0 chooses; the others read the same checkpoint (the output directory must be shared).
+    resume_from_ = group_.writer_value("resume_from", "");
+    if (!fs::exists(resume_from_ / "trainer_state.json"))
+      throw std::runtime_error("--resume: rank 0 resumes from " + resume_from_.string() +
+                               ", which this host cannot read (--output must be on storage every rank shares)");
+    return;
+  }
   if (const auto n = util::clean_up_after_dead_writers(out_) + util::clean_up_after_dead_writers(ckpts))
     spdlog::info("{}: removed {} temporary file(s) left by a killed run", out_.string(), n);
   for (const auto& [step, path] : list_checkpoints(ckpts))
     if (fs::exists(path / "trainer_state.json")) resume_from_ = path;  // the newest complete one
   if (resume_from_.empty()) throw std::runtime_error("--resume: no checkpoint in " + ckpts.string());
+  group_.writer_value("resume_from", resume_from_.string());
 }
 
 // Refuses, before anything is loaded, an output that would destroy the input or an earlier run.
@@ -252,7 +292,7 @@ void Trainer::check_output_target() const {
     if (!input.empty() && inside(input, out_))
       throw std::invalid_argument("--output " + out_.string() + " holds the " + flag + " model " + input +
                                   ": training would replace its own input; choose another --output");
-  if (!o_.resume && fs::exists(out_) && !o_.overwrite)
+  if (group_.is_writer() && !o_.resume && fs::exists(out_) && !o_.overwrite)
     throw std::runtime_error("output directory " + out_.string() + " already exists (use --overwrite to replace it, "
                              "or --resume to continue it)");
 }
@@ -260,7 +300,7 @@ void Trainer::check_output_target() const {
 // Called once the model, the data and the plan are known to be good: an old run is moved aside (and
 // comes back if this one fails) rather than deleted up front.
 void Trainer::prepare_output() {
-  if (o_.resume) return;
+  if (o_.resume || !group_.is_writer()) return;
   if (!out_.parent_path().empty()) util::clean_up_after_dead_writers(out_.parent_path());
   if (fs::exists(out_)) replaced_run_.emplace(out_);
   fs::create_directories(out_ / "checkpoints");
@@ -345,13 +385,49 @@ void Trainer::plan_steps() {
                                 o_.eval_every + "')");
 }
 
+void Trainer::join_group() {
+  const auto launch = dist::launch_from_environment();
+  if (!launch || launch->world_size == 1) return;
+  dist::GroupOptions go;
+  go.backend = dist::parse_backend(o_.dist_backend);
+  go.timeout = std::chrono::seconds(o_.dist_timeout_s);
+  group_ = dist::Group(*launch, go);
+  local_rank_ = launch->local_rank;
+  local_world_size_ = launch->local_world_size;
+  if (!group_.is_writer()) spdlog::set_level(spdlog::level::err);  // rank 0 tells the story once
+  spdlog::info("data-parallel: {} ranks ({} on this host), {} backend, rendezvous at {}:{}", launch->world_size,
+               launch->local_world_size, o_.dist_backend, launch->master_addr, launch->master_port);
+}
+
+// Without --threads, the ranks on one host share its cores instead of each taking all of them.
+int Trainer::threads_per_process() const {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / local_world_size_);
+}
+
 void Trainer::build_step_runner() {
-  runner_ = std::make_unique<StepRunner>(bundle_->model, loss_, o_.weight_decay, o_.max_grad_norm, device_);
+  runner_ = std::make_unique<StepRunner>(bundle_->model, loss_, o_.weight_decay, o_.max_grad_norm, device_, &group_);
+}
+
+// Ranks given different arguments or data would silently train different models: compare what shapes
+// the run, and start every rank from rank 0's weights.
+void Trainer::check_ranks_agree() {
+  if (group_.size() == 1) return;
+  group_.require_same("the training setup",
+                      fmt::format("{} training examples, {} dev examples, {} steps, batch {} x {}, lr {}, seed {}, "
+                                  "max length {}, {} parameters, objective {}, loss {}",
+                                  train_.size(), dev_.size(), total_steps_, o_.batch_size, o_.grad_accum, o_.lr,
+                                  o_.seed, max_length_, runner_->params().size(), static_cast<int>(o_.objective),
+                                  loss_name(o_.loss)));
+  torch::NoGradGuard no_grad;
+  auto params = runner_->params();
+  group_.broadcast_from_writer(params);
 }
 
 int64_t Trainer::restore_checkpoint() {
   if (resume_from_.empty()) {
-    torch::manual_seed(o_.seed);
+    // Dropout draws differ between ranks (their rows differ); rank 0 draws as a single process would.
+    torch::manual_seed(o_.seed + static_cast<std::uint64_t>(group_.rank()));
     return 0;
   }
   const ResumeState state = read_resume_state(resume_from_ / "trainer_state.json");
@@ -372,15 +448,26 @@ int64_t Trainer::restore_checkpoint() {
   }
   const int64_t step = state.step;
   opt.set_steps_taken(state.optimizer_steps);
-  try {
-    set_rng_state(hex_decode(state.rng_state));
-  } catch (const c10::Error&) {
-    throw std::runtime_error((resume_from_ / "trainer_state.json").string() + ": 'rng_state' is not a generator state");
+  const std::string rank_state =
+      group_.size() == 1 ? state.rng_state
+      : static_cast<int>(state.rank_rng_states.size()) == group_.size() ? state.rank_rng_states[static_cast<std::size_t>(group_.rank())]
+                                                                        : std::string();
+  if (rank_state.empty()) {
+    spdlog::warn("the checkpoint was saved by {} process(es), this run has {}: dropout draws restart from the seed",
+                 std::max<std::size_t>(1, state.rank_rng_states.size()), group_.size());
+    torch::manual_seed(o_.seed + static_cast<std::uint64_t>(group_.rank()) + 7919ULL * static_cast<std::uint64_t>(state.step));
+  } else {
+    try {
+      set_rng_state(hex_decode(rank_state));
+    } catch (const c10::Error&) {
+      throw std::runtime_error((resume_from_ / "trainer_state.json").string() + ": 'rng_state' is not a generator state");
+    }
   }
   best_macro_f1_ = state.best_macro_f1;
   window_loss_ = state.window_loss;
   window_steps_ = state.window_steps;
 
+  if (!group_.is_writer()) return step;
   // Keep the metrics of steps up to the checkpoint; later ones are about to be recomputed.
   std::string kept;
   std::ifstream m(out_ / "metrics.jsonl");
@@ -406,8 +493,10 @@ double Trainer::train_step(int64_t step, double& grad_norm) {
   for (int64_t b = first_batch; b < last_batch; ++b) {
     const std::size_t begin = static_cast<std::size_t>(b) * o_.batch_size;
     const std::size_t end = std::min(begin + o_.batch_size, order_.size());
-    micro.push_back(make_micro_batch(train_, order_.data() + begin, end - begin, static_cast<int64_t>(labels_.size()),
-                                     bundle_->tokenizer->pad_id()));
+    const Shard mine = shard_of(begin, end - begin, group_.rank(), group_.size());
+    micro.push_back(make_micro_batch(train_, order_.data() + mine.begin, mine.count, static_cast<int64_t>(labels_.size()),
+                                     bundle_->tokenizer->pad_id(),
+                                     static_cast<double>(mine.count) / static_cast<double>(end - begin)));
   }
   return runner_->step(micro, schedule_.lr_at(step), grad_norm);
 }
@@ -415,9 +504,12 @@ double Trainer::train_step(int64_t step, double& grad_norm) {
 json Trainer::evaluate() {
   auto& model = bundle_->model;
   model->eval();
+  // Each rank scores its share of dev; every rank gets all the logits and computes the same metrics.
+  const Shard mine = shard_of(0, dev_.size(), group_.rank(), group_.size());
   std::vector<const std::vector<std::int32_t>*> seqs;
-  for (const auto& s : dev_.ids) seqs.push_back(&s);
-  const auto logits = infer::compute_logits(model, seqs, o_.eval_batch_size, bundle_->tokenizer->pad_id(), device_);
+  for (std::size_t i = mine.begin; i < mine.begin + mine.count; ++i) seqs.push_back(&dev_.ids[i]);
+  const auto logits = group_.all_gather_rows(
+      infer::compute_logits(model, seqs, o_.eval_batch_size, bundle_->tokenizer->pad_id(), device_).to(torch::kCPU));
   model->train();
   if (!torch::isfinite(logits).all().item<bool>()) throw NonFiniteError("the model's dev logits are not finite");
   const auto L = static_cast<int64_t>(labels_.size());
@@ -437,7 +529,14 @@ json Trainer::evaluate() {
               {"top1_accuracy_any_label", m.top1_accuracy_any_label}};
 }
 
+// Every rank takes part (each one's generator state is saved); rank 0 writes.
 void Trainer::save_checkpoint(int64_t step) {
+  std::vector<std::string> rank_states;
+  if (group_.size() > 1) {
+    const auto all = group_.all_gather_rows(rng_state().unsqueeze(0));
+    for (int64_t r = 0; r < all.size(0); ++r) rank_states.push_back(hex_encode(all[r]));
+  }
+  if (!group_.is_writer()) return;
   const fs::path dir = out_ / "checkpoints" / ("step-" + std::to_string(step));
   util::write_directory_atomically(dir, true, [&](const fs::path& tmp) {
     model::save_model_files(tmp, *bundle_->model, *bundle_->tokenizer);
@@ -448,15 +547,17 @@ void Trainer::save_checkpoint(int64_t step) {
       moments.emplace_back("exp_avg_sq." + runner_->param_names()[i], opt.exp_avg_sq()[i]);
     }
     model::save_safetensors(tmp / "optimizer.safetensors", moments);
-    const json state{{"step", step},
-                     {"epoch", static_cast<double>(step) / steps_per_epoch_},
-                     {"total_steps", total_steps_},
-                     {"optimizer_steps", runner_->optimizer().steps_taken()},
-                     {"best_macro_f1", best_macro_f1_},
-                     {"window_loss", window_loss_},
-                     {"window_steps", window_steps_},
-                     {"seed", o_.seed},
-                     {"rng_state", hex_encode(rng_state())}};
+    json state{{"step", step},
+               {"epoch", static_cast<double>(step) / steps_per_epoch_},
+               {"total_steps", total_steps_},
+               {"optimizer_steps", runner_->optimizer().steps_taken()},
+               {"best_macro_f1", best_macro_f1_},
+               {"window_loss", window_loss_},
+               {"window_steps", window_steps_},
+               {"seed", o_.seed},
+               {"rng_state", hex_encode(rng_state())},
+               {"world_size", group_.size()}};
+    if (!rank_states.empty()) state["rank_rng_states"] = rank_states;
     util::write_text_atomically(tmp / "trainer_state.json", state.dump(2) + "\n");
   });
   // Keep the newest few checkpoints: a full-size one is ~0.8 GB.
@@ -468,12 +569,14 @@ void Trainer::save_checkpoint(int64_t step) {
 }
 
 void Trainer::append_metrics(const json& line) {
+  if (!group_.is_writer()) return;
   std::ofstream out(out_ / "metrics.jsonl", std::ios::app);
   out << line.dump() << "\n";
   if (!out) throw std::runtime_error("cannot write " + (out_ / "metrics.jsonl").string());
 }
 
 void Trainer::write_training_args() const {
+  if (!group_.is_writer()) return;
   json a{{"taxonomy", model::taxonomy_name(o_.taxonomy)},
          {"labels", labels_},
          {"data_dir", o_.data_dir},
@@ -503,11 +606,14 @@ void Trainer::write_training_args() const {
          {"shuffle", o_.shuffle},
          {"seed", o_.seed},
          {"dropout", o_.dropout ? json(*o_.dropout) : json(nullptr)},
+         {"world_size", group_.size()},
+         {"dist_backend", group_.size() > 1 ? json(o_.dist_backend) : json(nullptr)},
          {"note", o_.note}};
   util::write_text_atomically(out_ / "training_args.json", a.dump(2) + "\n");
 }
 
 void Trainer::progress(int64_t step, double loss, double examples_per_s, double eta_s, bool force_line) {
+  if (!group_.is_writer()) return;
   const int64_t epochs = (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_;
   const std::string text = fmt::format("epoch {}/{} | step {}/{} | loss {:.4f} | {:.1f} ex/s | ETA {}",
                                        std::min(step / steps_per_epoch_ + 1, epochs), epochs, step, total_steps_, loss,
@@ -522,17 +628,23 @@ void Trainer::progress(int64_t step, double loss, double examples_per_s, double 
 }
 
 int Trainer::run() {
-  model::configure_threads(o_.threads);
-  device_ = model::resolve_device(o_.device);
   if (o_.batch_size == 0 || o_.grad_accum <= 0 || o_.log_every <= 0)
     throw std::invalid_argument("--batch-size, --grad-accum and --log-every must be positive");
-  tty_ = ::isatty(STDERR_FILENO);
+  join_group();
+  model::configure_threads(o_.threads ? o_.threads : threads_per_process());
+  device_ = model::resolve_device(o_.device);
+  if (device_.is_cuda() && group_.size() > 1) device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank_));
+  if (group_.size() > 1 && o_.batch_size < static_cast<std::size_t>(group_.size()))
+    throw std::invalid_argument("--batch-size " + std::to_string(o_.batch_size) + " is the global batch: it must hold at least one example for each of the " +
+                                std::to_string(group_.size()) + " ranks");
+  tty_ = ::isatty(STDERR_FILENO) && group_.is_writer();
   if (o_.resume) find_resume_checkpoint();
   check_output_target();
   load_model();
   load_data();
   plan_steps();
   build_step_runner();
+  check_ranks_agree();
   prepare_output();
   const int64_t start = restore_checkpoint();
   if (start == 0) write_training_args();
@@ -586,13 +698,14 @@ int Trainer::run() {
                    metrics["exact_match"].get<double>());
       if (f1 > best_macro_f1_) {
         best_macro_f1_ = f1;
-        util::write_directory_atomically(out_ / "best", true, [&](const fs::path& dir) {
+        if (group_.is_writer())
+          util::write_directory_atomically(out_ / "best", true, [&](const fs::path& dir) {
           model::save_model_files(dir, *bundle_->model, *bundle_->tokenizer);
           util::write_text_atomically(dir / "eval.json", json{{"step", done}, {"eval", metrics}}.dump(2) + "\n");
         });
       }
     }
-    const bool stop = stop_requested() != 0;
+    const bool stop = group_.any(stop_requested() != 0);
     if ((o_.save_every > 0 && done % o_.save_every == 0) || (epoch_end && done != total_steps_) || stop)
       save_checkpoint(done);
     if (stop && done < total_steps_) {
@@ -603,7 +716,7 @@ int Trainer::run() {
     }
   }
   if (tty_) std::fputc('\n', stderr);
-  model::save_model_files(out_, *bundle_->model, *bundle_->tokenizer);
+  if (group_.is_writer()) model::save_model_files(out_, *bundle_->model, *bundle_->tokenizer);
   if (replaced_run_) replaced_run_->discard();
   spdlog::info("model written to {}", out_.string());
   return 0;
@@ -624,6 +737,22 @@ void Trainer::stop_diverged(int64_t done, const std::string& what) {
 
 }  // namespace
 
-int run_training(const TrainOptions& options) { return Trainer(options).run(); }
+int run_training(const TrainOptions& options) {
+  Trainer trainer(options);
+  try {
+    return trainer.run();
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    // With several ranks, every one reports: say which.
+    const int rank = trainer.rank(), size = trainer.world_size();
+    if (size == 1) throw;
+    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+    std::string what = c10 ? c10->what_without_backtrace() : e.what();
+    what = what.substr(0, what.find('\n'));
+    if (what.rfind("rank ", 0) == 0) throw std::runtime_error(what);
+    throw std::runtime_error("rank " + std::to_string(rank) + " of " + std::to_string(size) + ": " + what);
+  }
+}
 
 }  // namespace emotune::train

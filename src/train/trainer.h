@@ -48,6 +48,10 @@ struct TrainOptions {
   std::size_t eval_batch_size = 64;
   int threads = 0;
   std::string device = "cpu";
+  // data-parallel runs: each process launched with torchrun's environment (RANK, WORLD_SIZE, ...)
+  // joins the others; --batch-size stays the global batch, split over the ranks
+  std::string dist_backend = "gloo";
+  int dist_timeout_s = 300;
   std::string note;  // a label written into training_args.json (e.g. "random-init demo")
 };
 

@@ -10,7 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
-from harness import EMOTUNE, GOEMOTIONS, init_model, main, run  # noqa: E402
+from harness import EMOTUNE, GOEMOTIONS, first_lines, init_model, main, run  # noqa: E402
 
 import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
@@ -32,11 +32,7 @@ class Case(unittest.TestCase):
 
     @classmethod
     def head(cls, src, n, name):
-        path = os.path.join(cls.tmp, name)
-        with open(src, encoding="utf-8") as f, open(path, "w", encoding="utf-8") as out:
-            for _ in range(n):
-                out.write(f.readline())
-        return path
+        return first_lines(src, n, os.path.join(cls.tmp, name))
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)

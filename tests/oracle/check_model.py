@@ -480,11 +480,17 @@ class EveryCommand(unittest.TestCase):
             self.assertEqual(read_json(os.path.join(report, "report.json"))["n_examples"], 120)
             self.assertTrue(os.path.exists(os.path.join(out, "thresholds.json")))
             f32, _ = emotune_logits(out, sample_texts(10))
-            for quantize in ("none", "int8"):
-                p = run("predict", "--model", out, "--quantize", quantize, "--format", "jsonl", "--logits",
-                        input_text="\n".join(sample_texts(10)) + "\n")
+            for precision, tol in (("f32", 1e-4), ("bf16", 0.05), ("int8", 0.1)):
+                p = run("predict", "--model", out, "--precision", precision, "--format", "jsonl", "--logits",
+                        input_text="\n".join(sample_texts(10)) + "\n", check=False)
+                if precision == "bf16" and p.returncode != 0:  # a CPU without AVX512_BF16 or AMX says so
+                    self.assertIn("--precision bf16 needs a CPU with AVX512_BF16 or AMX", p.stderr.decode())
+                    continue
+                self.assertEqual(p.returncode, 0, p.stderr.decode())
                 got = torch.tensor([json.loads(l)["logits"] for l in p.stdout.decode().splitlines()])
-                self.assertLess((got - f32).abs().max().item(), 1e-4 if quantize == "none" else 0.1)
+                self.assertLess((got - f32).abs().max().item(), tol, precision)
+                if precision != "f32":
+                    self.assertGreater((got - f32).abs().max().item(), 0, precision + " is not float")
             for mode in ("train", "infer"):
                 p = run("bench", mode, "--model", out, "--data", os.path.join(data, "train.tsv"), "--steps", "2",
                         "--warmup", "1")

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 import torch
@@ -21,7 +20,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, init_model, main, run  # noqa: E402
+from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, init_model, main, run, wait_for_lines  # noqa: E402
 
 hf_logging.set_verbosity_error()
 DROPOUT_FIELDS = {"distilbert": ("dropout", "attention_dropout", "seq_classif_dropout"),
@@ -266,12 +265,7 @@ class TrainingParity(TrainerParity, unittest.TestCase):
         out = os.path.join(self.tmp, "sig")
         proc = subprocess.Popen([EMOTUNE, *self.resumable_args(out, 300)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
-        metrics = os.path.join(out, "metrics.jsonl")
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 12:
-                break
-            time.sleep(0.02)
+        wait_for_lines(os.path.join(out, "metrics.jsonl"), 12, 60)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         if proc.returncode == 0:

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 EMOTUNE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else ""
@@ -31,6 +32,24 @@ def init_model(out, seed=42, tokenizer=None, **config):
         json.dump(cfg, f)
     run("init", "--config", path, "--tokenizer", tokenizer or TOKENIZER_DIR, "--out", out, "--seed", str(seed))
     return out
+
+
+def first_lines(src, n, path):
+    """Writes the first `n` lines of file `src` to `path` (a small split of GoEmotions); returns `path`."""
+    with open(src, encoding="utf-8") as f, open(path, "w", encoding="utf-8") as out:
+        for _ in range(n):
+            out.write(f.readline())
+    return path
+
+
+def wait_for_lines(path, n, timeout):
+    """Waits until file `path` has at least `n` lines (a run's metrics.jsonl), or `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path) and sum(1 for _ in open(path)) >= n:
+            return True
+        time.sleep(0.005)
+    return False
 
 
 def main():
