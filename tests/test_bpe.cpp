@@ -2,6 +2,8 @@
 // the tokenizers library defines them (the oracle test checks real vocabularies against it).
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "text/bpe.h"
 
 using emotune::text::ByteLevelBpe;
@@ -71,4 +73,31 @@ TEST(Bpe, TruncationKeepsTheEndToken) {
   const auto e = t.encode("a b c d e f", 4);
   EXPECT_TRUE(e.truncated);
   EXPECT_EQ(tokens(t, "a b c d e f", 4), (V{"<s>", "a", "Ġ", "</s>"}));
+}
+
+TEST(Bpe, RememberedWordsGiveTheSameTokensAndSpansFromAnyThread) {
+  const auto t = toy({{"a", "b"}, {"ab", "c"}, {"Ġ", "abc"}});
+  const std::string text = "abc abcabc xabc abc ab";
+  const auto first_ids = t.encode(text, 64).ids;
+  const auto first_spans = t.token_spans(text, 64);
+  EXPECT_EQ(tokens(t, text), (V{"<s>", "abc", "Ġabc", "abc", "Ġ", "x", "abc", "Ġabc", "Ġ", "ab", "</s>"}));
+  // The second time the words come from the cache; a copy of the tokenizer shares it.
+  const ByteLevelBpe copy = t;
+  std::vector<std::thread> threads;
+  std::vector<bool> same(4, false);
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      bool ok = true;
+      for (int r = 0; r < 200; ++r) {
+        const auto& tok = i % 2 ? copy : t;
+        ok = ok && tok.encode(text, 64).ids == first_ids;
+        const auto spans = tok.token_spans(text, 64);
+        ok = ok && spans.size() == first_spans.size();
+        for (std::size_t k = 0; ok && k < spans.size(); ++k)
+          ok = spans[k].start == first_spans[k].start && spans[k].end == first_spans[k].end;
+      }
+      same[static_cast<std::size_t>(i)] = ok;
+    });
+  for (auto& th : threads) th.join();
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(same[static_cast<std::size_t>(i)]) << "thread " << i;
 }

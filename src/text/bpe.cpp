@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <mutex>
 #include <queue>
 #include <stdexcept>
 
@@ -155,9 +156,50 @@ const std::string& byte_stand_in(unsigned char b) {
   return table[b];
 }
 
+struct ByteLevelBpe::WordCache {
+  struct Token {
+    std::int32_t id;
+    std::uint32_t first, last;  // the piece's bytes it spells
+  };
+  // Lookups by string_view without building a std::string.
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct Shard {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::vector<Token>, Hash, std::equal_to<>> words;
+  };
+  // Bounded (as tokenizers' own cache): once a shard is full, new words are merged every time.
+  static constexpr std::size_t kShards = 16, kWordsPerShard = 4096, kLongestWord = 64;
+  std::array<Shard, kShards> shards;
+
+  Shard& shard_of(std::string_view piece) { return shards[Hash{}(piece) % kShards]; }
+
+  bool append(std::string_view piece, std::vector<std::int32_t>& ids,
+              std::vector<std::pair<std::size_t, std::size_t>>* byte_ranges) {
+    Shard& s = shard_of(piece);
+    std::lock_guard<std::mutex> lock(s.mutex);
+    const auto it = s.words.find(piece);
+    if (it == s.words.end()) return false;
+    for (const Token& t : it->second) {
+      ids.push_back(t.id);
+      if (byte_ranges) byte_ranges->emplace_back(t.first, t.last);
+    }
+    return true;
+  }
+
+  void remember(std::string_view piece, std::vector<Token> tokens) {
+    if (piece.size() > kLongestWord) return;
+    Shard& s = shard_of(piece);
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.words.size() < kWordsPerShard) s.words.emplace(std::string(piece), std::move(tokens));
+  }
+};
+
 ByteLevelBpe::ByteLevelBpe(const std::unordered_map<std::string, std::int32_t>& vocab,
                            const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options)
-    : ids_(vocab), merge_list_(merges), options_(std::move(options)) {
+    : cache_(std::make_shared<WordCache>()), ids_(vocab), merge_list_(merges), options_(std::move(options)) {
   std::int32_t top = -1;
   for (const auto& [t, id] : ids_) top = std::max(top, id);
   for (const auto& a : options_.added) {
@@ -213,6 +255,7 @@ const ByteLevelBpe::Merge* ByteLevelBpe::find_merge(std::int32_t a, std::int32_t
 // as tokenizers' BPE does with its priority queue: O(n log n) even for a huge unbroken word.
 void ByteLevelBpe::bpe_into(std::string_view piece, std::vector<std::int32_t>& ids,
                             std::vector<std::pair<std::size_t, std::size_t>>* byte_ranges) const {
+  if (cache_->append(piece, ids, byte_ranges)) return;
   struct Symbol {
     std::int32_t id;
     std::int32_t prev, next;
@@ -256,11 +299,14 @@ void ByteLevelBpe::bpe_into(std::string_view piece, std::vector<std::int32_t>& i
     consider(left.prev);
     consider(c.pos);
   }
+  std::vector<WordCache::Token> merged;
   for (std::int32_t i = 0; i >= 0; i = symbols[static_cast<std::size_t>(i)].next) {
     const Symbol& s = symbols[static_cast<std::size_t>(i)];
     ids.push_back(s.id);
     if (byte_ranges) byte_ranges->emplace_back(s.first, s.last);
+    merged.push_back({s.id, s.first, s.last});
   }
+  cache_->remember(piece, std::move(merged));
 }
 
 namespace {

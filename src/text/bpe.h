@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
@@ -79,6 +80,10 @@ class ByteLevelBpe : public Tokenizer {
   void bpe_into(std::string_view piece, std::vector<std::int32_t>& ids,
                 std::vector<std::pair<std::size_t, std::size_t>>* byte_ranges) const;
   const Merge* find_merge(std::int32_t a, std::int32_t b) const;
+  // A piece's merged tokens, remembered: the same words come back all the time and merging is most
+  // of the work. Shared by copies of this tokenizer (same vocabulary), safe from several threads.
+  struct WordCache;
+  std::shared_ptr<WordCache> cache_;
 
   std::vector<std::string> tokens_;  // by id ("" where an id is unused)
   std::unordered_map<std::string, std::int32_t> ids_;
