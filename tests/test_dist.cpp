@@ -1,8 +1,6 @@
 // The data-parallel pieces without a training run: torchrun's environment, the launcher's command
 // line, and the collectives of two ranks (two threads of this process, over loopback).
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -15,18 +13,6 @@
 
 namespace emotune::dist {
 namespace {
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 class Environment : public ::testing::Test {
  protected:
@@ -107,7 +93,7 @@ TEST(Group, OfOneDoesNothing) {
 // Runs `body(group)` as ranks 0 and 1 on two threads; returns what each returned.
 template <class F>
 auto two_ranks(F body) {
-  const int port = free_port();
+  const int port = free_local_port();
   auto run = [&](int rank) {
     Launch l;
     l.rank = rank;
@@ -190,7 +176,7 @@ TEST(Group, UnreachableMasterIsNamedWithinTheTimeout) {
   Launch l;
   l.rank = 1;
   l.world_size = 2;
-  l.master_port = free_port();
+  l.master_port = free_local_port();
   GroupOptions o;
   o.timeout = std::chrono::seconds(2);
   const auto t0 = std::chrono::steady_clock::now();

@@ -39,6 +39,12 @@ std::string first_line(const std::string& s) {
 
 std::vector<uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 
+// One line of a library's exception: c10's without its backtrace.
+std::string library_message(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  return first_line(c10 ? c10->what_without_backtrace() : e.what());
+}
+
 // A failure this code diagnosed itself, already worded for the user.
 struct GroupError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -114,12 +120,8 @@ struct Group::Impl {
       return f();
     } catch (const GroupError&) {
       throw;
-    } catch (const c10::Error& e) {
-      throw std::runtime_error(me + ": " + what + " failed: " +
-                               first_line(e.what_without_backtrace()) +
-                               " (another rank stopped or became unreachable; see its error)");
     } catch (const std::exception& e) {
-      throw std::runtime_error(me + ": " + what + " failed: " + first_line(e.what()) +
+      throw std::runtime_error(me + ": " + what + " failed: " + library_message(e) +
                                " (another rank stopped or became unreachable; see its error)");
     }
   }
@@ -140,7 +142,7 @@ struct Group::Impl {
   }
 };
 
-Group::Group() : impl_(std::make_unique<Impl>()) {}
+Group::Group() : impl_(std::make_unique<Impl>()) { impl_->me = "rank 0 of 1"; }
 Group::~Group() = default;
 Group::Group(Group&&) noexcept = default;
 Group& Group::operator=(Group&&) noexcept = default;
@@ -165,7 +167,7 @@ Group::Group(const Launch& l, const GroupOptions& options)
   try {
     tcp = c10::make_intrusive<c10d::TCPStore>(l.master_addr, so);
   } catch (const std::exception& e) {
-    const std::string why = first_line(dynamic_cast<const c10::Error*>(&e) ? dynamic_cast<const c10::Error&>(e).what_without_backtrace() : e.what());
+    const std::string why = library_message(e);
     throw std::runtime_error(me + ": " +
                              (l.rank == 0 ? "cannot listen on MASTER_ADDR:MASTER_PORT " + where + " (" + why +
                                                 "; is the port in use or the address not this host's?)"
@@ -210,6 +212,8 @@ Group::Group(const Launch& l, const GroupOptions& options)
   });
   barrier();
 }
+
+std::string Group::who() const { return impl_->me; }
 
 void Group::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   if (size_ == 1) return;

@@ -47,6 +47,8 @@ class Group {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
+  // "rank R of W", as every error of a rank begins.
+  std::string who() const;
   // Rank 0 alone writes files and the progress line.
   bool is_writer() const { return rank_ == 0; }
 

@@ -39,6 +39,8 @@ std::vector<std::string> own_command_line() {
   return args;
 }
 
+}  // namespace
+
 int free_local_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -51,6 +53,8 @@ int free_local_port() {
   if (!ok) throw std::runtime_error("cannot find a free local port for the workers (give --master-port)");
   return ntohs(a.sin_port);
 }
+
+namespace {
 
 struct Worker {
   int rank = 0;

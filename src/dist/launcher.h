@@ -16,6 +16,9 @@ struct LauncherOptions {
   int master_port = 0;      // default: a free port on one node, 29500 on several
 };
 
+// A TCP port on 127.0.0.1 that nothing listens on now (the kernel's choice; free until someone takes it).
+int free_local_port();
+
 // The flags the launcher consumes (each takes a value), removed from the workers' command line.
 const std::vector<std::string>& launcher_flags();
 

@@ -121,6 +121,10 @@ ResumeState read_resume_state(const fs::path& path) {
     if (!v.is_number()) throw std::runtime_error(where + ": '" + key + "' must be a number");
     return v.get<double>();
   };
+  auto is_hex = [](const json& v) {
+    return v.is_string() && !v.get<std::string>().empty() && v.get<std::string>().size() % 2 == 0 &&
+           v.get<std::string>().find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
   ResumeState s;
   s.step = integer("step", 1);
   s.total_steps = integer("total_steps", 1);
@@ -129,19 +133,13 @@ ResumeState read_resume_state(const fs::path& path) {
   s.best_macro_f1 = number("best_macro_f1");
   s.window_loss = number("window_loss");
   const json& rng = field("rng_state");
-  if (!rng.is_string() || rng.get<std::string>().empty() || rng.get<std::string>().size() % 2 ||
-      rng.get<std::string>().find_first_not_of("0123456789abcdef") != std::string::npos)
-    throw std::runtime_error(where + ": 'rng_state' must be a hex string");
+  if (!is_hex(rng)) throw std::runtime_error(where + ": 'rng_state' must be a hex string");
   s.rng_state = rng.get<std::string>();
   if (j.contains("rank_rng_states")) {
     const json& all = j.at("rank_rng_states");
-    if (!all.is_array()) throw std::runtime_error(where + ": 'rank_rng_states' must be a list of hex strings");
-    for (const auto& r : all) {
-      if (!r.is_string() || r.get<std::string>().empty() || r.get<std::string>().size() % 2 ||
-          r.get<std::string>().find_first_not_of("0123456789abcdef") != std::string::npos)
-        throw std::runtime_error(where + ": 'rank_rng_states' must be a list of hex strings");
-      s.rank_rng_states.push_back(r.get<std::string>());
-    }
+    if (!all.is_array() || !std::all_of(all.begin(), all.end(), is_hex))
+      throw std::runtime_error(where + ": 'rank_rng_states' must be a list of hex strings");
+    for (const auto& r : all) s.rank_rng_states.push_back(r.get<std::string>());
   }
   return s;
 }
@@ -220,8 +218,7 @@ class Trainer {
   explicit Trainer(const TrainOptions& o) : o_(o), out_(without_trailing_slash(o.output)) {}
 
   int run();
-  int rank() const { return group_.rank(); }
-  int world_size() const { return group_.size(); }
+  const dist::Group& group() const { return group_; }
 
  private:
   void find_resume_checkpoint();
@@ -700,9 +697,9 @@ int Trainer::run() {
         best_macro_f1_ = f1;
         if (group_.is_writer())
           util::write_directory_atomically(out_ / "best", true, [&](const fs::path& dir) {
-          model::save_model_files(dir, *bundle_->model, *bundle_->tokenizer);
-          util::write_text_atomically(dir / "eval.json", json{{"step", done}, {"eval", metrics}}.dump(2) + "\n");
-        });
+            model::save_model_files(dir, *bundle_->model, *bundle_->tokenizer);
+            util::write_text_atomically(dir / "eval.json", json{{"step", done}, {"eval", metrics}}.dump(2) + "\n");
+          });
       }
     }
     const bool stop = group_.any(stop_requested() != 0);
@@ -745,13 +742,12 @@ int run_training(const TrainOptions& options) {
     throw;
   } catch (const std::exception& e) {
     // With several ranks, every one reports: say which.
-    const int rank = trainer.rank(), size = trainer.world_size();
-    if (size == 1) throw;
+    if (trainer.group().size() == 1) throw;
     const auto* c10 = dynamic_cast<const c10::Error*>(&e);
     std::string what = c10 ? c10->what_without_backtrace() : e.what();
     what = what.substr(0, what.find('\n'));
     if (what.rfind("rank ", 0) == 0) throw std::runtime_error(what);
-    throw std::runtime_error("rank " + std::to_string(rank) + " of " + std::to_string(size) + ": " + what);
+    throw std::runtime_error(trainer.group().who() + ": " + what);
   }
 }
 
