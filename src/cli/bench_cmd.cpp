@@ -63,7 +63,8 @@ double sgemm_gflops(const model::ModelConfig& c) {
 int bench(const BenchArgs& a) {
   if (a.mode != "train" && a.mode != "infer") throw UserError("bench mode must be train or infer");
   model::configure_threads(a.threads);
-  if (a.mode == "train" && !a.precision.empty() && a.precision != "none" && a.precision != "f32")
+  const model::Precision precision = model::parse_precision(a.precision);
+  if (a.mode == "train" && precision != model::Precision::Float32)
     throw UserError("--precision and --quantize are for inference (bench infer)");
   if (a.mode == "train") model::keep_freed_memory();  // as `emotune train` runs
   // Inference packs the model for oneDNN, as predict, eval and serve do; training keeps it plain.
@@ -128,8 +129,8 @@ int bench(const BenchArgs& a) {
                                    {"step_ms_p99", percentile(0.99)},
                                    {"sgemm_gflops_per_s", sgemm},
                                    {"useful_fraction_of_sgemm", flops / seconds / 1e9 / sgemm},
-                                   {"quantize", a.precision == "int8" ? "int8" : "none"},
-                                   {"precision", a.precision.empty() || a.precision == "none" ? "f32" : a.precision},
+                                   {"quantize", precision == model::Precision::Int8 ? "int8" : "none"},
+                                   {"precision", model::precision_name(precision)},
                                    {"model_type", bundle.config().model_type},
                                    {"blas_core", model::blas_core_name()},
                                    {"onednn_isa", model::onednn_isa_name()},

@@ -176,10 +176,7 @@ void refuse_missing_weights(SequenceClassifierImpl& model, const LoadReport& rep
 
 LoadOptions inference_options(const std::string& precision, const torch::Device& device) {
   LoadOptions o;
-  const Precision p = precision.empty() || precision == "none" || precision == "f32" ? Precision::Float32
-                      : precision == "int8"                                         ? Precision::Int8
-                      : precision == "bf16"                                         ? Precision::BFloat16
-                      : throw std::invalid_argument("--precision must be f32, bf16 or int8 (got '" + precision + "')");
+  const Precision p = parse_precision(precision);
   if (p != Precision::Float32 && !device.is_cpu())
     throw std::invalid_argument("--precision " + precision + " runs on the CPU only (drop --device cuda)");
   if (p == Precision::BFloat16 && !cpu_runs_bf16())

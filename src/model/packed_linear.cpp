@@ -70,6 +70,17 @@ dnnl::algorithm eltwise_of(Activation a) {
 }
 }  // namespace
 
+Precision parse_precision(const std::string& name) {
+  if (name.empty() || name == "none" || name == "f32") return Precision::Float32;
+  if (name == "bf16") return Precision::BFloat16;
+  if (name == "int8") return Precision::Int8;
+  throw std::invalid_argument("--precision must be f32, bf16 or int8 (got '" + name + "')");
+}
+
+const char* precision_name(Precision p) {
+  return p == Precision::Int8 ? "int8" : p == Precision::BFloat16 ? "bf16" : "f32";
+}
+
 bool cpu_runs_bf16() {
   // oneDNN's ISA values are bit sets: an ISA includes another when it has all of its bits.
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
@@ -152,16 +163,12 @@ torch::Tensor PackedLinear::forward(const torch::Tensor& x) const {
   const auto scratch = torch::empty({static_cast<int64_t>(scratch_desc.get_size())}, torch::kUInt8);
   args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratch_desc, engine_, scratch.data_ptr()));
 
-  torch::Tensor quantized;
+  torch::Tensor operand;  // the input as the kernel reads it (float, bf16 or u8), alive until it has run
   std::vector<float> scales, scaled_bias;
   const dnnl::memory::desc bias_desc({1, out_}, dt::f32, tag::ab);
-  torch::Tensor rounded;
-  if (precision_ == Precision::Float32) {
-    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, dt::f32, tag::ab}, engine_, src.data_ptr()));
-    args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, engine_, const_cast<float*>(bias_.data())));
-  } else if (precision_ == Precision::BFloat16) {
-    rounded = src.to(torch::kBFloat16);
-    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, dt::bf16, tag::ab}, engine_, rounded.data_ptr()));
+  if (precision_ != Precision::Int8) {
+    operand = precision_ == Precision::BFloat16 ? src.to(torch::kBFloat16) : src;
+    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, src_type(precision_), tag::ab}, engine_, operand.data_ptr()));
     args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, engine_, const_cast<float*>(bias_.data())));
   } else {
     // Both passes split the input into fixed chunks over the intra-op threads.
@@ -173,8 +180,8 @@ torch::Tensor PackedLinear::forward(const torch::Tensor& x) const {
     });
     const auto q = choose_activation_quant(*std::min_element(lows.begin(), lows.end()),
                                            *std::max_element(highs.begin(), highs.end()));
-    quantized = torch::empty({rows, in_}, torch::kUInt8);
-    uint8_t* qs = quantized.data_ptr<uint8_t>();
+    operand = torch::empty({rows, in_}, torch::kUInt8);
+    uint8_t* qs = operand.data_ptr<uint8_t>();
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c)
         quantize(xs + c * chunk, std::min(chunk, n - c * chunk), 1.0f / q.scale, static_cast<float>(q.zero_point),
@@ -187,7 +194,7 @@ torch::Tensor PackedLinear::forward(const torch::Tensor& x) const {
       scaled_bias[j] = bias_[j] / scales[j] - static_cast<float>(q.zero_point) * weight_sums_[j];
     }
     args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, engine_, scaled_bias.data()));
-    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, dt::u8, tag::ab}, engine_, quantized.data_ptr()));
+    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, dt::u8, tag::ab}, engine_, operand.data_ptr()));
     args.emplace(DNNL_ARG_ATTR_OUTPUT_SCALES,
                  dnnl::memory({{out_}, dt::f32, tag::a}, engine_, scales.data()));
   }

@@ -2,17 +2,22 @@
 // were reordered once into the kernel's own blocked layout. Float keeps the numbers (up to summation
 // order) and runs short inputs ~2x faster than OpenBLAS, which repacks the weights on every call;
 // bfloat16 rounds the weights once and the inputs per call, multiplies in bf16 and accumulates in
-// float (half the weight bytes to read: the one-text latency is memory-bound); int8 quantises the weights per output channel once and the activations per call (dynamic int8).
+// float (half the weight bytes to read: the one-text latency is memory-bound); int8 quantises the
+// weights per output channel once and the activations per call (dynamic int8).
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>
 #include <torch/types.h>
 
+#include <string>
 #include <vector>
 
 namespace emotune::model {
 
 enum class Precision { Float32, BFloat16, Int8 };
+// --precision's names: "f32" (also "" and --quantize's "none"), "bf16", "int8"; anything else throws.
+Precision parse_precision(const std::string& name);
+const char* precision_name(Precision p);
 
 // Whether oneDNN has native bfloat16 kernels on this CPU (AVX512_BF16 or AMX), not emulated ones.
 bool cpu_runs_bf16();
