@@ -176,16 +176,22 @@ struct ByteLevelBpe::WordCache {
 
   Shard& shard_of(std::string_view piece) { return shards[Hash{}(piece) % kShards]; }
 
+  static void append(const std::vector<Token>& tokens, std::vector<std::int32_t>& ids,
+                     std::vector<std::pair<std::size_t, std::size_t>>* byte_ranges) {
+    for (const Token& t : tokens) {
+      ids.push_back(t.id);
+      if (byte_ranges) byte_ranges->emplace_back(t.first, t.last);
+    }
+  }
+
+  // Appends the remembered tokens of `piece`; false when it is not remembered.
   bool append(std::string_view piece, std::vector<std::int32_t>& ids,
               std::vector<std::pair<std::size_t, std::size_t>>* byte_ranges) {
     Shard& s = shard_of(piece);
     std::lock_guard<std::mutex> lock(s.mutex);
     const auto it = s.words.find(piece);
     if (it == s.words.end()) return false;
-    for (const Token& t : it->second) {
-      ids.push_back(t.id);
-      if (byte_ranges) byte_ranges->emplace_back(t.first, t.last);
-    }
+    append(it->second, ids, byte_ranges);
     return true;
   }
 
@@ -302,10 +308,9 @@ void ByteLevelBpe::bpe_into(std::string_view piece, std::vector<std::int32_t>& i
   std::vector<WordCache::Token> merged;
   for (std::int32_t i = 0; i >= 0; i = symbols[static_cast<std::size_t>(i)].next) {
     const Symbol& s = symbols[static_cast<std::size_t>(i)];
-    ids.push_back(s.id);
-    if (byte_ranges) byte_ranges->emplace_back(s.first, s.last);
     merged.push_back({s.id, s.first, s.last});
   }
+  WordCache::append(merged, ids, byte_ranges);
   cache_->remember(piece, std::move(merged));
 }
 
