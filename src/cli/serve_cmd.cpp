@@ -21,6 +21,9 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-concurrent-requests", o->max_concurrent_requests,
                   "Predictions in progress at once; more are answered 429")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  cmd->add_option("--read-timeout", o->read_timeout_s,
+                  "Seconds a request may take to arrive, head and body; slower clients are dropped")
+      ->check(CLI::Range(1, 3600));
   auto no_explain = std::make_shared<bool>(false);
   cmd->add_flag("--no-explain", *no_explain, "No /v1/explain: saves the float copy of the model it keeps");
   cmd->add_option("--explain-max-steps", o->explain_max_steps, "Most integrated-gradients steps a request may ask for")

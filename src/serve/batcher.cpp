@@ -18,17 +18,15 @@ DynamicBatcher::~DynamicBatcher() {
   worker_.join();
 }
 
-std::future<std::vector<infer::Prediction>> DynamicBatcher::submit(std::vector<text::Encoding> texts) {
+void DynamicBatcher::submit(std::vector<text::Encoding> texts, Completion done) {
   std::size_t tokens = 0;
   for (const auto& e : texts) tokens += e.ids.size();
-  Job job{std::move(texts), tokens, {}};
-  auto future = job.done.get_future();
+  Job job{std::move(texts), tokens, std::move(done)};
   {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(std::move(job));
   }
   cv_.notify_all();
-  return future;
 }
 
 void DynamicBatcher::run() {
@@ -60,18 +58,22 @@ void DynamicBatcher::run() {
     }
     std::vector<text::Encoding> batch;
     for (const auto& j : jobs) batch.insert(batch.end(), j.texts.begin(), j.texts.end());
+    std::vector<infer::Prediction> preds;
+    std::exception_ptr failed;
     try {
-      auto preds = predictor_.predict_encoded(batch, batch.size());
+      preds = predictor_.predict_encoded(batch, batch.size());
       if (on_batch_) on_batch_(batch.size());
-      std::size_t at = 0;
-      for (auto& j : jobs) {
-        std::vector<infer::Prediction> mine(std::make_move_iterator(preds.begin() + static_cast<long>(at)),
-                                            std::make_move_iterator(preds.begin() + static_cast<long>(at + j.texts.size())));
-        at += j.texts.size();
-        j.done.set_value(std::move(mine));
-      }
     } catch (...) {
-      for (auto& j : jobs) j.done.set_exception(std::current_exception());
+      failed = std::current_exception();
+    }
+    std::size_t at = 0;
+    for (auto& j : jobs) {
+      std::vector<infer::Prediction> mine;
+      if (!failed)
+        mine.assign(std::make_move_iterator(preds.begin() + static_cast<long>(at)),
+                    std::make_move_iterator(preds.begin() + static_cast<long>(at + j.texts.size())));
+      at += j.texts.size();
+      j.done(std::move(mine), failed);
     }
   }
 }

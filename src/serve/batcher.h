@@ -8,7 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <future>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,15 +27,18 @@ class DynamicBatcher {
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
-  // Queues tokenized texts (at most max_batch, max_batch_tokens) and returns their predictions when
-  // their batch has run.
-  std::future<std::vector<infer::Prediction>> submit(std::vector<text::Encoding> texts);
+  // Told a job's predictions (or why there are none) on the batcher's thread, so it must be quick.
+  using Completion = std::function<void(std::vector<infer::Prediction>, std::exception_ptr)>;
+
+  // Queues tokenized texts (at most max_batch, max_batch_tokens); `done` is called when their batch
+  // has run. No thread waits meanwhile.
+  void submit(std::vector<text::Encoding> texts, Completion done);
 
  private:
   struct Job {
     std::vector<text::Encoding> texts;
     std::size_t tokens;
-    std::promise<std::vector<infer::Prediction>> done;
+    Completion done;
   };
   void run();
 

@@ -1,17 +1,17 @@
 #include "serve/server.h"
 
-#include <httplib.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <csignal>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
-#include <mutex>
-#include <numeric>
 #include <optional>
 #include <thread>
 
@@ -20,6 +20,7 @@
 #include "model/labels.h"
 #include "model/runtime.h"
 #include "serve/batcher.h"
+#include "serve/http.h"
 #include "serve/metrics.h"
 #include "serve/page.h"
 #include "serve/request.h"
@@ -33,15 +34,35 @@ using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
-void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
-  res.status = status;
-  res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(), "application/json");
+HttpResponse json_error(int status, const std::string& code, const std::string& message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = json{{"error", {{"code", code}, {"message", message}}}}.dump();
+  if (status == 429) r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+// The answer for a failure thrown while a request was handled.
+HttpResponse error_answer(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const HttpError& e) {
+    return json_error(e.status, e.code, e.message);
+  } catch (const std::exception& e) {
+    return json_error(500, "internal", e.what());
+  }
+}
+
+HttpResponse json_answer(std::string body) {
+  HttpResponse r;
+  r.body = std::move(body);
+  return r;
 }
 
 class Service {
  public:
   Service(const ServeOptions& o, model::ModelBundle& bundle, infer::Predictor& predictor, ServerMetrics& metrics)
-      : o_(o), bundle_(bundle), metrics_(metrics), predictor_(predictor),
+      : o_(o), bundle_(bundle), predictor_(predictor),
         thresholds_(infer::load_thresholds(o.model_dir, bundle.labels())),
         batcher_(predictor, o.max_batch, o.max_batch_tokens, std::chrono::microseconds(static_cast<int64_t>(o.max_wait_ms * 1000)),
                  [&metrics](std::size_t n) { metrics.observe_batch(n); }),
@@ -50,7 +71,9 @@ class Service {
     grouping_ = bundle.labels() == model::goemotions_labels();
   }
 
-  std::string predict(const std::string& body, std::size_t& texts_out) const;
+  // Parses and tokenizes on the caller's thread, then queues the texts for the batcher; `done` gets
+  // the answer on the batcher's thread. Throws HttpError for a request the client got wrong.
+  void predict(const std::string& body, std::size_t& texts_out, Respond done) const;
   // Needs a plain float copy of the model (set_explainer_model); one request at a time.
   std::string explain(const std::string& body, std::size_t& texts_out) const;
   std::string labels_json() const;
@@ -59,10 +82,12 @@ class Service {
 
  private:
   std::vector<std::size_t> label_ids(const std::vector<std::string>& names) const;
+  void check_token_budget(const std::vector<text::Encoding>& encodings) const;
+  std::string predictions_json(const PredictRequest& r, const std::vector<infer::Prediction>& preds,
+                               Clock::time_point start) const;
 
   const ServeOptions& o_;
   model::ModelBundle& bundle_;
-  ServerMetrics& metrics_;
   infer::Predictor& predictor_;
   std::vector<float> thresholds_;
   mutable DynamicBatcher batcher_;
@@ -72,18 +97,32 @@ class Service {
   mutable std::mutex explaining_;
 };
 
-std::string Service::predict(const std::string& body, std::size_t& texts_out) const {
-  const auto t0 = Clock::now();
-  const PredictRequest r = parse_predict_request(body, {o_.max_batch, o_.max_text_chars, grouping_});
-  texts_out = r.texts.size();
-  auto encodings = predictor_.encode(r.texts);  // here, on the request's thread, not the batcher's
+void Service::check_token_budget(const std::vector<text::Encoding>& encodings) const {
   std::size_t tokens = 0;
   for (const auto& e : encodings) tokens += e.ids.size();
   if (tokens > o_.max_batch_tokens)
     throw HttpError{413, "too_many_tokens", std::to_string(tokens) + " tokens; at most " +
                                                 std::to_string(o_.max_batch_tokens) + " per request (--max-batch-tokens)"};
-  const auto preds = batcher_.submit(std::move(encodings)).get();
+}
 
+void Service::predict(const std::string& body, std::size_t& texts_out, Respond done) const {
+  const auto t0 = Clock::now();
+  auto r = std::make_shared<const PredictRequest>(parse_predict_request(body, {o_.max_batch, o_.max_text_chars, grouping_}));
+  texts_out = r->texts.size();
+  auto encodings = predictor_.encode(r->texts);
+  check_token_budget(encodings);
+  batcher_.submit(std::move(encodings), [this, r, t0, done](std::vector<infer::Prediction> preds, std::exception_ptr failed) {
+    if (failed) return done(error_answer(failed));
+    try {
+      done(json_answer(predictions_json(*r, preds, t0)));
+    } catch (...) {
+      done(error_answer(std::current_exception()));
+    }
+  });
+}
+
+std::string Service::predictions_json(const PredictRequest& r, const std::vector<infer::Prediction>& preds,
+                                      Clock::time_point t0) const {
   const auto tax = model::parse_taxonomy(r.taxonomy);
   const auto& names = r.taxonomy == "original" ? bundle_.labels() : model::taxonomy_labels(tax);
   ordered_json out{{"predictions", json::array()}};
@@ -130,11 +169,7 @@ std::string Service::explain(const std::string& body, std::size_t& texts_out) co
   const auto how = explain::options_named(r.method, r.steps, r.baseline);
   std::vector<float> thr = thresholds_;
   if (r.predict.threshold) std::fill(thr.begin(), thr.end(), *r.predict.threshold);
-  std::size_t tokens = 0;
-  for (const auto& e : predictor_.encode(r.predict.texts)) tokens += e.ids.size();
-  if (tokens > o_.max_batch_tokens)
-    throw HttpError{413, "too_many_tokens", std::to_string(tokens) + " tokens; at most " +
-                                                std::to_string(o_.max_batch_tokens) + " per request (--max-batch-tokens)"};
+  check_token_budget(predictor_.encode(r.predict.texts));
 
   ordered_json out{{"explanations", json::array()}};
   {
@@ -169,6 +204,133 @@ std::string Service::labels_json() const {
       .dump();
 }
 
+// Which handler answers which method and path; every answer passes through finish() for its
+// metrics and its access-log line.
+class Router {
+ public:
+  Router(const ServeOptions& o, Service& service, ServerMetrics& metrics)
+      : o_(o), service_(service), metrics_(metrics), labels_(service.labels_json()) {}
+  // After the HTTP server has stopped: nobody waits for explanations still queued.
+  ~Router() {
+    explainer_.stop();
+    explainer_.join();
+  }
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // On an HTTP worker thread.
+  void handle(HttpRequest req, Respond respond);
+  HttpResponse refuse(int status, const std::string& code, const std::string& message);
+
+ private:
+  struct Exchange {
+    std::string method, route;
+    Clock::time_point start = Clock::now();
+    std::size_t texts = 0;
+  };
+  using Finish = std::function<void(HttpResponse)>;
+
+  // Counts a prediction or explanation from its start until its answer has been handed over.
+  struct InProgress {
+    explicit InProgress(std::atomic<std::size_t>& count) : n(count), now(++count) {}
+    InProgress(const InProgress&) = delete;
+    InProgress& operator=(const InProgress&) = delete;
+    ~InProgress() { --n; }
+    std::atomic<std::size_t>& n;
+    const std::size_t now;
+  };
+
+  Finish finisher(std::shared_ptr<Exchange> x, Respond respond);
+  std::optional<HttpResponse> page(const std::string& path) const;
+  void post(const std::string& path, const std::string& body, std::size_t& texts, Finish finish);
+
+  const ServeOptions& o_;
+  Service& service_;
+  ServerMetrics& metrics_;
+  const std::string labels_;
+  std::atomic<std::size_t> in_progress_{0};
+  boost::asio::thread_pool explainer_{1};  // explanations hold a thread for long: never an HTTP worker
+};
+
+Router::Finish Router::finisher(std::shared_ptr<Exchange> x, Respond respond) {
+  return [this, x, respond](HttpResponse r) {
+    const double secs = std::chrono::duration<double>(Clock::now() - x->start).count();
+    metrics_.observe_request(x->route, r.status, secs);
+    spdlog::info("access method={} route={} status={} texts={} ms={:.2f}", x->method, x->route, r.status, x->texts,
+                 secs * 1000);
+    respond(std::move(r));
+  };
+}
+
+// The GET routes (HEAD too: the HTTP layer leaves the body out).
+std::optional<HttpResponse> Router::page(const std::string& path) const {
+  HttpResponse r;
+  if (path == "/health") {
+    r.body = R"({"status":"ok"})";
+  } else if (path == "/v1/labels") {
+    r.body = labels_;
+  } else if (path == "/metrics") {
+    r.body = metrics_.prometheus();
+    r.content_type = "text/plain; version=0.0.4";
+  } else if (path == "/") {
+    r.body = kIndexHtml;
+    r.content_type = "text/html; charset=utf-8";
+  } else if (path == "/favicon.ico") {
+    r.status = 204;
+    r.content_type = "image/x-icon";
+  } else {
+    return std::nullopt;
+  }
+  return r;
+}
+
+void Router::handle(HttpRequest req, Respond respond) {
+  const bool is_post_route = req.path == "/v1/predict" || (req.path == "/v1/explain" && service_.explains());
+  std::optional<HttpResponse> got = page(req.path);
+  const bool is_get_route = got.has_value();
+  auto x = std::make_shared<Exchange>();
+  x->method = req.method;
+  x->route = is_post_route || is_get_route ? req.path : "other";
+  Finish finish = finisher(x, std::move(respond));
+  if (is_get_route && (req.method == "GET" || req.method == "HEAD")) return finish(std::move(*got));
+  if (is_post_route && req.method == "POST") {
+    try {
+      return post(req.path, req.body, x->texts, finish);
+    } catch (...) {
+      return finish(error_answer(std::current_exception()));
+    }
+  }
+  if (is_post_route || is_get_route) {
+    auto r = json_error(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+    r.headers.emplace_back("Allow", is_post_route ? "POST" : "GET, HEAD");
+    return finish(std::move(r));
+  }
+  finish(json_error(404, "not_found", "no route " + req.path));
+}
+
+void Router::post(const std::string& path, const std::string& body, std::size_t& texts, Finish finish) {
+  auto counted = std::make_shared<InProgress>(in_progress_);
+  if (counted->now > o_.max_concurrent_requests)
+    throw HttpError{429, "overloaded", std::to_string(o_.max_concurrent_requests) +
+                                           " requests are in progress (--max-concurrent-requests); retry shortly"};
+  // The count ends when the last copy of this callback is gone, i.e. once the answer is out.
+  Finish counted_finish = [finish, counted](HttpResponse r) { finish(std::move(r)); };
+  if (path == "/v1/predict") return service_.predict(body, texts, counted_finish);
+  boost::asio::post(explainer_, [this, body, &texts, counted_finish] {
+    try {
+      counted_finish(json_answer(service_.explain(body, texts)));
+    } catch (...) {
+      counted_finish(error_answer(std::current_exception()));
+    }
+  });
+}
+
+HttpResponse Router::refuse(int status, const std::string& code, const std::string& message) {
+  metrics_.observe_request("other", status, 0);
+  spdlog::info("access method=- route=other status={} texts=0 ms=0.00 refused={}", status, code);
+  return json_error(status, code, message);
+}
+
 }  // namespace
 
 int run_server(const ServeOptions& o) {
@@ -187,142 +349,40 @@ int run_server(const ServeOptions& o) {
   infer::Predictor predictor(bundle, device);
   ServerMetrics metrics;
   metrics.set_model_load_seconds(std::chrono::duration<double>(Clock::now() - load_start).count());
-  Service service(o, bundle, predictor, metrics);
   std::optional<model::ModelBundle> plain;
-  if (o.explain) {
-    plain = explain::load_model_to_explain(o.model_dir, device);
-    service.set_explainer_model(&*plain);
-  }
+  if (o.explain) plain = explain::load_model_to_explain(o.model_dir, device);
 
-  httplib::Server svr;
-  svr.new_task_queue = [] { return new httplib::ThreadPool(128); };  // keep-alive connections each hold a thread
-  svr.set_payload_max_length(o.max_body_bytes);
-  // Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and the
-  // client's delayed ACK add ~40 ms to every answer.
-  svr.set_tcp_nodelay(true);
-  // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server bind the
-  // same port and take half the connections.
-  svr.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-
-  // Every answer goes through here: metrics and one access-log line (no bodies).
-  auto finish = [&metrics](const httplib::Request& req, const httplib::Response& res, const std::string& route,
-                           Clock::time_point start, std::size_t texts) {
-    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-    const int status = res.status == -1 ? 200 : res.status;  // httplib fills in 200 after the handler
-    metrics.observe_request(route, status, secs);
-    spdlog::info("access method={} route={} status={} texts={} ms={:.2f}", req.method, route, status, texts,
-                 secs * 1000);
-  };
-
-  std::atomic<std::size_t> in_progress{0};
-  // The body is read here, not by httplib, so that a chunked body meets --max-body-bytes too.
-  auto post_route = [&](const std::string& route, auto answer) {
-    svr.Post(route, [&, route, answer](const httplib::Request& req, httplib::Response& res,
-                                       const httplib::ContentReader& read) {
-      const auto start = Clock::now();
-      std::size_t texts = 0;
-      struct InProgress {  // counts this request while it is handled
-        std::atomic<std::size_t>& n;
-        const std::size_t now = ++n;
-        ~InProgress() { --n; }
-      } counted{in_progress};
-      try {
-        if (counted.now > o.max_concurrent_requests) {
-          res.set_header("Retry-After", "1");
-          throw HttpError{429, "overloaded", std::to_string(o.max_concurrent_requests) +
-                                                 " requests are in progress (--max-concurrent-requests); retry shortly"};
-        }
-        std::string body;
-        bool too_large = false;
-        const bool complete = read([&](const char* data, std::size_t n) {
-          too_large = body.size() + n > o.max_body_bytes;
-          if (!too_large) body.append(data, n);
-          return !too_large;
-        });
-        // httplib refuses a declared Content-Length over the limit itself, before any byte arrives.
-        if (req.has_header("Content-Length")) {
-          const std::string declared = req.get_header_value("Content-Length");
-          std::uint64_t n = 0;
-          const auto [end, ec] = std::from_chars(declared.data(), declared.data() + declared.size(), n);
-          too_large = too_large || ec == std::errc::result_out_of_range || (ec == std::errc() && n > o.max_body_bytes);
-        }
-        if (!complete && !too_large) throw HttpError{400, "incomplete_body", "the request body ended early"};
-        if (too_large) {
-          res.set_header("Connection", "close");
-          throw HttpError{413, "body_too_large", "the body exceeds " + std::to_string(o.max_body_bytes) + " bytes"};
-        }
-        res.set_content(answer(body, texts), "application/json");
-      } catch (const HttpError& e) {
-        send_error(res, e.status, e.code, e.message);
-      } catch (const std::exception& e) {
-        send_error(res, 500, "internal", e.what());
-      }
-      finish(req, res, route, start, texts);
+  HttpLimits limits;
+  limits.max_body_bytes = o.max_body_bytes;
+  limits.read_timeout = std::chrono::seconds(o.read_timeout_s);
+  HttpServer http(limits);
+  const int port = http.listen(o.host, o.port);
+  {
+    // Declared after the HTTP server, so destroyed before it: the batcher's last answers still find it.
+    Service service(o, bundle, predictor, metrics);
+    if (plain) service.set_explainer_model(&*plain);
+    Router router(o, service, metrics);
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      if (finished) return;
+      spdlog::info("signal {}: no new connections; answering the requests already sent (a second signal stops at once)",
+                   sig);
+      http.stop();
+      sigwait(&stop_signals, &sig);
+      if (!finished) http.stop();
     });
-  };
-  post_route("/v1/predict", [&](const std::string& body, std::size_t& texts) { return service.predict(body, texts); });
-  if (service.explains())
-    post_route("/v1/explain", [&](const std::string& body, std::size_t& texts) { return service.explain(body, texts); });
-  const std::string labels = service.labels_json();
-  svr.Get("/v1/labels", [&](const httplib::Request& req, httplib::Response& res) {
-    res.set_content(labels, "application/json");
-    finish(req, res, "/v1/labels", Clock::now(), 0);
-  });
-  svr.Get("/health", [&](const httplib::Request& req, httplib::Response& res) {
-    res.set_content(R"({"status":"ok"})", "application/json");
-    finish(req, res, "/health", Clock::now(), 0);
-  });
-  svr.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
-    res.set_content(metrics.prometheus(), "text/plain; version=0.0.4");
-    finish(req, res, "/metrics", Clock::now(), 0);
-  });
-  svr.Get("/", [&](const httplib::Request& req, httplib::Response& res) {
-    res.set_content(kIndexHtml, "text/html; charset=utf-8");
-    finish(req, res, "/", Clock::now(), 0);
-  });
-  svr.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
-  // Unknown routes, wrong methods and oversized bodies are answered by httplib; give them JSON.
-  svr.set_error_handler([&](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;  // our own handlers' errors arrive here too, already answered
-    std::vector<std::string> known = {"/v1/predict", "/v1/labels", "/health", "/metrics", "/"};
-    if (service.explains()) known.push_back("/v1/explain");
-    const bool route_known = std::find(known.begin(), known.end(), req.path) != known.end();
-    if (res.status == 404 && route_known) res.status = 405;
-    if (res.status == 405)
-      send_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path);
-    else if (res.status == 404)
-      send_error(res, 404, "not_found", "no route " + req.path);
-    else if (res.status == 413)
-      send_error(res, 413, "body_too_large", "the body exceeds " + std::to_string(o.max_body_bytes) + " bytes");
-    else
-      send_error(res, res.status, "http_error", "HTTP error " + std::to_string(res.status));
-    finish(req, res, route_known ? req.path : "other", Clock::now(), 0);
-  });
-
-  int port = o.port;
-  if (o.port == 0)
-    port = svr.bind_to_any_port(o.host.c_str());
-  else if (!svr.bind_to_port(o.host.c_str(), o.port))
-    port = -1;
-  if (port <= 0)
-    throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
-                             " (in use by another process, or not an address of this machine)");
-  std::atomic<bool> signalled{false};
-  std::thread stopper([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    signalled = true;
-    spdlog::info("signal {}: no new connections; finishing requests in flight", sig);
-    svr.stop();
-  });
-  spdlog::info("serving {} on http://{}:{} (max batch {}, max wait {} ms)", o.model_dir, o.host, port, o.max_batch,
-               o.max_wait_ms);
-  svr.listen_after_bind();
-  if (!signalled) pthread_kill(stopper.native_handle(), SIGTERM);  // listen ended by itself: release the waiter
-  stopper.join();
+    spdlog::info("serving {} on http://{}:{} (max batch {}, max wait {} ms)", o.model_dir, o.host, port, o.max_batch,
+                 o.max_wait_ms);
+    http.run({[&router](HttpRequest req, Respond respond) { router.handle(std::move(req), std::move(respond)); },
+              [&router](int status, const std::string& code, const std::string& message) {
+                return router.refuse(status, code, message);
+              }});
+    finished = true;
+    pthread_kill(stopper.native_handle(), SIGTERM);  // release the waiter, wherever it waits
+    stopper.join();
+  }
   spdlog::info("stopped");
   return 0;
 }

@@ -1,4 +1,4 @@
-// `emotune serve`: the HTTP service (cpp-httplib) around a loaded model: /v1/predict with dynamic
+// `emotune serve`: the HTTP service (serve/http.h) around a loaded model: /v1/predict with dynamic
 // batching, /v1/explain, /v1/labels, /health, /metrics and the demo page at /.
 #pragma once
 
@@ -17,6 +17,7 @@ struct ServeOptions {
   std::size_t max_text_chars = 10000;
   std::size_t max_body_bytes = 1000000;
   std::size_t max_concurrent_requests = 512;  // beyond: 429, as TEI answers an overloaded queue
+  int read_timeout_s = 30;  // from a request's first byte until its body is complete; slower clients are dropped
   int threads = 0;
   std::string device = "cpu";
   std::string precision;  // "" (float32), "bf16" or "int8"
@@ -26,7 +27,8 @@ struct ServeOptions {
   std::size_t explain_max_steps = 256;
 };
 
-// Serves until SIGTERM or SIGINT, then stops accepting, finishes in-flight requests and returns 0.
+// Serves until SIGTERM or SIGINT, then stops accepting, answers every request already sent and
+// returns 0 (a second signal: at once).
 // Logs the address it listens on (with the port the system chose for --port 0).
 int run_server(const ServeOptions& options);
 

@@ -358,6 +358,161 @@ class HostileClients(Case):
         self.assertIn(b"Retry-After", second)
         self.assertIn(b" 200 ", first["answer"].split(b"\r\n")[0])
 
+    @staticmethod
+    def read_answers(sock, n, bodiless=()):
+        """Reads n HTTP answers (Content-Length framed; those numbered in `bodiless` answer a HEAD) from
+        a socket: [(status, headers, body)]."""
+        data, answers = b"", []
+        while len(answers) < n:
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return answers
+                data += chunk
+            head, data = data.split(b"\r\n\r\n", 1)
+            lines = head.decode("latin-1").split("\r\n")
+            if lines[0].split()[1] == "100":
+                continue
+            headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+            length = 0 if len(answers) in bodiless else int(headers.get("content-length", 0))
+            while len(data) < length:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            answers.append((int(lines[0].split()[1]), headers, data[:length]))
+            data = data[length:]
+        return answers
+
+    PREDICT = b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"text":"hi"}'
+
+    def test_oversized_heads_get_431_at_any_header_count(self):
+        _, port = self.start()
+        many = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 90) for i in range(2000))  # 200 KB in short lines
+        answer = self.raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+        self.assertIn(b" 431 ", answer.split(b"\r\n")[0])
+        self.assertIn(b"headers_too_large", answer)
+        answer = self.raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 100000 + b"\r\n\r\n")
+        self.assertIn(b" 431 ", answer.split(b"\r\n")[0])
+        self.assertIn(b" 400 ", self.raw(port, b"NOT HTTP AT ALL\r\n\r\n").split(b"\r\n")[0])
+        self.assertIn(b" 200 ", self.raw(port, self.PREDICT).split(b"\r\n")[0])
+
+    def test_pipelined_requests_are_all_answered_in_order(self):
+        import socket
+        _, port = self.start()
+        requests = (self.PREDICT + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n" +
+                    b"HEAD /v1/labels HTTP/1.1\r\nHost: x\r\n\r\n" + self.PREDICT)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(requests)
+            answers = self.read_answers(s, 5, bodiless=(3,))
+        self.assertEqual([a[0] for a in answers], [200, 200, 404, 200, 200])
+        self.assertIn(b"predictions", answers[0][2])
+        self.assertEqual(answers[1][2], b'{"status":"ok"}')
+        self.assertIn(b"not_found", answers[2][2])
+        self.assertGreater(int(answers[3][1]["content-length"]), 100)  # HEAD: the length of the GET, no body
+        self.assertIn(b"predictions", answers[4][2])
+
+    def test_expect_100_continue(self):
+        import socket
+        _, port = self.start()
+        body = json.dumps({"text": "waiting for the go-ahead"}).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+                      % len(body))
+            self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 100 Continue"))
+            s.sendall(body)
+            self.assertEqual(self.read_answers(s, 1)[0][0], 200)
+
+    def test_slow_clients_neither_block_service_nor_stop(self):
+        """Slowloris: 150 clients send a header line every 0.5 s and never finish; others are served at
+        once, the slow ones are dropped after --read-timeout, and SIGTERM does not wait on them."""
+        import socket
+        import threading
+        proc, port = self.start("--read-timeout", "3")
+        slow, stop = [], threading.Event()
+        for _ in range(150):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+        self.addCleanup(lambda: [s.close() for s in slow])
+        dropped = []
+
+        def dribble():
+            i = 0
+            while not stop.is_set() and len(dropped) < len(slow):
+                for s in slow:
+                    if s in dropped:
+                        continue
+                    try:
+                        s.sendall(b"X-Slow-%d: 1\r\n" % i)
+                    except OSError:
+                        dropped.append(s)
+                i += 1
+                stop.wait(0.5)
+
+        t = threading.Thread(target=dribble, daemon=True)
+        t.start()
+        started = time.time()
+        for _ in range(10):
+            self.assertIn(b" 200 ", self.raw(port, self.PREDICT, timeout=5).split(b"\r\n")[0])
+        self.assertLess(time.time() - started, 5.0, "slow clients held up the service")
+        t.join(timeout=15)
+        stop.set()
+        self.assertEqual(len(dropped), len(slow), "slow clients were not dropped after --read-timeout")
+        # Again, then stop while they dribble: the server waits at most for their read timeout.
+        slow[:] = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(50)]
+        for s in slow:
+            s.sendall(b"GET /health HTTP/1.1\r\n")
+        started = time.time()
+        proc.terminate()
+        proc.wait(timeout=15)
+        self.assertEqual(proc.returncode, 0)
+        self.assertLess(time.time() - started, 6.0)
+
+    def test_a_second_signal_stops_at_once(self):
+        import socket
+        proc, port = self.start()  # --read-timeout 30 s: the draining server would wait that long for this head
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\n")
+            time.sleep(0.2)
+            proc.terminate()
+            time.sleep(0.5)
+            self.assertIsNone(proc.poll(), "the first signal should wait for the request on its way")
+            started = time.time()
+            proc.terminate()
+            proc.wait(timeout=10)
+            self.assertLess(time.time() - started, 3.0)
+            self.assertEqual(proc.returncode, 0)
+
+    def test_sigterm_answers_every_request_already_sent(self):
+        import socket
+        import threading
+        proc, port = self.start("--max-wait-ms", "200", "--max-batch", "64")
+        n, answers, sent = 120, [], threading.Barrier(121)
+        lock = threading.Lock()
+
+        def client():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                    s.sendall(self.PREDICT)
+                    sent.wait()
+                    got = self.read_answers(s, 1)
+            except OSError as e:
+                got = [(repr(e), None, None)]
+            with lock:
+                answers.append(got[0][0] if got else "no answer")
+
+        threads = [threading.Thread(target=client) for _ in range(n)]
+        for t in threads:
+            t.start()
+        sent.wait()
+        proc.terminate()
+        for t in threads:
+            t.join(timeout=60)
+        proc.wait(timeout=30)
+        self.assertEqual(proc.returncode, 0)
+        self.assertEqual(answers, [200] * n)
+
 
 class BlasKernels(unittest.TestCase):
     def test_fallback_kernels_are_corrected_before_work_starts(self):
