@@ -8,7 +8,7 @@ padded to each batch's longest text, timed the same way.
   ddp      the train loop under torchrun with DistributedDataParallel (gloo): each rank takes its share
            of every global batch (python3 -m torch.distributed.run --nproc-per-node N pytorch_bench.py ddp ...)
 Usage: pytorch_bench.py (train|trainer|infer|ddp) --model DIR --data FILE [--steps N] [--warmup N]
-       [--batch-size N] [--seed N] [--threads N]"""
+       [--batch-size N] [--seed N] [--threads N] [--precision f32|bf16]"""
 import argparse
 import contextlib
 import json
@@ -62,7 +62,10 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="bf16: CPU autocast to bfloat16 (train, trainer: TrainingArguments(bf16=True))")
     a = ap.parse_args()
+    bf16 = a.precision == "bf16"
     torch.set_num_threads(a.threads)
     model = AutoModelForSequenceClassification.from_pretrained(a.model)
     rank, world = 0, 1
@@ -92,7 +95,7 @@ def main():
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(output_dir=out, max_steps=a.warmup + a.steps, per_device_train_batch_size=a.batch_size,
                                      learning_rate=2e-5, max_grad_norm=1.0, save_strategy="no", report_to=[],
-                                     use_cpu=True, disable_tqdm=True, logging_strategy="no")
+                                     use_cpu=True, disable_tqdm=True, logging_strategy="no", bf16=bf16)
             with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its summary; stdout is the JSON line
                 InOrderTrainer(model=model, args=args, train_dataset=examples,
                                data_collator=DataCollatorWithPadding(tok), callbacks=[timer]).train()
@@ -113,7 +116,9 @@ def main():
             t0 = time.perf_counter()
             if a.mode in ("train", "ddp"):
                 model.train()
-                loss = F.binary_cross_entropy_with_logits(model(input_ids=ids, attention_mask=mask).logits, targets)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(input_ids=ids, attention_mask=mask).logits
+                loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
@@ -135,7 +140,7 @@ def main():
     if rank != 0:
         return
     impl = {"trainer": "transformers-trainer", "ddp": f"pytorch-ddp-{world}"}.get(a.mode, "pytorch")
-    print(json.dumps({"mode": a.mode, "impl": impl,
+    print(json.dumps({"mode": a.mode, "impl": impl, "precision": a.precision,
                       "batch_size": a.batch_size, "steps": a.steps, "threads": torch.get_num_threads(),
                       "examples_per_s": a.steps * a.batch_size / seconds, "tokens_per_s": real / seconds,
                       "padded_tokens_per_s": padded / seconds, "gflops_per_s": flops / seconds / 1e9,

@@ -8,6 +8,8 @@
 #        bench/quality.sh losses LR         weighted-bce, focal, asl, 1 epoch, the same seed as the sweep
 #                                           (whose bce run at LR is their baseline); test, tuned on dev
 #        bench/quality.sh single LR         --objective single-label, 3 epochs
+#        bench/quality.sh bf16 LR [LOSS]    the main run again with --precision bf16; test (tuned on dev)
+#                                           and its loss curve against the float32 run's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 emotune=build/emotune
@@ -52,5 +54,21 @@ case "${1:-}" in
   single)
     train single-label --lr "$2" --epochs 3 --objective single-label
     evaluate single-label --thresholds 0.5 > "$runs/single-label.test.txt" ;;
-  *) sed -n 2,10p "$0"; exit 2 ;;
+  bf16)
+    loss="${3:-bce}"; name="main-$loss-bf16"
+    train "$name" --lr "$2" --epochs 3 --loss "$loss" --precision bf16
+    evaluate "$name" --thresholds tuned > "$runs/$name.test-tuned.txt"
+    build/pyenv/bin/python - "$runs/main-$loss/metrics.jsonl" "$runs/$name/metrics.jsonl" <<'PY'
+import json, sys
+runs = [[json.loads(l) for l in open(p)] for p in sys.argv[1:]]
+(l32, e32), (l16, e16) = (([r for r in rs if "loss" in r], [r for r in rs if "eval" in r]) for rs in runs)
+rel = [abs(a["loss"] - b["loss"]) / a["loss"] for a, b in zip(l32, l16)]
+print(f"logged training losses ({len(rel)} points, every 50 steps): relative difference max {max(rel):.4f}, "
+      f"mean {sum(rel) / len(rel):.4f}; first 300 steps max {max(rel[:6]):.4f}")
+for a, b in zip(e32, e16):
+    print(f"dev at step {a['step']}: loss {a['eval']['loss']:.4f} vs {b['eval']['loss']:.4f}, "
+          f"macro-F1 {a['eval']['macro']['f1']:.4f} vs {b['eval']['macro']['f1']:.4f}")
+PY
+    grep -H "macro" "$runs/main-$loss.test-tuned.txt" "$runs/$name.test-tuned.txt" ;;
+  *) sed -n 2,12p "$0"; exit 2 ;;
 esac

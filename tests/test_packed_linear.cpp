@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -77,6 +78,36 @@ TEST(PackedLinear, BFloat16IsFloatOnRoundedOperands) {
       EXPECT_GT(max_abs(got - reference(layer, x, act)), 0.0);  // and it is not the float product
     }
   }
+}
+
+// Mixed-precision training: forward and backward products in bfloat16 (rounded operands, float
+// accumulation, result rounded to bfloat16), the weight and its gradient in float32.
+TEST(Bf16Products, TrainLikeFloatMathOnRoundedOperands) {
+  if (!emotune::model::cpu_runs_bf16()) GTEST_SKIP() << "this CPU has no AVX512_BF16 or AMX";
+  auto rounded = [](const torch::Tensor& t) { return t.detach().to(torch::kBFloat16).to(torch::kFloat32); };
+  torch::manual_seed(3);
+  emotune::model::Linear lin(384, 96);
+  lin->use_bf16_products();
+  const auto x = torch::randn({2, 7, 384}).requires_grad_();
+  const auto upstream = torch::randn({2, 7, 96});
+  const auto y = lin->forward(x);
+  y.backward(upstream);
+  ASSERT_EQ(y.scalar_type(), torch::kFloat32);
+  ASSERT_EQ(lin->weight.grad().scalar_type(), torch::kFloat32);
+
+  // Each product is rounded to bfloat16 once: within half a bfloat16 step (2^-8 relative) of float
+  // math on the rounded operands, up to summation order.
+  auto within_rounding = [](const torch::Tensor& got, const torch::Tensor& exact) {
+    return ((got - exact).abs() <= exact.abs() * std::ldexp(1.0, -8) + 1e-4).all().item<bool>();
+  };
+  const auto product = torch::matmul(rounded(x), rounded(lin->weight).t());
+  EXPECT_TRUE(within_rounding(y - lin->bias, product));
+  EXPECT_TRUE(within_rounding(x.grad(), torch::matmul(rounded(upstream), rounded(lin->weight))));
+  const auto weight_grad = torch::matmul(rounded(upstream).reshape({-1, 96}).t(), rounded(x).reshape({-1, 384}));
+  EXPECT_TRUE(within_rounding(lin->weight.grad(), weight_grad));
+  EXPECT_LT(max_abs(lin->bias.grad() - upstream.sum(std::vector<int64_t>{0, 1})), 1e-4);  // the bias stays float32 throughout
+  // ... and it is not the float32 layer.
+  EXPECT_GT(max_abs(y - torch::nn::functional::linear(x, lin->weight, lin->bias)), 0.0);
 }
 
 TEST(PackedLinear, Int8IsCloseToFloatButNotEqual) {

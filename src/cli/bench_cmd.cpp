@@ -46,12 +46,13 @@ double forward_flops_per_token(const model::ModelConfig& c, double seq) {
   return static_cast<double>(c.num_layers) * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d);
 }
 
-// This machine's float32 matrix-product rate in GFLOP/s, on the shape of the model's largest
-// products ([tokens, hidden] x [hidden, intermediate] with a few hundred tokens, as in a training batch).
-double sgemm_gflops(const model::ModelConfig& c) {
+// This machine's matrix-product rate in GFLOP/s for `dtype` (float32: OpenBLAS; bfloat16: oneDNN),
+// on the shape of the model's largest products ([tokens, hidden] x [hidden, intermediate] with a
+// few hundred tokens, as in a training batch).
+double gemm_gflops(const model::ModelConfig& c, torch::ScalarType dtype) {
   torch::NoGradGuard no_grad;
   const int64_t m = 512;
-  const auto x = torch::randn({m, c.hidden_size}), w = torch::randn({c.intermediate_size, c.hidden_size});
+  const auto x = torch::randn({m, c.hidden_size}).to(dtype), w = torch::randn({c.intermediate_size, c.hidden_size}).to(dtype);
   for (int i = 0; i < 3; ++i) (void)torch::mm(x, w.t());
   const int reps = 20;
   const auto t0 = std::chrono::steady_clock::now();
@@ -64,12 +65,13 @@ int bench(const BenchArgs& a) {
   if (a.mode != "train" && a.mode != "infer") throw UserError("bench mode must be train or infer");
   model::configure_threads(a.threads);
   const model::Precision precision = model::parse_precision(a.precision);
-  if (a.mode == "train" && precision != model::Precision::Float32)
-    throw UserError("--precision and --quantize are for inference (bench infer)");
+  if (a.mode == "train" && precision == model::Precision::Int8)
+    throw UserError("--precision int8 and --quantize are for inference (bench infer)");
   if (a.mode == "train") model::keep_freed_memory();  // as `emotune train` runs
   // Inference packs the model for oneDNN, as predict, eval and serve do; training keeps it plain.
   model::ModelBundle bundle = model::load_model_dir(
-      a.model_dir, a.mode == "infer" ? model::inference_options(a.precision, torch::kCPU) : model::LoadOptions{});
+      a.model_dir, a.mode == "infer" ? model::inference_options(a.precision, torch::kCPU)
+                                     : model::training_options(a.precision, torch::kCPU));
   const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
   const auto enc = data::encode_dataset(ds, *bundle.tokenizer, a.max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());
@@ -108,7 +110,7 @@ int bench(const BenchArgs& a) {
     flops += static_cast<double>(mb.inputs.real_tokens) * forward_flops_per_token(bundle.config(), seq) *
              (a.mode == "train" ? 3.0 : 1.0);
   }
-  const double sgemm = sgemm_gflops(bundle.config());
+  const double sgemm = gemm_gflops(bundle.config(), torch::kFloat32);
   auto percentile = [&](double q) {  // nearest rank
     std::vector<double> sorted = step_ms;
     std::sort(sorted.begin(), sorted.end());
@@ -116,7 +118,7 @@ int bench(const BenchArgs& a) {
   };
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
-  const nlohmann::ordered_json out{{"mode", a.mode},
+  nlohmann::ordered_json out{{"mode", a.mode},
                                    {"impl", "emotune"},
                                    {"batch_size", a.batch_size},
                                    {"steps", a.steps},
@@ -135,6 +137,11 @@ int bench(const BenchArgs& a) {
                                    {"blas_core", model::blas_core_name()},
                                    {"onednn_isa", model::onednn_isa_name()},
                                    {"peak_rss_mb", static_cast<double>(ru.ru_maxrss) / 1024.0}};
+  if (a.mode == "train" && precision == model::Precision::BFloat16) {
+    const double bf16_gemm = gemm_gflops(bundle.config(), torch::kBFloat16);
+    out["bf16_gemm_gflops_per_s"] = bf16_gemm;
+    out["useful_fraction_of_bf16_gemm"] = flops / seconds / 1e9 / bf16_gemm;
+  }
   std::cout << out.dump() << std::endl;
   return 0;
 }

@@ -187,6 +187,17 @@ LoadOptions inference_options(const std::string& precision, const torch::Device&
   return o;
 }
 
+LoadOptions training_options(const std::string& precision, const torch::Device& device) {
+  LoadOptions o;
+  const Precision p = parse_precision(precision);
+  if (p == Precision::Int8) throw std::invalid_argument("--precision int8 is for inference; train in f32 or bf16");
+  if (p == Precision::BFloat16 && device.is_cpu() && !cpu_runs_bf16())
+    throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + onednn_isa_name() +
+                                " here (train in f32)");
+  o.bf16_products = p == Precision::BFloat16;
+  return o;
+}
+
 ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) throw std::runtime_error("model directory not found: " + dir.string());
   const fs::path config_path = dir / "config.json";
@@ -228,6 +239,7 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
     spdlog::warn("{} starts from a RANDOMLY INITIALISED encoder (emotune init), not a pretrained one", dir.string());
   bundle.model->eval();
   if (options.pack) bundle.model->pack_for_inference(*options.pack);
+  if (options.bf16_products) bundle.model->use_bf16_products();
   return bundle;
 }
 

@@ -43,6 +43,8 @@ struct LoadOptions {
   std::optional<double> dropout;  // overrides every dropout probability of the config
   // CPU inference only: pack the linear layers for oneDNN in this precision (see pack_for_inference).
   std::optional<Precision> pack;
+  // Training: every linear layer's product in bfloat16, float32 master weights (use_bf16_products).
+  bool bf16_products = false;
   // Every parameter must come from the checkpoint (inference). Otherwise only the classification head
   // (and BERT's pooler, which sentence-transformers checkpoints lack) may be missing and initialised.
   bool require_all_weights = false;
@@ -51,6 +53,10 @@ struct LoadOptions {
 // Load options for inference with `precision` = "" or "f32" (float), "bf16" or "int8" on `device`: packed for oneDNN on
 // the CPU (int8 needs the CPU), plain on a GPU.
 LoadOptions inference_options(const std::string& precision, const torch::Device& device);
+
+// Load options for training with `precision` = "" or "f32", or "bf16" (bfloat16 products, on a CPU
+// with AVX512_BF16/AMX or a GPU).
+LoadOptions training_options(const std::string& precision, const torch::Device& device);
 
 // A classifier and its tokenizer read from a model directory.
 struct ModelBundle {

@@ -39,6 +39,11 @@ void SequenceClassifierImpl::pack_for_inference(Precision precision) {
     if (auto* lin = m->as<Linear>(); lin && !lin->packed() && lin->weight.numel() > 0) lin->pack(Precision::Float32);
 }
 
+void SequenceClassifierImpl::use_bf16_products() {
+  for (auto& m : modules(/*include_self=*/false))
+    if (auto* lin = m->as<Linear>()) lin->use_bf16_products();
+}
+
 SequenceClassifier make_classifier(const ModelConfig& config, bool initialise) {
   return find_family(config.model_type, "config").make(config, initialise);
 }

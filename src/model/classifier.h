@@ -40,6 +40,10 @@ struct SequenceClassifierImpl : torch::nn::Module {
   // just the modules holding one of those parameter names.
   void init_weights(double initializer_range, const std::vector<std::string>* only = nullptr);
 
+  // Every linear layer's product in bfloat16 from here on (Linear::use_bf16_products): mixed-precision
+  // training and plain inference with float32 weights.
+  void use_bf16_products();
+
   // CPU inference from here on: every linear layer packed for oneDNN (model/packed_linear.h), the
   // encoder's in `precision` (Int8: dynamic int8), the small head in float. The plain weights are
   // released, so the model can no longer train or be saved.

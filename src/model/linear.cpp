@@ -17,6 +17,12 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool initialis
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (packed_) return packed_->forward(x);
+  if (bf16_products_) {
+    // The casts are differentiable: the backward products run in bfloat16 too, and the weight's
+    // gradient arrives in float32.
+    const auto product = torch::nn::functional::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16));
+    return product.to(x.scalar_type()) + bias;
+  }
   return torch::nn::functional::linear(x, weight, bias);
 }
 

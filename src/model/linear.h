@@ -18,6 +18,11 @@ struct LinearImpl : torch::nn::Module {
   // act(x W^T + b) once packed with an activation; x W^T + b otherwise.
   torch::Tensor forward(const torch::Tensor& x);
 
+  // From here on x W^T is a bfloat16 product (oneDNN on CPUs with AVX512_BF16/AMX; its float32
+  // accumulation rounded to bfloat16), added to the float32 bias in float32. Weights, their gradients
+  // and everything outside the product stay float32: the master weights of mixed-precision training.
+  void use_bf16_products() { bf16_products_ = true; }
+
   // Inference only: afterwards weight and bias are empty and the layer can no longer train or be saved.
   void pack(Precision precision, Activation activation = Activation::None);
   const PackedLinear* packed() const { return packed_.get(); }
@@ -29,6 +34,7 @@ struct LinearImpl : torch::nn::Module {
 
  private:
   std::shared_ptr<const PackedLinear> packed_;
+  bool bf16_products_ = false;
 };
 TORCH_MODULE(Linear);
 

@@ -305,7 +305,7 @@ void Trainer::prepare_output() {
 
 void Trainer::load_model() {
   labels_ = model::taxonomy_labels(o_.taxonomy);
-  model::LoadOptions lo;
+  model::LoadOptions lo = model::training_options(o_.precision, device_);
   lo.seed = o_.seed;
   lo.dropout = o_.dropout;
   lo.labels = labels_;
@@ -412,10 +412,10 @@ void Trainer::check_ranks_agree() {
   if (group_.size() == 1) return;
   group_.require_same("the training setup",
                       fmt::format("{} training examples, {} dev examples, {} steps, batch {} x {}, lr {}, seed {}, "
-                                  "max length {}, {} parameters, objective {}, loss {}",
+                                  "max length {}, {} parameters, objective {}, loss {}, precision {}",
                                   train_.size(), dev_.size(), total_steps_, o_.batch_size, o_.grad_accum, o_.lr,
                                   o_.seed, max_length_, runner_->params().size(), static_cast<int>(o_.objective),
-                                  loss_name(o_.loss)));
+                                  loss_name(o_.loss), model::precision_name(model::parse_precision(o_.precision))));
   torch::NoGradGuard no_grad;
   auto params = runner_->params();
   group_.broadcast_from_writer(params);
@@ -605,6 +605,7 @@ void Trainer::write_training_args() const {
          {"dropout", o_.dropout ? json(*o_.dropout) : json(nullptr)},
          {"world_size", group_.size()},
          {"dist_backend", group_.size() > 1 ? json(o_.dist_backend) : json(nullptr)},
+         {"precision", model::precision_name(model::parse_precision(o_.precision))},
          {"note", o_.note}};
   util::write_text_atomically(out_ / "training_args.json", a.dump(2) + "\n");
 }

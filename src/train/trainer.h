@@ -48,6 +48,7 @@ struct TrainOptions {
   std::size_t eval_batch_size = 64;
   int threads = 0;
   std::string device = "cpu";
+  std::string precision;  // "" or "f32"; "bf16": bfloat16 products, float32 master weights and optimizer state
   // data-parallel runs: each process launched with torchrun's environment (RANK, WORLD_SIZE, ...)
   // joins the others; --batch-size stays the global batch, split over the ranks
   std::string dist_backend = "gloo";

@@ -20,7 +20,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, init_model, main, run, wait_for_lines  # noqa: E402
+from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, first_lines, init_model, main, run, wait_for_lines  # noqa: E402
 
 hf_logging.set_verbosity_error()
 DROPOUT_FIELDS = {"distilbert": ("dropout", "attention_dropout", "seq_classif_dropout"),
@@ -308,6 +308,70 @@ class RealMiniLMTrainingParity(TrainerParity, unittest.TestCase):
         cls.train_tsv = os.path.join(cls.tmp, "train.tsv")
         with open(os.path.join(GOEMOTIONS, "train.tsv"), encoding="utf-8") as f, open(cls.train_tsv, "w") as out:
             out.writelines(line for _, line in zip(range(80), f))
+
+
+def cpu_has_bf16():
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+class Bf16Training(unittest.TestCase):
+    """`train --precision bf16` (bfloat16 products, float32 master weights) on all-MiniLM-L6-v2's real
+    weights with dropout: step for step within bfloat16's reach of the float32 run, its updates
+    pointing the same way, and a float32 model saved."""
+
+    @classmethod
+    def setUpClass(cls):
+        base = os.environ.get("EMOTUNE_MINILM", "")
+        if not base:
+            raise unittest.SkipTest("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
+        if not cpu_has_bf16():
+            raise unittest.SkipTest("this CPU has neither AVX512_BF16 nor AMX")
+        cls.tmp = tempfile.mkdtemp(prefix="emotune_bf16_train_")
+        cls.init = os.path.join(cls.tmp, "init")
+        run("init", "--base", base, "--out", cls.init, "--seed", "3")
+        cls.train_tsv = first_lines(os.path.join(GOEMOTIONS, "train.tsv"), 640, os.path.join(cls.tmp, "train.tsv"))
+        cls.dev_tsv = first_lines(os.path.join(GOEMOTIONS, "dev.tsv"), 200, os.path.join(cls.tmp, "dev.tsv"))
+        cls.runs = {}
+        for precision in ("f32", "bf16"):
+            out = os.path.join(cls.tmp, precision)
+            run("train", "--model", cls.init, "--train-file", cls.train_tsv, "--dev-file", cls.dev_tsv,
+                "--max-steps", "40", "--lr", "5e-5", "--log-every", "1", "--eval-every", "40", "--seed", "5",
+                "--precision", precision, "--output", out)
+            cls.runs[precision] = out
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_losses_follow_the_float32_run(self):
+        (f32, f32_eval), (bf16, bf16_eval) = (read_metrics(self.runs[p]) for p in ("f32", "bf16"))
+        self.assertEqual(len(f32), 40)
+        self.assertEqual(len(bf16), 40)
+        rel = [abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(f32, bf16)]
+        print(f"  per-step loss: max relative difference {max(rel):.2e}, mean {sum(rel) / len(rel):.2e}")
+        self.assertLess(max(rel), 0.01)
+        self.assertGreater(max(rel), 0.0, "bf16 changed nothing: were the products still float32?")
+        self.assertAlmostEqual(f32_eval[-1]["eval"]["loss"], bf16_eval[-1]["eval"]["loss"], delta=0.02 * f32_eval[-1]["eval"]["loss"])
+
+    def test_updates_point_the_same_way_and_weights_stay_float32(self):
+        w0 = load_file(os.path.join(self.init, "model.safetensors"))
+        w = {p: load_file(os.path.join(self.runs[p], "model.safetensors")) for p in ("f32", "bf16")}
+        d32 = torch.cat([(w["f32"][k] - w0[k]).flatten() for k in w0])
+        d16 = torch.cat([(w["bf16"][k] - w0[k]).flatten() for k in w0])
+        cosine = torch.nn.functional.cosine_similarity(d32, d16, dim=0).item()
+        print(f"  cosine of the two runs' weight updates: {cosine:.4f}")
+        self.assertGreater(cosine, 0.9)
+        self.assertTrue(all(t.dtype == torch.float32 for t in w["bf16"].values()))
+        with open(os.path.join(self.runs["bf16"], "training_args.json")) as f:
+            self.assertEqual(json.load(f)["precision"], "bf16")
+
+    def test_int8_training_is_refused(self):
+        p = run("train", "--model", self.init, "--train-file", self.train_tsv, "--max-steps", "1", "--precision",
+                "int8", "--output", os.path.join(self.tmp, "int8"), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--precision", p.stderr.decode())
 
 
 class Learning(unittest.TestCase):
