@@ -27,6 +27,8 @@ for mode in train infer; do
     p=$($py bench/pytorch_bench.py "$mode" --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs)
     echo "$e"; echo "$p"; ratio "$e" "$p"
     if [ "$mode" = train ]; then
+      b=$(build/emotune bench train --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs --products blas 2>/dev/null)
+      echo "$b"; echo -n "products through libtorch's BLAS: "; ratio "$b" "$p"
       t=$($py bench/pytorch_bench.py trainer --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs)
       echo "$t"; ratio "$e" "$t"
     fi

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 
 #include "model/checkpoint.h"
 #include "model/linear.h"
+#include "model/onednn_matmul.h"
 #include "model/packed_linear.h"
 
 namespace {
@@ -78,6 +80,47 @@ TEST(PackedLinear, BFloat16IsFloatOnRoundedOperands) {
       EXPECT_GT(max_abs(got - reference(layer, x, act)), 0.0);  // and it is not the float product
     }
   }
+}
+
+TEST(OnednnProducts, MatmulEqualsTorchForEveryLayout) {
+  const emotune::model::OnednnMatmul mm;
+  EXPECT_EQ(std::string(mm.implementation()).find("ref"), std::string::npos) << mm.implementation();
+  torch::manual_seed(5);
+  for (auto [m, k, n] : {std::array<int64_t, 3>{1, 1, 1}, {7, 33, 5}, {64, 384, 1536}, {3, 0, 4}, {0, 8, 2}}) {
+    const auto a = torch::randn({m, k}), b = torch::randn({k, n});
+    const auto want = torch::matmul(a, b);
+    for (const auto& x : {a, a.t().contiguous().t()})
+      for (const auto& y : {b, b.t().contiguous().t(), b.contiguous().t().contiguous().t()}) {
+        const auto got = mm(x, y);
+        ASSERT_EQ(got.sizes(), want.sizes());
+        if (want.numel()) EXPECT_LT(max_abs(got - want), 1e-5 * (1.0 + max_abs(want))) << m << "x" << k << "x" << n;
+      }
+  }
+  const auto strided = torch::randn({6, 10}).slice(1, 0, 10, 2);  // neither layout: copied first
+  EXPECT_LT(max_abs(mm(strided, torch::eye(5)) - strided), 1e-6);
+  EXPECT_THROW(mm(torch::randn({2, 3}), torch::randn({4, 2})), std::invalid_argument);
+}
+
+TEST(OnednnProducts, LinearLayerTrainsLikeTorchLinear) {
+  torch::manual_seed(4);
+  emotune::model::Linear plain(48, 24), onednn(48, 24);
+  {
+    torch::NoGradGuard no_grad;
+    onednn->weight.copy_(plain->weight);
+    onednn->bias.copy_(plain->bias);
+  }
+  onednn->use_onednn_products(std::make_shared<const emotune::model::OnednnMatmul>());
+  const auto x = torch::randn({3, 5, 48});
+  const auto x1 = x.clone().requires_grad_(), x2 = x.clone().requires_grad_();
+  const auto upstream = torch::randn({3, 5, 24});
+  const auto y1 = plain->forward(x1), y2 = onednn->forward(x2);
+  ASSERT_EQ(y2.sizes(), y1.sizes());
+  EXPECT_LT(max_abs(y2 - y1), 1e-5);
+  y1.backward(upstream);
+  y2.backward(upstream);
+  EXPECT_LT(max_abs(x2.grad() - x1.grad()), 1e-5);
+  EXPECT_LT(max_abs(onednn->weight.grad() - plain->weight.grad()), 1e-4);
+  EXPECT_LT(max_abs(onednn->bias.grad() - plain->bias.grad()), 1e-5);
 }
 
 // Mixed-precision training: forward and backward products in bfloat16 (rounded operands, float

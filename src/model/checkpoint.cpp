@@ -195,6 +195,7 @@ LoadOptions training_options(const std::string& precision, const torch::Device& 
     throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + onednn_isa_name() +
                                 " here (train in f32)");
   o.bf16_products = p == Precision::BFloat16;
+  o.onednn_products = p == Precision::Float32 && device.is_cpu();
   return o;
 }
 
@@ -240,6 +241,7 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   bundle.model->eval();
   if (options.pack) bundle.model->pack_for_inference(*options.pack);
   if (options.bf16_products) bundle.model->use_bf16_products();
+  if (options.onednn_products) bundle.model->use_onednn_products();
   return bundle;
 }
 

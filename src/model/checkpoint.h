@@ -45,6 +45,8 @@ struct LoadOptions {
   std::optional<Precision> pack;
   // Training: every linear layer's product in bfloat16, float32 master weights (use_bf16_products).
   bool bf16_products = false;
+  // Training in float32 on the CPU: the linear layers' products through oneDNN (use_onednn_products).
+  bool onednn_products = false;
   // Every parameter must come from the checkpoint (inference). Otherwise only the classification head
   // (and BERT's pooler, which sentence-transformers checkpoints lack) may be missing and initialised.
   bool require_all_weights = false;
@@ -54,8 +56,8 @@ struct LoadOptions {
 // the CPU (int8 needs the CPU), plain on a GPU.
 LoadOptions inference_options(const std::string& precision, const torch::Device& device);
 
-// Load options for training with `precision` = "" or "f32", or "bf16" (bfloat16 products, on a CPU
-// with AVX512_BF16/AMX or a GPU).
+// Load options for training with `precision` = "" or "f32" (on the CPU: products through oneDNN), or
+// "bf16" (bfloat16 products, on a CPU with AVX512_BF16/AMX or a GPU).
 LoadOptions training_options(const std::string& precision, const torch::Device& device);
 
 // A classifier and its tokenizer read from a model directory.

@@ -44,6 +44,12 @@ void SequenceClassifierImpl::use_bf16_products() {
     if (auto* lin = m->as<Linear>()) lin->use_bf16_products();
 }
 
+void SequenceClassifierImpl::use_onednn_products() {
+  const auto mm = std::make_shared<const OnednnMatmul>();
+  for (auto& m : modules(/*include_self=*/false))
+    if (auto* lin = m->as<Linear>()) lin->use_onednn_products(mm);
+}
+
 SequenceClassifier make_classifier(const ModelConfig& config, bool initialise) {
   return find_family(config.model_type, "config").make(config, initialise);
 }

@@ -43,6 +43,8 @@ struct SequenceClassifierImpl : torch::nn::Module {
   // Every linear layer's product in bfloat16 from here on (Linear::use_bf16_products): mixed-precision
   // training and plain inference with float32 weights.
   void use_bf16_products();
+  // Every linear layer's float32 products through oneDNN from here on (Linear::use_onednn_products).
+  void use_onednn_products();
 
   // CPU inference from here on: every linear layer packed for oneDNN (model/packed_linear.h), the
   // encoder's in `precision` (Int8: dynamic int8), the small head in float. The plain weights are

@@ -23,6 +23,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     const auto product = torch::nn::functional::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16));
     return product.to(x.scalar_type()) + bias;
   }
+  if (onednn_) return onednn_linear(x, weight, bias, onednn_);
   return torch::nn::functional::linear(x, weight, bias);
 }
 

@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "model/onednn_matmul.h"
 #include "model/packed_linear.h"
 
 namespace emotune::model {
@@ -22,6 +23,9 @@ struct LinearImpl : torch::nn::Module {
   // accumulation rounded to bfloat16), added to the float32 bias in float32. Weights, their gradients
   // and everything outside the product stay float32: the master weights of mixed-precision training.
   void use_bf16_products() { bf16_products_ = true; }
+  // From here on the float32 products (forward and backward) run through oneDNN's kernels instead
+  // of libtorch's BLAS; the math is the same up to summation order.
+  void use_onednn_products(std::shared_ptr<const OnednnMatmul> mm) { onednn_ = std::move(mm); }
 
   // Inference only: afterwards weight and bias are empty and the layer can no longer train or be saved.
   void pack(Precision precision, Activation activation = Activation::None);
@@ -35,6 +39,7 @@ struct LinearImpl : torch::nn::Module {
  private:
   std::shared_ptr<const PackedLinear> packed_;
   bool bf16_products_ = false;
+  std::shared_ptr<const OnednnMatmul> onednn_;
 };
 TORCH_MODULE(Linear);
 
