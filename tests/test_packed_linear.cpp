@@ -109,7 +109,7 @@ TEST(OnednnProducts, LinearLayerTrainsLikeTorchLinear) {
     onednn->weight.copy_(plain->weight);
     onednn->bias.copy_(plain->bias);
   }
-  onednn->use_onednn_products(std::make_shared<const emotune::model::OnednnMatmul>());
+  onednn->use_products(emotune::model::Products::OnednnF32, std::make_shared<const emotune::model::OnednnMatmul>());
   const auto x = torch::randn({3, 5, 48});
   const auto x1 = x.clone().requires_grad_(), x2 = x.clone().requires_grad_();
   const auto upstream = torch::randn({3, 5, 24});
@@ -130,7 +130,7 @@ TEST(Bf16Products, TrainLikeFloatMathOnRoundedOperands) {
   auto rounded = [](const torch::Tensor& t) { return t.detach().to(torch::kBFloat16).to(torch::kFloat32); };
   torch::manual_seed(3);
   emotune::model::Linear lin(384, 96);
-  lin->use_bf16_products();
+  lin->use_products(emotune::model::Products::Bf16);
   const auto x = torch::randn({2, 7, 384}).requires_grad_();
   const auto upstream = torch::randn({2, 7, 96});
   const auto y = lin->forward(x);

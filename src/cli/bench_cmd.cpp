@@ -74,7 +74,7 @@ int bench(const BenchArgs& a) {
   // Inference packs the model for oneDNN, as predict, eval and serve do; training keeps it plain.
   model::LoadOptions load = a.mode == "infer" ? model::inference_options(a.precision, torch::kCPU)
                                               : model::training_options(a.precision, torch::kCPU);
-  if (a.products == "blas") load.onednn_products = false;
+  if (a.products == "blas" && load.products == model::Products::OnednnF32) load.products = model::Products::Libtorch;
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, load);
   const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
   const auto enc = data::encode_dataset(ds, *bundle.tokenizer, a.max_length);
@@ -146,7 +146,7 @@ int bench(const BenchArgs& a) {
                                    {"blas_core", model::blas_core_name()},
                                    {"onednn_isa", model::onednn_isa_name()},
                                    {"peak_rss_mb", static_cast<double>(ru.ru_maxrss) / 1024.0}};
-  if (a.mode == "train") out["products"] = load.bf16_products ? "bf16" : load.onednn_products ? "onednn" : "blas";
+  if (a.mode == "train") out["products"] = model::products_name(load.products);
   if (a.mode == "train" && precision == model::Precision::BFloat16) {
     const double bf16_gemm = gemm_gflops(bundle.config(), torch::kBFloat16, torch_mm);
     out["bf16_gemm_gflops_per_s"] = bf16_gemm;

@@ -172,6 +172,13 @@ void refuse_missing_weights(SequenceClassifierImpl& model, const LoadReport& rep
                            (require_all ? " (a base checkpoint? fine-tune it with train --base)" : ""));
 }
 
+// `--precision bf16` on the CPU: refused where oneDNN has no bf16 kernels, suggesting `instead`.
+void require_cpu_bf16(const std::string& instead) {
+  if (!cpu_runs_bf16())
+    throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + onednn_isa_name() +
+                                " here (" + instead + ")");
+}
+
 }  // namespace
 
 LoadOptions inference_options(const std::string& precision, const torch::Device& device) {
@@ -179,9 +186,7 @@ LoadOptions inference_options(const std::string& precision, const torch::Device&
   const Precision p = parse_precision(precision);
   if (p != Precision::Float32 && !device.is_cpu())
     throw std::invalid_argument("--precision " + precision + " runs on the CPU only (drop --device cuda)");
-  if (p == Precision::BFloat16 && !cpu_runs_bf16())
-    throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + onednn_isa_name() +
-                                " here (use f32 or int8)");
+  if (p == Precision::BFloat16) require_cpu_bf16("use f32 or int8");
   if (device.is_cpu()) o.pack = p;
   o.require_all_weights = true;
   return o;
@@ -191,11 +196,9 @@ LoadOptions training_options(const std::string& precision, const torch::Device& 
   LoadOptions o;
   const Precision p = parse_precision(precision);
   if (p == Precision::Int8) throw std::invalid_argument("--precision int8 is for inference; train in f32 or bf16");
-  if (p == Precision::BFloat16 && device.is_cpu() && !cpu_runs_bf16())
-    throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + onednn_isa_name() +
-                                " here (train in f32)");
-  o.bf16_products = p == Precision::BFloat16;
-  o.onednn_products = p == Precision::Float32 && device.is_cpu();
+  if (p == Precision::BFloat16 && device.is_cpu()) require_cpu_bf16("train in f32");
+  if (p == Precision::BFloat16) o.products = Products::Bf16;
+  else if (device.is_cpu()) o.products = Products::OnednnF32;
   return o;
 }
 
@@ -240,8 +243,7 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
     spdlog::warn("{} starts from a RANDOMLY INITIALISED encoder (emotune init), not a pretrained one", dir.string());
   bundle.model->eval();
   if (options.pack) bundle.model->pack_for_inference(*options.pack);
-  if (options.bf16_products) bundle.model->use_bf16_products();
-  if (options.onednn_products) bundle.model->use_onednn_products();
+  if (options.products != Products::Libtorch) bundle.model->use_products(options.products);
   return bundle;
 }
 

@@ -43,10 +43,8 @@ struct LoadOptions {
   std::optional<double> dropout;  // overrides every dropout probability of the config
   // CPU inference only: pack the linear layers for oneDNN in this precision (see pack_for_inference).
   std::optional<Precision> pack;
-  // Training: every linear layer's product in bfloat16, float32 master weights (use_bf16_products).
-  bool bf16_products = false;
-  // Training in float32 on the CPU: the linear layers' products through oneDNN (use_onednn_products).
-  bool onednn_products = false;
+  // Training: where the linear layers compute their products (SequenceClassifierImpl::use_products).
+  Products products = Products::Libtorch;
   // Every parameter must come from the checkpoint (inference). Otherwise only the classification head
   // (and BERT's pooler, which sentence-transformers checkpoints lack) may be missing and initialised.
   bool require_all_weights = false;

@@ -39,15 +39,10 @@ void SequenceClassifierImpl::pack_for_inference(Precision precision) {
     if (auto* lin = m->as<Linear>(); lin && !lin->packed() && lin->weight.numel() > 0) lin->pack(Precision::Float32);
 }
 
-void SequenceClassifierImpl::use_bf16_products() {
+void SequenceClassifierImpl::use_products(Products products) {
+  const auto mm = products == Products::OnednnF32 ? std::make_shared<const OnednnMatmul>() : nullptr;
   for (auto& m : modules(/*include_self=*/false))
-    if (auto* lin = m->as<Linear>()) lin->use_bf16_products();
-}
-
-void SequenceClassifierImpl::use_onednn_products() {
-  const auto mm = std::make_shared<const OnednnMatmul>();
-  for (auto& m : modules(/*include_self=*/false))
-    if (auto* lin = m->as<Linear>()) lin->use_onednn_products(mm);
+    if (auto* lin = m->as<Linear>()) lin->use_products(products, mm);
 }
 
 SequenceClassifier make_classifier(const ModelConfig& config, bool initialise) {

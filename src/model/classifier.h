@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/linear.h"
 #include "model/packed_linear.h"
 
 namespace emotune::model {
@@ -40,11 +41,8 @@ struct SequenceClassifierImpl : torch::nn::Module {
   // just the modules holding one of those parameter names.
   void init_weights(double initializer_range, const std::vector<std::string>* only = nullptr);
 
-  // Every linear layer's product in bfloat16 from here on (Linear::use_bf16_products): mixed-precision
-  // training and plain inference with float32 weights.
-  void use_bf16_products();
-  // Every linear layer's float32 products through oneDNN from here on (Linear::use_onednn_products).
-  void use_onednn_products();
+  // Every linear layer's products from here on (Linear::use_products; one oneDNN matmul shared by all).
+  void use_products(Products products);
 
   // CPU inference from here on: every linear layer packed for oneDNN (model/packed_linear.h), the
   // encoder's in `precision` (Int8: dynamic int8), the small head in float. The plain weights are

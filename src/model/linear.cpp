@@ -15,16 +15,34 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool initialis
   bias = register_parameter("bias", stock->bias);
 }
 
+const char* products_name(Products p) {
+  switch (p) {
+    case Products::Libtorch: return "blas";
+    case Products::OnednnF32: return "onednn";
+    case Products::Bf16: return "bf16";
+  }
+  return "?";
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (packed_) return packed_->forward(x);
-  if (bf16_products_) {
-    // The casts are differentiable: the backward products run in bfloat16 too, and the weight's
-    // gradient arrives in float32.
-    const auto product = torch::nn::functional::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16));
-    return product.to(x.scalar_type()) + bias;
+  switch (products_) {
+    case Products::Libtorch: return torch::nn::functional::linear(x, weight, bias);
+    case Products::OnednnF32: return onednn_linear(x, weight, bias, onednn_);
+    case Products::Bf16: {
+      // The casts are differentiable: the backward products run in bfloat16 too, and the weight's
+      // gradient arrives in float32.
+      const auto product = torch::nn::functional::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16));
+      return product.to(x.scalar_type()) + bias;
+    }
   }
-  if (onednn_) return onednn_linear(x, weight, bias, onednn_);
-  return torch::nn::functional::linear(x, weight, bias);
+  throw std::logic_error("linear layer: unknown products");
+}
+
+void LinearImpl::use_products(Products products, std::shared_ptr<const OnednnMatmul> onednn) {
+  if (products == Products::OnednnF32 && !onednn) throw std::logic_error("oneDNN products without a oneDNN matmul");
+  products_ = products;
+  onednn_ = std::move(onednn);
 }
 
 void LinearImpl::pack(Precision precision, Activation activation) {

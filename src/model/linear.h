@@ -12,6 +12,17 @@
 
 namespace emotune::model {
 
+// Where a trainable (not packed) linear layer computes its products x W^T, dY W and dY^T X.
+enum class Products {
+  Libtorch,   // torch::nn::functional::linear: libtorch's BLAS on the CPU
+  OnednnF32,  // float32 through oneDNN's kernels (OnednnMatmul): the same math up to summation order
+  // bfloat16 operands (oneDNN on CPUs with AVX512_BF16/AMX; float32 accumulation rounded to
+  // bfloat16), added to the float32 bias in float32. Weights, their gradients and everything outside
+  // the product stay float32: the master weights of mixed-precision training.
+  Bf16,
+};
+const char* products_name(Products p);  // "blas", "onednn", "bf16"
+
 struct LinearImpl : torch::nn::Module {
   // initialise = false leaves the tensors uninitialised (and untouched, so not yet resident): for a
   // layer whose values are about to be loaded.
@@ -19,13 +30,8 @@ struct LinearImpl : torch::nn::Module {
   // act(x W^T + b) once packed with an activation; x W^T + b otherwise.
   torch::Tensor forward(const torch::Tensor& x);
 
-  // From here on x W^T is a bfloat16 product (oneDNN on CPUs with AVX512_BF16/AMX; its float32
-  // accumulation rounded to bfloat16), added to the float32 bias in float32. Weights, their gradients
-  // and everything outside the product stay float32: the master weights of mixed-precision training.
-  void use_bf16_products() { bf16_products_ = true; }
-  // From here on the float32 products (forward and backward) run through oneDNN's kernels instead
-  // of libtorch's BLAS; the math is the same up to summation order.
-  void use_onednn_products(std::shared_ptr<const OnednnMatmul> mm) { onednn_ = std::move(mm); }
+  // The products from here on; OnednnF32 computes them with `onednn` (which may be shared by layers).
+  void use_products(Products products, std::shared_ptr<const OnednnMatmul> onednn = nullptr);
 
   // Inference only: afterwards weight and bias are empty and the layer can no longer train or be saved.
   void pack(Precision precision, Activation activation = Activation::None);
@@ -38,7 +44,7 @@ struct LinearImpl : torch::nn::Module {
 
  private:
   std::shared_ptr<const PackedLinear> packed_;
-  bool bf16_products_ = false;
+  Products products_ = Products::Libtorch;
   std::shared_ptr<const OnednnMatmul> onednn_;
 };
 TORCH_MODULE(Linear);

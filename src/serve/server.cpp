@@ -9,8 +9,8 @@
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <csignal>
-#include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
