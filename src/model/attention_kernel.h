@@ -1,7 +1,10 @@
 // Softmax self-attention of each sequence over itself, computed straight on packed [tokens, dim]
-// rows, for inference. It replaces unpack -> batched matmul -> softmax -> batched matmul -> pack:
-// with short texts that path is thousands of tiny matrix products, whose per-call cost dominated.
+// rows, for inference and for training. It replaces unpack -> batched matmul -> softmax -> batched
+// matmul -> pack: with short texts that path is thousands of tiny matrix products, run one after
+// another, plus the arithmetic and dropout draws of the padding.
 #pragma once
+
+#include <torch/torch.h>
 
 #include <cstdint>
 
@@ -22,5 +25,14 @@ struct PackedSequences {
 // rows only (padding never exists here).
 void packed_attention(const float* q, const float* k, const float* v, int64_t in_stride, float* out,
                       const PackedSequences& seqs, int64_t heads, int64_t head_dim, float scale);
+
+// The same attention where gradients are wanted (training, explanations): differentiable in q, k and v,
+// with dropout of probability `dropout_p` on the attention weights (hashed masks, see dropout.h).
+// q: [tokens, dim], or [count, dim] with first_only; k, v: [tokens, dim]; start, length: CPU int64
+// [count]; all float32 on the CPU. Returns q's shape. The softmax weights are kept for backward
+// (heads * queries * length floats per sequence), never a padded grid.
+torch::Tensor packed_attention_with_grad(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                         const torch::Tensor& start, const torch::Tensor& length, int64_t heads,
+                                         bool first_only, double dropout_p);
 
 }  // namespace emotune::model

@@ -15,7 +15,7 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c, bool initialise) {
       register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
   token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
   LayerNorm = register_module("LayerNorm", layer_norm(c));
-  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
@@ -39,7 +39,7 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c, bool initiali
   query = register_module("query", Linear(dim, dim, initialise));
   key = register_module("key", Linear(dim, dim, initialise));
   value = register_module("value", Linear(dim, dim, initialise));
-  dropout = register_module("dropout", nn::Dropout(c.attention_dropout));
+  dropout = register_module("dropout", Dropout(c.attention_dropout));
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout, bool first_only) {
@@ -49,7 +49,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const Token
 BertResidualOutputImpl::BertResidualOutputImpl(const ModelConfig& c, int64_t in_features, bool initialise) {
   dense = register_module("dense", Linear(in_features, c.hidden_size, initialise));
   LayerNorm = register_module("LayerNorm", layer_norm(c));
-  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& h, const torch::Tensor& input) {
@@ -134,7 +134,7 @@ BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const Model
     : SequenceClassifierImpl(c) {
   const auto num_labels = static_cast<int64_t>(std::max<std::size_t>(c.labels.size(), 1));
   bert = register_module("bert", bert::BertModel(c, initialise));
-  dropout = register_module("dropout", nn::Dropout(c.classifier_dropout));
+  dropout = register_module("dropout", Dropout(c.classifier_dropout));
   classifier = register_module("classifier", Linear(c.hidden_size, num_labels, initialise));
 }
 

@@ -38,7 +38,7 @@ struct BertEmbeddingsImpl : torch::nn::Module {
 
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertEmbeddings);
 
@@ -50,7 +50,7 @@ struct BertSelfAttentionImpl : torch::nn::Module {
   int64_t num_attention_heads;
   Linear query{nullptr}, key{nullptr}, value{nullptr};
   std::shared_ptr<const PackedLinear> qkv;  // packed inference only; never saved
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -61,7 +61,7 @@ struct BertResidualOutputImpl : torch::nn::Module {
 
   Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertResidualOutput);
 
@@ -137,7 +137,7 @@ struct BertForSequenceClassificationImpl : SequenceClassifierImpl {
   void pack_block(std::size_t i, Precision precision) override;
 
   bert::BertModel bert{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   Linear classifier{nullptr};
 };
 TORCH_MODULE(BertForSequenceClassification);

@@ -13,7 +13,7 @@ EmbeddingsImpl::EmbeddingsImpl(const ModelConfig& c, bool initialise) {
   position_embeddings =
       register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
   LayerNorm = register_module("LayerNorm", layer_norm(c));
-  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
@@ -35,7 +35,7 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const ModelConfig& c, boo
   k_lin = register_module("k_lin", Linear(dim, dim, initialise));
   v_lin = register_module("v_lin", Linear(dim, dim, initialise));
   out_lin = register_module("out_lin", Linear(dim, dim, initialise));
-  dropout = register_module("dropout", nn::Dropout(c.attention_dropout));
+  dropout = register_module("dropout", Dropout(c.attention_dropout));
 }
 
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout,
@@ -52,7 +52,7 @@ void MultiHeadSelfAttentionImpl::pack(Precision precision) {
 FFNImpl::FFNImpl(const ModelConfig& c, bool initialise) : activation(activation_named(c.activation)) {
   lin1 = register_module("lin1", Linear(c.hidden_size, c.intermediate_size, initialise));
   lin2 = register_module("lin2", Linear(c.intermediate_size, c.hidden_size, initialise));
-  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor FFNImpl::forward(const torch::Tensor& x) {
@@ -114,7 +114,7 @@ DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl
   distilbert = register_module("distilbert", distilbert::DistilBertModel(c, initialise));
   pre_classifier = register_module("pre_classifier", Linear(c.hidden_size, c.hidden_size, initialise));
   classifier = register_module("classifier", Linear(c.hidden_size, num_labels, initialise));
-  dropout = register_module("dropout", nn::Dropout(c.classifier_dropout));
+  dropout = register_module("dropout", Dropout(c.classifier_dropout));
 }
 
 torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,

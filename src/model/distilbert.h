@@ -31,7 +31,7 @@ struct EmbeddingsImpl : torch::nn::Module {
 
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(Embeddings);
 
@@ -45,7 +45,7 @@ struct MultiHeadSelfAttentionImpl : torch::nn::Module {
   int64_t n_heads;
   Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
   std::shared_ptr<const PackedLinear> qkv;  // not a parameter: no Hugging Face name, never saved
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(MultiHeadSelfAttention);
 
@@ -56,7 +56,7 @@ struct FFNImpl : torch::nn::Module {
   void pack(Precision precision);
 
   Linear lin1{nullptr}, lin2{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   Activation activation;
 };
 TORCH_MODULE(FFN);
@@ -107,7 +107,7 @@ struct DistilBertForSequenceClassificationImpl : SequenceClassifierImpl {
 
   distilbert::DistilBertModel distilbert{nullptr};
   Linear pre_classifier{nullptr}, classifier{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(DistilBertForSequenceClassification);
 

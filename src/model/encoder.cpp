@@ -38,10 +38,10 @@ torch::Tensor TokenLayout::positions() const {
 
 torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_lin, Linear& v_lin,
                              const PackedLinear* fused, const TokenLayout& layout, int64_t n_heads, bool first_only,
-                             torch::nn::Dropout& dropout) {
+                             Dropout& dropout) {
   const int64_t bs = layout.batch, seq = layout.seq, dim = x.size(1), head_dim = dim / n_heads;
-  const bool inference = !dropout->is_training() && !torch::GradMode::is_enabled() && x.is_cpu() &&
-                         x.scalar_type() == torch::kFloat32;
+  const bool packed_rows = x.is_cpu() && x.scalar_type() == torch::kFloat32;
+  const bool inference = packed_rows && !dropout->is_training() && !torch::GradMode::is_enabled();
   TORCH_CHECK(inference || !fused, "this model is packed for inference: it cannot train or compute gradients");
   if (inference) {
     // No dropout, no gradients: attend per sequence on the packed rows. Same
@@ -65,7 +65,14 @@ torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_li
                      head_dim, static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))));
     return context;
   }
-  // packed [tokens, dim] -> [bs, heads, seq, head_dim]
+  if (packed_rows) {
+    // Training or gradients on the CPU: the same per-sequence attention, differentiable, with the
+    // attention dropout drawn only where real tokens meet.
+    const auto q = q_lin(first_only ? x.index_select(0, layout.first) : x);
+    return packed_attention_with_grad(q, k_lin(x), v_lin(x), layout.first, layout.lengths, n_heads, first_only,
+                                      dropout->active_p());
+  }
+  // Accelerators: batched products over the padded grid, packed [tokens, dim] -> [bs, heads, seq, head_dim].
   auto shape = [&](const torch::Tensor& t) {
     return layout.unpack(t).view({bs, seq, n_heads, head_dim}).transpose(1, 2);
   };

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "model/dropout.h"
 #include "model/linear.h"
 
 namespace emotune::model {
@@ -38,10 +39,11 @@ struct TokenLayout {
 // own tokens, before the output projection: -> [tokens, dim]; with first_only, only each sequence's
 // position 0 attends (keys and values still come from every token): -> [batch, dim]. q, k and v are
 // the layer's projections (Hugging Face's q_lin/k_lin/v_lin or query/key/value), or once packed for
-// inference `fused`, the three as one layer. `dropout` acts on the attention probabilities. Without
-// gradients on the CPU it runs the packed attention kernel.
+// inference `fused`, the three as one layer. `dropout` acts on the attention probabilities. On the CPU
+// in float32 it attends per sequence on the packed rows (attention_kernel.h), elsewhere over the
+// padded grid.
 torch::Tensor self_attention(const torch::Tensor& x, Linear& q, Linear& k, Linear& v, const PackedLinear* fused,
-                             const TokenLayout& layout, int64_t n_heads, bool first_only, torch::nn::Dropout& dropout);
+                             const TokenLayout& layout, int64_t n_heads, bool first_only, Dropout& dropout);
 
 // q, k and v fused into one [dim -> 3*dim] packed layer for inference (one larger product instead of
 // three, one activation quantisation for int8); their plain weights are released. Per-output-channel

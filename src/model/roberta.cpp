@@ -15,7 +15,7 @@ RobertaEmbeddingsImpl::RobertaEmbeddingsImpl(const ModelConfig& c, bool initiali
       nn::Embedding(nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size).padding_idx(padding_idx)));
   token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
   LayerNorm = register_module("LayerNorm", layer_norm(c));
-  dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor RobertaEmbeddingsImpl::forward(const torch::Tensor& input_ids, const TokenLayout& layout) {
@@ -50,7 +50,7 @@ torch::Tensor RobertaModelImpl::encode(const torch::Tensor& embedded, const Toke
 
 RobertaClassificationHeadImpl::RobertaClassificationHeadImpl(const ModelConfig& c, int64_t num_labels, bool initialise) {
   dense = register_module("dense", Linear(c.hidden_size, c.hidden_size, initialise));
-  dropout = register_module("dropout", nn::Dropout(c.classifier_dropout));
+  dropout = register_module("dropout", Dropout(c.classifier_dropout));
   out_proj = register_module("out_proj", Linear(c.hidden_size, num_labels, initialise));
 }
 

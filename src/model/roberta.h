@@ -35,7 +35,7 @@ struct RobertaEmbeddingsImpl : torch::nn::Module {
   int64_t padding_idx;
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(RobertaEmbeddings);
 
@@ -57,7 +57,7 @@ struct RobertaClassificationHeadImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& first_rows);
 
   Linear dense{nullptr}, out_proj{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(RobertaClassificationHead);
 

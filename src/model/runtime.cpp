@@ -1,6 +1,7 @@
 #include "model/runtime.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/CPUAllocator.h>
 #include <malloc.h>
 #include <torch/cuda.h>
 #include <unistd.h>
@@ -18,10 +19,39 @@ extern "C" char* openblas_get_corename(void) __attribute__((weak));
 
 namespace emotune::model {
 
+namespace {
+
+// libtorch's CPU allocator on plain malloc, aligned by hand to 64 bytes. libtorch's own calls
+// posix_memalign, which in glibc 2.36 does not reuse a freed block of the same size: with the heap
+// kept, every large tensor (the word embeddings' gradient, each step) lands on fresh pages.
+struct HeapAllocator final : c10::Allocator {
+  static constexpr std::size_t kAlignment = 64;
+
+  static void release(void* p) {
+    if (p) std::free(static_cast<void**>(p)[-1]);  // the block malloc gave, stored just before p
+  }
+
+  c10::DataPtr allocate(std::size_t n) const override {
+    void* block = std::malloc(n + kAlignment + sizeof(void*));
+    if (!block) throw std::bad_alloc();
+    const auto start = reinterpret_cast<std::uintptr_t>(block) + sizeof(void*);
+    void* p = reinterpret_cast<void*>((start + kAlignment - 1) & ~(kAlignment - 1));
+    static_cast<void**>(p)[-1] = block;
+    return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+};
+
+}  // namespace
+
 void keep_freed_memory() {
   mallopt(M_MMAP_MAX, 0);  // every block from the heap, none mapped and unmapped per call
   mallopt(M_TRIM_THRESHOLD, INT_MAX);  // never shrink the heap
   mallopt(M_TOP_PAD, 64 << 20);  // grow it in large steps
+  // Lives as long as the process: tensors it gave may outlive any scope that could own it.
+  static HeapAllocator allocator;
+  c10::SetCPUAllocator(&allocator, /*priority=*/1);
 }
 
 int configure_threads(int threads) {

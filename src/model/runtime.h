@@ -12,6 +12,7 @@ namespace emotune::model {
 // forward and backward pass allocates and frees tensors of megabytes (a training step's gradients
 // alone are 265 MB); with the defaults, blocks over the dynamic mmap threshold and the top of the heap
 // go back to the kernel when freed, and the next step page-faults and zero-fills all of them again.
+// libtorch's CPU tensors are then allocated with malloc itself, which reuses those blocks.
 // For training: the process then stays at its peak size, which the next step needs again anyway.
 // (Not for inference: loading and packing free large blocks in an order that leaves holes, and
 // keeping them raised the peak of a one-text `predict` from 375 to 484 MB.)
