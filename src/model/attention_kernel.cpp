@@ -170,14 +170,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_backwar
   }
 }
 
-DropoutMask mask_from(torch::autograd::AutogradContext* ctx) {
-  DropoutMask m;
-  m.seed = static_cast<std::uint64_t>(ctx->saved_data["seed"].toInt());
-  m.threshold = static_cast<std::uint32_t>(ctx->saved_data["threshold"].toInt());
-  m.scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
-  return m;
-}
-
 struct PackedAttentionFunction : torch::autograd::Function<PackedAttentionFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& start, const torch::Tensor& length,
@@ -198,11 +190,7 @@ struct PackedAttentionFunction : torch::autograd::Function<PackedAttentionFuncti
     ctx->saved_data["heads"] = heads;
     ctx->saved_data["first_only"] = first_only;
     ctx->saved_data["dropout"] = mask.has_value();
-    if (mask) {
-      ctx->saved_data["seed"] = static_cast<int64_t>(mask->seed);
-      ctx->saved_data["threshold"] = static_cast<int64_t>(mask->threshold);
-      ctx->saved_data["scale"] = static_cast<double>(mask->scale);
-    }
+    if (mask) mask->save(ctx);
     return out;
   }
 
@@ -213,7 +201,7 @@ struct PackedAttentionFunction : torch::autograd::Function<PackedAttentionFuncti
     const auto plan =
         plan_attention(saved[4], saved[5], ctx->saved_data["heads"].toInt(), q.size(1), ctx->saved_data["first_only"].toBool());
     std::optional<DropoutMask> mask;
-    if (ctx->saved_data["dropout"].toBool()) mask = mask_from(ctx);
+    if (ctx->saved_data["dropout"].toBool()) mask = DropoutMask::saved(ctx);
     const auto d_out = grads[0].contiguous();
     auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
     const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();

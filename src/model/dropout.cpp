@@ -22,6 +22,20 @@ DropoutMask DropoutMask::draw(double p) {
   return m;
 }
 
+void DropoutMask::save(torch::autograd::AutogradContext* ctx) const {
+  ctx->saved_data["dropout_seed"] = static_cast<int64_t>(seed);
+  ctx->saved_data["dropout_threshold"] = static_cast<int64_t>(threshold);
+  ctx->saved_data["dropout_scale"] = static_cast<double>(scale);
+}
+
+DropoutMask DropoutMask::saved(torch::autograd::AutogradContext* ctx) {
+  DropoutMask m;
+  m.seed = static_cast<std::uint64_t>(ctx->saved_data["dropout_seed"].toInt());
+  m.threshold = static_cast<std::uint32_t>(ctx->saved_data["dropout_threshold"].toInt());
+  m.scale = static_cast<float>(ctx->saved_data["dropout_scale"].toDouble());
+  return m;
+}
+
 namespace {
 
 // out[i] = in[i] * mask.factor(first + i); both may be the same buffer.
@@ -45,19 +59,13 @@ torch::Tensor masked(const torch::Tensor& x, const DropoutMask& mask) {
 struct HashedDropout : torch::autograd::Function<HashedDropout> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, double p) {
     const auto mask = DropoutMask::draw(p);
-    // The mask is drawn again in backward from its seed instead of being kept.
-    ctx->saved_data["seed"] = static_cast<int64_t>(mask.seed);
-    ctx->saved_data["threshold"] = static_cast<int64_t>(mask.threshold);
-    ctx->saved_data["scale"] = static_cast<double>(mask.scale);
+    mask.save(ctx);
     return masked(x, mask);
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
-    DropoutMask mask;
-    mask.seed = static_cast<std::uint64_t>(ctx->saved_data["seed"].toInt());
-    mask.threshold = static_cast<std::uint32_t>(ctx->saved_data["threshold"].toInt());
-    mask.scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
+    const auto mask = DropoutMask::saved(ctx);
     return {masked(grads[0], mask), torch::Tensor()};
   }
 };

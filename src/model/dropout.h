@@ -18,6 +18,9 @@ struct DropoutMask {
 
   // A fresh mask: its seed is the next draw of libtorch's default CPU generator.
   static DropoutMask draw(double p);
+  // Kept with an autograd node, so that backward draws the same mask again instead of storing it.
+  void save(torch::autograd::AutogradContext* ctx) const;
+  static DropoutMask saved(torch::autograd::AutogradContext* ctx);
   // 0 or scale: what element `index` of a tensor is multiplied by.
   float factor(std::uint64_t index) const {
     std::uint64_t z = seed + (index + 1) * 0x9E3779B97F4A7C15ULL;
