@@ -7,12 +7,14 @@
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 
 #include "cli/commands.h"
 #include "data/batch.h"
 #include "fetch/resolve.h"
 #include "model/checkpoint.h"
 #include "model/onednn_matmul.h"
+#include "model/packed_linear.h"
 #include "model/runtime.h"
 #include "train/step.h"
 
@@ -32,6 +34,7 @@ struct BenchArgs {
   int threads = 0;
   std::string precision;
   std::string products = "onednn";  // train in f32: the linear layers' products through oneDNN or libtorch's BLAS
+  std::string device = "cpu";
   bool offline = false;
 };
 
@@ -48,18 +51,27 @@ double forward_flops_per_token(const model::ModelConfig& c, double seq) {
   return static_cast<double>(c.num_layers) * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d);
 }
 
+// Waits for the device's queued work, so that a clock read afterwards times it.
+void finish_queued_work(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
 // This machine's rate in GFLOP/s for `product` on the shape of the model's largest products
 // ([tokens, hidden] x [hidden, intermediate] with a few hundred tokens, as in a training batch),
-// operands in `dtype`.
+// operands in `dtype` on `device`.
 template <typename Product>
-double gemm_gflops(const model::ModelConfig& c, torch::ScalarType dtype, Product product) {
+double gemm_gflops(const model::ModelConfig& c, torch::ScalarType dtype, Product product,
+                   const torch::Device& device = torch::kCPU) {
   torch::NoGradGuard no_grad;
   const int64_t m = 512;
-  const auto x = torch::randn({m, c.hidden_size}).to(dtype), w = torch::randn({c.intermediate_size, c.hidden_size}).to(dtype);
+  const auto x = torch::randn({m, c.hidden_size}).to(device, dtype);
+  const auto w = torch::randn({c.intermediate_size, c.hidden_size}).to(device, dtype);
   for (int i = 0; i < 3; ++i) (void)product(x, w.t());
   const int reps = 20;
+  finish_queued_work(device);
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < reps; ++i) (void)product(x, w.t());
+  finish_queued_work(device);
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return 2.0 * static_cast<double>(m * c.hidden_size * c.intermediate_size) * reps / dt / 1e9;
 }
@@ -67,15 +79,17 @@ double gemm_gflops(const model::ModelConfig& c, torch::ScalarType dtype, Product
 int bench(const BenchArgs& a) {
   if (a.mode != "train" && a.mode != "infer") throw UserError("bench mode must be train or infer");
   model::configure_threads(a.threads);
+  const torch::Device device = model::resolve_device(a.device);
   const model::Precision precision = model::parse_precision(a.precision);
   if (a.mode == "train" && precision == model::Precision::Int8)
     throw UserError("--precision int8 and --quantize are for inference (bench infer)");
-  if (a.mode == "train") model::keep_freed_memory();  // as `emotune train` runs
-  // Inference packs the model for oneDNN, as predict, eval and serve do; training keeps it plain.
-  model::LoadOptions load = a.mode == "infer" ? model::inference_options(a.precision, torch::kCPU)
-                                              : model::training_options(a.precision, torch::kCPU);
+  if (a.mode == "train" && device.is_cpu()) model::keep_freed_memory();  // as `emotune train` runs
+  // Inference packs the model for oneDNN on the CPU, as predict, eval and serve do; training keeps it plain.
+  model::LoadOptions load = a.mode == "infer" ? model::inference_options(a.precision, device)
+                                              : model::training_options(a.precision, device);
   if (a.products == "blas" && load.products == model::Products::OnednnF32) load.products = model::Products::Libtorch;
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, load);
+  bundle.model->to(device);
   const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
   const auto enc = data::encode_dataset(ds, *bundle.tokenizer, a.max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());
@@ -89,7 +103,7 @@ int bench(const BenchArgs& a) {
   };
   // The optimizer's moments double the model's memory: only training builds them.
   std::unique_ptr<train::StepRunner> runner;
-  if (a.mode == "train") runner = std::make_unique<train::StepRunner>(bundle.model, train::Loss{}, 0.0, 1.0, torch::kCPU);
+  if (a.mode == "train") runner = std::make_unique<train::StepRunner>(bundle.model, train::Loss{}, 0.0, 1.0, device);
   double real = 0, padded = 0, flops = 0, seconds = 0;
   std::vector<double> step_ms;
   for (int64_t k = 0; k < a.warmup + a.steps; ++k) {
@@ -102,8 +116,9 @@ int bench(const BenchArgs& a) {
     } else {
       torch::InferenceMode inference;
       bundle.model->eval();
-      (void)bundle.model->forward(mb.inputs.input_ids, mb.inputs.attention_mask);
+      (void)bundle.model->forward(mb.inputs.input_ids.to(device), mb.inputs.attention_mask.to(device));
     }
+    finish_queued_work(device);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (k < a.warmup) continue;
     seconds += dt;
@@ -114,10 +129,12 @@ int bench(const BenchArgs& a) {
     flops += static_cast<double>(mb.inputs.real_tokens) * forward_flops_per_token(bundle.config(), seq) *
              (a.mode == "train" ? 3.0 : 1.0);
   }
-  // float32: libtorch's BLAS and oneDNN; the useful fraction is of the faster one.
+  // float32: libtorch's BLAS (or the GPU's cuBLAS) and oneDNN; the useful fraction is of the faster one.
   auto torch_mm = [](const torch::Tensor& x, const torch::Tensor& w) { return torch::mm(x, w); };
-  const double blas_sgemm = gemm_gflops(bundle.config(), torch::kFloat32, torch_mm);
-  const double onednn_sgemm = gemm_gflops(bundle.config(), torch::kFloat32, model::OnednnMatmul());
+  const double blas_sgemm = gemm_gflops(bundle.config(), torch::kFloat32, torch_mm, device);
+  const double onednn_sgemm = device.is_cpu() && model::built_with_onednn()
+                                  ? gemm_gflops(bundle.config(), torch::kFloat32, model::OnednnMatmul())
+                                  : 0.0;
   const double sgemm = std::max(blas_sgemm, onednn_sgemm);
   auto percentile = [&](double q) {  // nearest rank
     std::vector<double> sorted = step_ms;
@@ -131,6 +148,7 @@ int bench(const BenchArgs& a) {
                                    {"batch_size", a.batch_size},
                                    {"steps", a.steps},
                                    {"threads", at::get_num_threads()},
+                                   {"device", device.str()},
                                    {"examples_per_s", a.steps * static_cast<double>(a.batch_size) / seconds},
                                    {"tokens_per_s", real / seconds},
                                    {"padded_tokens_per_s", padded / seconds},
@@ -148,7 +166,7 @@ int bench(const BenchArgs& a) {
                                    {"peak_rss_mb", static_cast<double>(ru.ru_maxrss) / 1024.0}};
   if (a.mode == "train") out["products"] = model::products_name(load.products);
   if (a.mode == "train" && precision == model::Precision::BFloat16) {
-    const double bf16_gemm = gemm_gflops(bundle.config(), torch::kBFloat16, torch_mm);
+    const double bf16_gemm = gemm_gflops(bundle.config(), torch::kBFloat16, torch_mm, device);
     out["bf16_gemm_gflops_per_s"] = bf16_gemm;
     out["useful_fraction_of_bf16_gemm"] = flops / seconds / 1e9 / bf16_gemm;
   }
@@ -170,6 +188,7 @@ void add_bench_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text")->check(CLI::Range(2, 512));
   cmd->add_option("--seed", a->seed, "Seed of the batch draw");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", a->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   add_precision_options(cmd, a->precision);
   cmd->add_option("--products", a->products,
                   "train in f32: the linear layers' products through onednn (as `emotune train` runs) or libtorch's blas")

@@ -51,11 +51,11 @@ inline const CLI::Validator FiniteNumber(
     "FINITE");
 
 // The numbers of the encoder's layers for the inference commands (predict, eval, serve, bench):
-// --precision f32|bf16|int8, and --quantize int8, its older name for int8.
+// --precision f32|bf16|int8 (fp32 is f32), and --quantize int8, its older name for int8.
 inline void add_precision_options(CLI::App* cmd, std::string& precision) {
   auto* p = cmd->add_option("--precision", precision,
-                            "f32 | bf16 (bfloat16 products through oneDNN; CPUs with AVX512_BF16 or AMX) | int8 (dynamic int8)")
-                ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+                            "f32 | bf16 (bfloat16 products: oneDNN on CPUs with AVX512_BF16 or AMX, or a GPU) | int8 (dynamic int8, CPU)")
+                ->check(CLI::IsMember({"f32", "fp32", "bf16", "int8"}));
   cmd->add_option("--quantize", precision, "int8: dynamic int8 encoder layers (CPU; faster, slightly less exact)")
       ->check(CLI::IsMember({"int8", "none"}))
       ->excludes(p);

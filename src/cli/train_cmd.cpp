@@ -84,8 +84,8 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", o->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--precision", o->precision,
-                  "f32 | bf16 (bfloat16 products, float32 master weights and optimizer state; CPUs with AVX512_BF16 or AMX)")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+                  "f32 | bf16 (bfloat16 products, float32 master weights and optimizer state; CPUs with AVX512_BF16 or AMX, or a GPU)")
+      ->check(CLI::IsMember({"f32", "fp32", "bf16"}));
   cmd->add_option("--note", o->note, "A note stored in training_args.json");
   // data-parallel training (torchrun's environment, or the launcher below)
   auto launch = std::make_shared<dist::LauncherOptions>();

@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include <glog/logging.h>
+#include <c10/util/Logging.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -109,7 +109,7 @@ std::string local_address_towards(const std::string& master_addr, int master_por
 
 struct Group::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
   std::string me;  // "rank R of W"
   std::chrono::seconds timeout{300};
 
@@ -147,13 +147,24 @@ Group::~Group() = default;
 Group::Group(Group&&) noexcept = default;
 Group& Group::operator=(Group&&) noexcept = default;
 
+namespace {
+// Debian's libtorch logs through glog, an upstream libtorch 2.x through c10's own logger.
+void quieten_c10d_logs() {
+#if defined(C10_USE_GLOG)
+  FLAGS_minloglevel = google::GLOG_FATAL;
+#else
+  FLAGS_caffe2_log_level = c10::GLOG_FATAL;
+#endif
+}
+}  // namespace
+
 Group::Group(const Launch& l, const GroupOptions& options)
     : impl_(std::make_unique<Impl>()), rank_(l.rank), size_(l.world_size) {
   impl_->timeout = options.timeout;
   if (options.backend == Backend::nccl)
-    throw std::runtime_error("--dist-backend nccl: this emotune is built on a libtorch without NCCL (CPU only); use gloo");
-  // c10d logs each failure through glog before it throws; the exception, worded below, says it once.
-  FLAGS_minloglevel = google::GLOG_FATAL;
+    throw std::runtime_error("--dist-backend nccl is not supported yet: use gloo");
+  // c10d logs each failure before it throws; the exception, worded below, says it once.
+  quieten_c10d_logs();
   const std::string where = l.master_addr + ":" + std::to_string(l.master_port);
   const std::string me = "rank " + std::to_string(l.rank) + " of " + std::to_string(l.world_size);
   impl_->me = me;

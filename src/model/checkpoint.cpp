@@ -174,6 +174,9 @@ void refuse_missing_weights(SequenceClassifierImpl& model, const LoadReport& rep
 
 // `--precision bf16` on the CPU: refused where oneDNN has no bf16 kernels, suggesting `instead`.
 void require_cpu_bf16(const std::string& instead) {
+  if (!built_with_onednn())
+    throw std::invalid_argument("--precision bf16 on the CPU needs oneDNN, and this emotune has no oneDNN (a libtorch "
+                                "2.x build): use f32 on the CPU, or bf16 on a GPU");
   if (!cpu_runs_bf16())
     throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + onednn_isa_name() +
                                 " here (" + instead + ")");
@@ -183,12 +186,19 @@ void require_cpu_bf16(const std::string& instead) {
 
 LoadOptions inference_options(const std::string& precision, const torch::Device& device) {
   LoadOptions o;
-  const Precision p = parse_precision(precision);
-  if (p != Precision::Float32 && !device.is_cpu())
-    throw std::invalid_argument("--precision " + precision + " runs on the CPU only (drop --device cuda)");
-  if (p == Precision::BFloat16) require_cpu_bf16("use f32 or int8");
-  if (device.is_cpu()) o.pack = p;
   o.require_all_weights = true;
+  const Precision p = parse_precision(precision);
+  if (!device.is_cpu()) {
+    // Accelerators: the plain layers, bf16 products over float32 weights with --precision bf16.
+    if (p == Precision::Int8) throw std::invalid_argument("--precision int8 runs on the CPU only (use bf16 on a GPU)");
+    if (p == Precision::BFloat16) o.products = Products::Bf16;
+    return o;
+  }
+  if (p == Precision::BFloat16) require_cpu_bf16("use f32 or int8");
+  if (built_with_onednn()) o.pack = p;
+  else if (p == Precision::Int8)
+    throw std::invalid_argument("--precision int8 needs oneDNN, and this emotune has no oneDNN (a libtorch 2.x build): "
+                                "use f32");
   return o;
 }
 
@@ -198,7 +208,7 @@ LoadOptions training_options(const std::string& precision, const torch::Device& 
   if (p == Precision::Int8) throw std::invalid_argument("--precision int8 is for inference; train in f32 or bf16");
   if (p == Precision::BFloat16 && device.is_cpu()) require_cpu_bf16("train in f32");
   if (p == Precision::BFloat16) o.products = Products::Bf16;
-  else if (device.is_cpu()) o.products = Products::OnednnF32;
+  else if (device.is_cpu() && built_with_onednn()) o.products = Products::OnednnF32;
   return o;
 }
 

@@ -51,7 +51,8 @@ struct LoadOptions {
 };
 
 // Load options for inference with `precision` = "" or "f32" (float), "bf16" or "int8" on `device`: packed for oneDNN on
-// the CPU (int8 needs the CPU), plain on a GPU.
+// the CPU (int8 needs the CPU; a build without oneDNN runs the plain float layers), plain on a GPU
+// (bf16: bfloat16 products over the float32 weights).
 LoadOptions inference_options(const std::string& precision, const torch::Device& device);
 
 // Load options for training with `precision` = "" or "f32" (on the CPU: products through oneDNN), or

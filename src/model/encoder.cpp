@@ -4,12 +4,22 @@
 #include <limits>
 #include <stdexcept>
 
+#include <torch/version.h>
+
 #include "model/attention_kernel.h"
 
 namespace emotune::model {
 
 TokenLayout::TokenLayout(const torch::Tensor& attention_mask)
     : batch(attention_mask.size(0)), seq(attention_mask.size(1)), mask(attention_mask) {
+  if (!attention_mask.is_cpu()) {
+    // Counting the real tokens would wait for the device: accelerators run the padded grid instead.
+    tokens = batch * seq;
+    dense = true;
+    lengths = attention_mask.ne(0).sum(1);
+    first = torch::arange(batch, attention_mask.options().dtype(torch::kInt64)) * seq;
+    return;
+  }
   const auto real = attention_mask != 0;
   // The classifier reads position 0 (Hugging Face's hidden[:, 0]); it must be a real token.
   TORCH_CHECK(real.select(1, 0).all().item<bool>(), "attention mask: position 0 of every sequence must be a token");
@@ -35,6 +45,27 @@ torch::Tensor TokenLayout::unpack(const torch::Tensor& rows) const {
 torch::Tensor TokenLayout::positions() const {
   return pack(torch::arange(seq, mask.options().dtype(torch::kInt64)).repeat({batch}));
 }
+
+namespace {
+
+// softmax(q k^T / sqrt(head_dim)) v over the padded grid, [bs, heads, queries|keys, head_dim], keys
+// where mask [bs, seq] is 0 left out.
+torch::Tensor grid_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& mask, double dropout_p) {
+  const auto keys = (mask != 0).view({mask.size(0), 1, 1, mask.size(1)});
+#if TORCH_VERSION_MAJOR >= 2
+  // libtorch picks its fused kernel (memory-efficient attention on CUDA; flash where no mask is needed).
+  return at::scaled_dot_product_attention(q, k, v, keys, dropout_p);
+#else
+  auto scores = torch::matmul(q / std::sqrt(static_cast<double>(q.size(-1))), k.transpose(2, 3));
+  scores = scores.masked_fill(keys.logical_not(), std::numeric_limits<float>::lowest());
+  auto weights = torch::softmax(scores, -1);
+  if (dropout_p > 0) weights = torch::dropout(weights, dropout_p, /*train=*/true);
+  return torch::matmul(weights, v);
+#endif
+}
+
+}  // namespace
 
 torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_lin, Linear& v_lin,
                              const PackedLinear* fused, const TokenLayout& layout, int64_t n_heads, bool first_only,
@@ -72,22 +103,16 @@ torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_li
     return packed_attention_with_grad(q, k_lin(x), v_lin(x), layout.first, layout.lengths, n_heads, first_only,
                                       dropout->active_p());
   }
-  // Accelerators: batched products over the padded grid, packed [tokens, dim] -> [bs, heads, seq, head_dim].
+  // Accelerators: the padded grid, [tokens, dim] -> [bs, heads, seq, head_dim].
   auto shape = [&](const torch::Tensor& t) {
     return layout.unpack(t).view({bs, seq, n_heads, head_dim}).transpose(1, 2);
   };
   const int64_t queries = first_only ? 1 : seq;
-  auto q = first_only ? q_lin(x.index_select(0, layout.first)).view({bs, 1, n_heads, head_dim}).transpose(1, 2)
-                      : shape(q_lin(x));
-  q = q / std::sqrt(static_cast<double>(head_dim));
-  auto k = shape(k_lin(x));
-  auto v = shape(v_lin(x));
-  auto scores = torch::matmul(q, k.transpose(2, 3));  // [bs, heads, queries, seq]
-  auto padding = (layout.mask == 0).view({bs, 1, 1, seq}).expand_as(scores);
-  scores = scores.masked_fill(padding, std::numeric_limits<float>::lowest());
-  auto weights = dropout(torch::softmax(scores, -1));
-  auto context = torch::matmul(weights, v).transpose(1, 2).contiguous().view({bs * queries, dim});
-  return first_only ? context : layout.pack(context);
+  const auto q = first_only ? q_lin(x.index_select(0, layout.first)).view({bs, 1, n_heads, head_dim}).transpose(1, 2)
+                            : shape(q_lin(x));
+  const auto context = grid_attention(q, shape(k_lin(x)), shape(v_lin(x)), layout.mask, dropout->active_p());
+  const auto rows = context.transpose(1, 2).contiguous().view({bs * queries, dim});
+  return first_only ? rows : layout.pack(rows);
 }
 
 std::shared_ptr<const PackedLinear> fuse_qkv(Linear& q, Linear& k, Linear& v, Precision precision) {

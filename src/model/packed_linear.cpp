@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
 
 namespace emotune::model {
@@ -70,15 +71,30 @@ dnnl::algorithm eltwise_of(Activation a) {
 }
 }  // namespace
 
-Precision parse_precision(const std::string& name) {
-  if (name.empty() || name == "none" || name == "f32") return Precision::Float32;
-  if (name == "bf16") return Precision::BFloat16;
-  if (name == "int8") return Precision::Int8;
-  throw std::invalid_argument("--precision must be f32, bf16 or int8 (got '" + name + "')");
-}
+struct PackedLinear::Kernel {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::matmul::primitive_desc desc;
+  dnnl::matmul matmul;
+  dnnl::memory weights;
+  std::vector<float> bias;
+  std::vector<float> weight_scales;  // int8: one per output channel (max |w| / 127)
+  std::vector<float> weight_sums;    // int8: sum of each output channel's int8 weights
+};
 
-const char* precision_name(Precision p) {
-  return p == Precision::Int8 ? "int8" : p == Precision::BFloat16 ? "bf16" : "f32";
+bool built_with_onednn() { return true; }
+
+std::string onednn_isa_name() {
+  switch (static_cast<dnnl_cpu_isa_t>(dnnl::get_effective_cpu_isa())) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
 }
 
 bool cpu_runs_bf16() {
@@ -90,12 +106,12 @@ bool cpu_runs_bf16() {
 
 PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bias, Precision precision,
                            Activation activation)
-    : in_(weight.size(1)), out_(weight.size(0)), precision_(precision), activation_(activation),
-      engine_(dnnl::engine::kind::cpu, 0) {
+    : in_(weight.size(1)), out_(weight.size(0)), precision_(precision), activation_(activation) {
   if (!weight.is_cpu() || weight.scalar_type() != torch::kFloat32 || weight.dim() != 2)
     throw std::invalid_argument("packed linear layers need a 2-d float weight on the CPU");
   if (bias.numel() != out_) throw std::invalid_argument("packed linear layer: bias does not match the weight");
   torch::NoGradGuard no_grad;
+  auto k = std::make_shared<Kernel>();
   const bool int8 = precision == Precision::Int8;
 
   // The row count is a run-time dimension: one kernel and one weight layout serve every batch.
@@ -117,8 +133,8 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     ops.append_eltwise(1.0f, eltwise_of(activation), 0.0f, 0.0f);
     attr.set_post_ops(ops);
   }
-  desc_ = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, any_weights, bias_desc, dst), attr, engine_);
-  matmul_ = dnnl::matmul(desc_);
+  k->desc = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, any_weights, bias_desc, dst), attr, k->engine);
+  k->matmul = dnnl::matmul(k->desc);
 
   // The weight as oneDNN sees it: [in, out] with column-major strides, i.e. torch's [out, in] rows.
   torch::Tensor plain = weight.contiguous();
@@ -128,27 +144,29 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     const auto [lo, hi] = torch::aminmax(plain, 1);
     const auto scales = (torch::maximum(lo.neg(), hi) / 127.0f).clamp_min(1e-12f).contiguous();
     plain = plain.div(scales.unsqueeze(1)).round_().clamp_(-127, 127).to(torch::kInt8);
-    weight_scales_.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + out_);
+    k->weight_scales.assign(scales.data_ptr<float>(), scales.data_ptr<float>() + out_);
     const auto sums = plain.sum(1, /*keepdim=*/false, torch::kInt32).to(torch::kFloat32).contiguous();
-    weight_sums_.assign(sums.data_ptr<float>(), sums.data_ptr<float>() + out_);
+    k->weight_sums.assign(sums.data_ptr<float>(), sums.data_ptr<float>() + out_);
   } else if (precision == Precision::BFloat16) {
     plain = plain.to(torch::kBFloat16);  // round to nearest even, as oneDNN's own conversion
   }
-  dnnl::stream stream(engine_);
-  dnnl::memory user({{in_, out_}, weight_type(precision), tag::ba}, engine_, plain.data_ptr());
-  weights_ = dnnl::memory(desc_.weights_desc(), engine_);
-  dnnl::reorder(user, weights_).execute(stream, user, weights_);
+  dnnl::stream stream(k->engine);
+  dnnl::memory user({{in_, out_}, weight_type(precision), tag::ba}, k->engine, plain.data_ptr());
+  k->weights = dnnl::memory(k->desc.weights_desc(), k->engine);
+  dnnl::reorder(user, k->weights).execute(stream, user, k->weights);
   const auto b = bias.detach().to(torch::kFloat32).contiguous();
-  bias_.assign(b.data_ptr<float>(), b.data_ptr<float>() + out_);
+  k->bias.assign(b.data_ptr<float>(), b.data_ptr<float>() + out_);
   stream.wait();
+  kernel_ = std::move(k);
 }
 
-const char* PackedLinear::implementation() const { return desc_.impl_info_str(); }
+const char* PackedLinear::implementation() const { return kernel_->desc.impl_info_str(); }
 
 torch::Tensor PackedLinear::forward(const torch::Tensor& x) const {
   if (!x.is_cpu() || x.scalar_type() != torch::kFloat32 || x.size(-1) != in_)
     throw std::invalid_argument("packed linear layer: expected float CPU input with " + std::to_string(in_) +
                                 " features");
+  const Kernel& k = *kernel_;
   const int64_t rows = x.numel() / in_;
   auto shape = x.sizes().vec();
   shape.back() = out_;
@@ -157,19 +175,19 @@ torch::Tensor PackedLinear::forward(const torch::Tensor& x) const {
   const auto src = x.reshape({rows, in_}).contiguous();
 
   std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_WEIGHTS, weights_},
-      {DNNL_ARG_DST, dnnl::memory({{rows, out_}, dt::f32, tag::ab}, engine_, y.data_ptr())}};
-  const auto scratch_desc = desc_.scratchpad_desc();
+      {DNNL_ARG_WEIGHTS, k.weights},
+      {DNNL_ARG_DST, dnnl::memory({{rows, out_}, dt::f32, tag::ab}, k.engine, y.data_ptr())}};
+  const auto scratch_desc = k.desc.scratchpad_desc();
   const auto scratch = torch::empty({static_cast<int64_t>(scratch_desc.get_size())}, torch::kUInt8);
-  args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratch_desc, engine_, scratch.data_ptr()));
+  args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratch_desc, k.engine, scratch.data_ptr()));
 
   torch::Tensor operand;  // the input as the kernel reads it (float, bf16 or u8), alive until it has run
   std::vector<float> scales, scaled_bias;
   const dnnl::memory::desc bias_desc({1, out_}, dt::f32, tag::ab);
   if (precision_ != Precision::Int8) {
     operand = precision_ == Precision::BFloat16 ? src.to(torch::kBFloat16) : src;
-    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, src_type(precision_), tag::ab}, engine_, operand.data_ptr()));
-    args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, engine_, const_cast<float*>(bias_.data())));
+    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, src_type(precision_), tag::ab}, k.engine, operand.data_ptr()));
+    args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, k.engine, const_cast<float*>(k.bias.data())));
   } else {
     // Both passes split the input into fixed chunks over the intra-op threads.
     const float* xs = src.data_ptr<float>();
@@ -187,19 +205,19 @@ torch::Tensor PackedLinear::forward(const torch::Tensor& x) const {
         quantize(xs + c * chunk, std::min(chunk, n - c * chunk), 1.0f / q.scale, static_cast<float>(q.zero_point),
                  qs + c * chunk);
     });
-    scales.resize(bias_.size());
-    scaled_bias.resize(bias_.size());
+    scales.resize(k.bias.size());
+    scaled_bias.resize(k.bias.size());
     for (std::size_t j = 0; j < scales.size(); ++j) {
-      scales[j] = q.scale * weight_scales_[j];
-      scaled_bias[j] = bias_[j] / scales[j] - static_cast<float>(q.zero_point) * weight_sums_[j];
+      scales[j] = q.scale * k.weight_scales[j];
+      scaled_bias[j] = k.bias[j] / scales[j] - static_cast<float>(q.zero_point) * k.weight_sums[j];
     }
-    args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, engine_, scaled_bias.data()));
-    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, dt::u8, tag::ab}, engine_, operand.data_ptr()));
+    args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, k.engine, scaled_bias.data()));
+    args.emplace(DNNL_ARG_SRC, dnnl::memory({{rows, in_}, dt::u8, tag::ab}, k.engine, operand.data_ptr()));
     args.emplace(DNNL_ARG_ATTR_OUTPUT_SCALES,
-                 dnnl::memory({{out_}, dt::f32, tag::a}, engine_, scales.data()));
+                 dnnl::memory({{out_}, dt::f32, tag::a}, k.engine, scales.data()));
   }
-  dnnl::stream stream(engine_);
-  matmul_.execute(stream, args);
+  dnnl::stream stream(k.engine);
+  k.matmul.execute(stream, args);
   stream.wait();
   return y.view(shape);
 }

@@ -6,21 +6,25 @@
 // weights per output channel once and the activations per call (dynamic int8).
 #pragma once
 
-#include <oneapi/dnnl/dnnl.hpp>
 #include <torch/types.h>
 
+#include <memory>
 #include <string>
-#include <vector>
 
 namespace emotune::model {
 
 enum class Precision { Float32, BFloat16, Int8 };
-// --precision's names: "f32" (also "" and --quantize's "none"), "bf16", "int8"; anything else throws.
+// --precision's names: "f32" (also "fp32", "" and --quantize's "none"), "bf16", "int8"; anything else throws.
 Precision parse_precision(const std::string& name);
 const char* precision_name(Precision p);
 
+// Whether this emotune was built with oneDNN (the packed layers, oneDNN training products): builds on
+// Debian's libtorch 1.13 are; builds on an upstream libtorch 2.x, which ships no usable oneDNN, are not.
+bool built_with_onednn();
 // Whether oneDNN has native bfloat16 kernels on this CPU (AVX512_BF16 or AMX), not emulated ones.
 bool cpu_runs_bf16();
+// oneDNN's instruction set on this CPU ("avx512_core_bf16", ...), or "none" in a build without oneDNN.
+std::string onednn_isa_name();
 enum class Activation { None, Gelu, Relu };  // applied to the output inside the kernel
 
 class PackedLinear {
@@ -40,16 +44,11 @@ class PackedLinear {
   const char* implementation() const;
 
  private:
+  struct Kernel;  // oneDNN's matmul and the weights in its layout (packed_linear.cpp)
   int64_t in_, out_;
   Precision precision_;
   Activation activation_;
-  dnnl::engine engine_;
-  dnnl::matmul::primitive_desc desc_;
-  dnnl::matmul matmul_;
-  dnnl::memory weights_;
-  std::vector<float> bias_;
-  std::vector<float> weight_scales_;  // int8: one per output channel (max |w| / 127)
-  std::vector<float> weight_sums_;    // int8: sum of each output channel's int8 weights
+  std::shared_ptr<const Kernel> kernel_;
 };
 
 }  // namespace emotune::model

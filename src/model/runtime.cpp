@@ -4,15 +4,18 @@
 #include <c10/core/CPUAllocator.h>
 #include <malloc.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <oneapi/dnnl/dnnl.hpp>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
+
+#include "model/packed_linear.h"
 
 // Resolved when libtorch's BLAS is OpenBLAS (Debian's alternatives), null otherwise.
 extern "C" char* openblas_get_corename(void) __attribute__((weak));
@@ -31,7 +34,14 @@ struct HeapAllocator final : c10::Allocator {
     if (p) std::free(static_cast<void**>(p)[-1]);  // the block malloc gave, stored just before p
   }
 
-  c10::DataPtr allocate(std::size_t n) const override {
+#if TORCH_VERSION_MAJOR >= 2
+  c10::DataPtr allocate(std::size_t n) override { return allocate_block(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
+#else
+  c10::DataPtr allocate(std::size_t n) const override { return allocate_block(n); }
+#endif
+
+  static c10::DataPtr allocate_block(std::size_t n) {
     void* block = std::malloc(n + kAlignment + sizeof(void*));
     if (!block) throw std::bad_alloc();
     const auto start = reinterpret_cast<std::uintptr_t>(block) + sizeof(void*);
@@ -90,18 +100,10 @@ void rerun_with_better_blas_kernels(char** argv) {
   ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on with OpenBLAS's choice
 }
 
-std::string onednn_isa_name() {
-  switch (static_cast<dnnl_cpu_isa_t>(dnnl::get_effective_cpu_isa())) {
-    case dnnl_cpu_isa_sse41: return "sse41";
-    case dnnl_cpu_isa_avx: return "avx";
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
-  }
+std::string build_summary() {
+  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  return "libtorch " + std::string(TORCH_VERSION) + ", oneDNN: " + (built_with_onednn() ? "yes" : "no") +
+         ", CUDA: " + (gpus > 0 ? std::to_string(gpus) + " GPU(s) visible" : "no GPU visible");
 }
 
 torch::Device resolve_device(const std::string& name) {

@@ -31,7 +31,8 @@ std::optional<std::string> better_openblas_core(const std::string& chosen, bool 
 // outgrows, says so in one line and runs the program again with the variable set (OpenBLAS reads it
 // only when it is loaded, before main).
 void rerun_with_better_blas_kernels(char** argv);
-std::string onednn_isa_name();
+// What this emotune runs on, for --version: "libtorch 1.13.0, oneDNN: yes, CUDA: no".
+std::string build_summary();
 // "cpu" or "cuda"; "cuda" is an error when this build of libtorch has no usable GPU.
 torch::Device resolve_device(const std::string& name);
 

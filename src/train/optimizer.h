@@ -22,14 +22,20 @@ class AdamW {
   // One update with learning rate `lr` using the parameters' .grad() times `grad_scale` (the clipping
   // coefficient). One fused pass per tensor reads each of param, grad, exp_avg, exp_avg_sq once, where
   // the op-by-op form makes about twenty passes: the update is memory-bound, so this is what it costs.
+  // On an accelerator the gradients are scaled in place and libtorch's fused AdamW updates every
+  // tensor in a few launches, with no read back to the host.
   void step(double lr, double grad_scale = 1.0);
   int64_t steps_taken() const { return t_; }
-  void set_steps_taken(int64_t t) { t_ = t; }
+  void set_steps_taken(int64_t t);
   std::vector<torch::Tensor>& exp_avg() { return m_; }
   std::vector<torch::Tensor>& exp_avg_sq() { return v_; }
 
  private:
+  void step_on_accelerator(double lr, double grad_scale);
+
   std::vector<torch::Tensor> params_, m_, v_;
+  bool on_accelerator_ = false;  // the parameters' device, fixed at construction
+  std::vector<torch::Tensor> step_counts_;  // accelerators: each tensor's update count, as the fused kernel reads it
   std::vector<bool> decay_;
   AdamWOptions o_;
   int64_t t_ = 0;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <charconv>
 #include <chrono>
 #include <csignal>
@@ -83,14 +84,20 @@ torch::Tensor hex_decode(const std::string& s) {
   return t;
 }
 
-torch::Tensor rng_state() {
-  auto gen = at::detail::getDefaultCPUGenerator();
+// The generator dropout draws from on `device`: the CPU's (which also seeds the CPU's hashed masks),
+// or an accelerator's own.
+at::Generator generator_of(const torch::Device& device) {
+  return device.is_cpu() ? at::detail::getDefaultCPUGenerator() : at::globalContext().defaultGenerator(device);
+}
+
+torch::Tensor rng_state(const torch::Device& device = torch::kCPU) {
+  auto gen = generator_of(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   return gen.get_state();
 }
 
-void set_rng_state(const torch::Tensor& state) {
-  auto gen = at::detail::getDefaultCPUGenerator();
+void set_rng_state(const torch::Tensor& state, const torch::Device& device = torch::kCPU) {
+  auto gen = generator_of(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
 }
@@ -101,6 +108,7 @@ struct ResumeState {
   double best_macro_f1 = -1, window_loss = 0;
   std::string rng_state;                     // hex; rank 0's in a run of several processes
   std::vector<std::string> rank_rng_states;  // every rank's, in rank order (runs of several processes)
+  std::string device_rng_state;              // hex; the accelerator's generator (one process on a GPU)
 };
 
 ResumeState read_resume_state(const fs::path& path) {
@@ -140,6 +148,10 @@ ResumeState read_resume_state(const fs::path& path) {
     if (!all.is_array() || !std::all_of(all.begin(), all.end(), is_hex))
       throw std::runtime_error(where + ": 'rank_rng_states' must be a list of hex strings");
     for (const auto& r : all) s.rank_rng_states.push_back(r.get<std::string>());
+  }
+  if (j.contains("device_rng_state")) {
+    if (!is_hex(j.at("device_rng_state"))) throw std::runtime_error(where + ": 'device_rng_state' must be a hex string");
+    s.device_rng_state = j.at("device_rng_state").get<std::string>();
   }
   return s;
 }
@@ -232,6 +244,7 @@ class Trainer {
   void build_step_runner();
   void check_ranks_agree();
   int64_t restore_checkpoint();  // returns the step to start from
+  void restore_device_rng_state(const std::string& hex);
   double train_step(int64_t step, double& grad_norm);
   json evaluate();
   void save_checkpoint(int64_t step);
@@ -460,6 +473,7 @@ int64_t Trainer::restore_checkpoint() {
       throw std::runtime_error((resume_from_ / "trainer_state.json").string() + ": 'rng_state' is not a generator state");
     }
   }
+  restore_device_rng_state(state.device_rng_state);
   best_macro_f1_ = state.best_macro_f1;
   window_loss_ = state.window_loss;
   window_steps_ = state.window_steps;
@@ -526,6 +540,21 @@ json Trainer::evaluate() {
               {"top1_accuracy_any_label", m.top1_accuracy_any_label}};
 }
 
+// Dropout on an accelerator draws from its own generator: without its state a resume is not exact.
+void Trainer::restore_device_rng_state(const std::string& hex) {
+  if (device_.is_cpu()) return;
+  if (hex.empty()) {
+    spdlog::warn("the checkpoint holds no {} generator state: dropout draws there restart from the seed", device_.str());
+    return;
+  }
+  try {
+    set_rng_state(hex_decode(hex), device_);
+  } catch (const c10::Error&) {
+    throw std::runtime_error((resume_from_ / "trainer_state.json").string() + ": 'device_rng_state' is not a " +
+                             device_.str() + " generator state");
+  }
+}
+
 // Every rank takes part (each one's generator state is saved); rank 0 writes.
 void Trainer::save_checkpoint(int64_t step) {
   std::vector<std::string> rank_states;
@@ -555,6 +584,7 @@ void Trainer::save_checkpoint(int64_t step) {
                {"rng_state", hex_encode(rng_state())},
                {"world_size", group_.size()}};
     if (!rank_states.empty()) state["rank_rng_states"] = rank_states;
+    if (!device_.is_cpu() && group_.size() == 1) state["device_rng_state"] = hex_encode(rng_state(device_));
     util::write_text_atomically(tmp / "trainer_state.json", state.dump(2) + "\n");
   });
   // Keep the newest few checkpoints: a full-size one is ~0.8 GB.

@@ -483,6 +483,8 @@ class EveryCommand(unittest.TestCase):
             for precision, tol in (("f32", 1e-4), ("bf16", 0.05), ("int8", 0.1)):
                 p = run("predict", "--model", out, "--precision", precision, "--format", "jsonl", "--logits",
                         input_text="\n".join(sample_texts(10)) + "\n", check=False)
+                if precision != "f32" and p.returncode != 0 and "this emotune has no oneDNN" in p.stderr.decode():
+                    continue  # the libtorch 2.x (CUDA) build runs the CPU in float32 only, and says so
                 if precision == "bf16" and p.returncode != 0:  # a CPU without AVX512_BF16 or AMX says so
                     self.assertIn("--precision bf16 needs a CPU with AVX512_BF16 or AMX", p.stderr.decode())
                     continue
