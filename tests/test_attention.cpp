@@ -30,8 +30,9 @@ Packed random_packed(const std::vector<int64_t>& lengths, int64_t heads, int64_t
 
 // softmax(q k^T / sqrt(d)) (times the dropout factors of `mask`, if any) v per sequence and head, in
 // double precision libtorch ops; jobs are numbered head-major as the kernel numbers its weights.
+// With `bias` [heads, seq, seq], bias[h, i, j] is added to the scores of query i and key j first.
 torch::Tensor reference(const Packed& p, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        bool first_only, const DropoutMask* mask) {
+                        bool first_only, const DropoutMask* mask, const torch::Tensor& bias = {}) {
   const int64_t count = p.start.size(0);
   std::vector<std::vector<torch::Tensor>> blocks(static_cast<std::size_t>(count));
   int64_t offset = 0;
@@ -41,7 +42,10 @@ torch::Tensor reference(const Packed& p, const torch::Tensor& q, const torch::Te
       const auto cols = torch::indexing::Slice(h * p.head_dim, (h + 1) * p.head_dim);
       const auto rows = torch::indexing::Slice(st, st + len);
       const auto qs = first_only ? q.index({torch::indexing::Slice(s, s + 1), cols}) : q.index({rows, cols});
-      auto w = torch::softmax(qs.matmul(k.index({rows, cols}).t()) / std::sqrt(static_cast<double>(p.head_dim)), -1);
+      auto scores = qs.matmul(k.index({rows, cols}).t()) / std::sqrt(static_cast<double>(p.head_dim));
+      if (bias.defined())
+        scores = scores + bias[h].index({torch::indexing::Slice(0, first_only ? 1 : len), torch::indexing::Slice(0, len)});
+      auto w = torch::softmax(scores, -1);
       if (mask) {
         auto f = torch::empty({w.numel()}, torch::kFloat64);
         for (int64_t i = 0; i < w.numel(); ++i) f[i] = mask->factor(static_cast<std::uint64_t>(offset + i));
@@ -94,6 +98,48 @@ TEST(PackedAttention, DropoutMasksComeFromTheGeneratorAndActInBothPasses) {
   expect_matches_reference(p, false, 0.3, 13);
   const auto f = random_packed({6, 13, 2, 40}, 4, 16, true);
   expect_matches_reference(f, true, 0.3, 14);
+}
+
+// With a score bias (MPNet's relative positions): the output and the gradients of q, k, v and the bias
+// (summed over sequences) equal the reference's; the inference kernel gives the same output.
+void expect_biased_matches_reference(const Packed& p, bool first_only) {
+  const int64_t seq = p.length.max().item<int64_t>() + 3;  // wider than the longest sequence, as a batch's grid
+  const auto bias0 = torch::randn({p.heads, seq, seq});
+  auto q = p.q.clone().requires_grad_(), k = p.k.clone().requires_grad_(), v = p.v.clone().requires_grad_();
+  auto bias = bias0.clone().requires_grad_();
+  const auto up = torch::randn_like(p.q);
+  const auto out =
+      emotune::model::packed_attention_with_grad(q, k, v, p.start, p.length, p.heads, first_only, 0.0, bias);
+  out.backward(up);
+  auto qd = p.q.to(torch::kFloat64).requires_grad_(), kd = p.k.to(torch::kFloat64).requires_grad_(),
+       vd = p.v.to(torch::kFloat64).requires_grad_(), bd = bias0.to(torch::kFloat64).requires_grad_();
+  const auto expected = reference(p, qd, kd, vd, first_only, nullptr, bd);
+  expected.backward(up.to(torch::kFloat64));
+  EXPECT_TRUE(torch::allclose(out.to(torch::kFloat64), expected, 1e-5, 1e-5)) << (out - expected).abs().max();
+  EXPECT_TRUE(torch::allclose(q.grad().to(torch::kFloat64), qd.grad(), 1e-5, 1e-5)) << (q.grad() - qd.grad()).abs().max();
+  EXPECT_TRUE(torch::allclose(k.grad().to(torch::kFloat64), kd.grad(), 1e-5, 1e-5)) << (k.grad() - kd.grad()).abs().max();
+  EXPECT_TRUE(torch::allclose(v.grad().to(torch::kFloat64), vd.grad(), 1e-5, 1e-5)) << (v.grad() - vd.grad()).abs().max();
+  EXPECT_TRUE(torch::allclose(bias.grad().to(torch::kFloat64), bd.grad(), 1e-5, 1e-5))
+      << (bias.grad() - bd.grad()).abs().max();
+  EXPECT_GT(bias.grad().abs().sum().item<float>(), 0.0f);
+
+  // The inference kernel, on the same rows; it reads the queries of every token, where first_only
+  // gives one per sequence.
+  auto plain = torch::empty_like(p.q);
+  const auto st = p.start.contiguous(), ln = p.length.contiguous();
+  auto q_rows = first_only ? torch::zeros_like(p.k).index_copy(0, st, p.q) : p.q.contiguous();
+  emotune::model::packed_attention(
+      q_rows.data_ptr<float>(), p.k.contiguous().data_ptr<float>(), p.v.contiguous().data_ptr<float>(),
+      p.heads * p.head_dim, plain.data_ptr<float>(),
+      {st.data_ptr<int64_t>(), ln.data_ptr<int64_t>(), st.size(0), first_only}, p.heads, p.head_dim,
+      static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.head_dim))), {bias0.data_ptr<float>(), seq});
+  EXPECT_TRUE(torch::allclose(plain.to(torch::kFloat64), expected, 1e-5, 1e-5)) << (plain - expected).abs().max();
+}
+
+TEST(PackedAttention, ScoreBiasActsInBothPassesAndGetsItsGradient) {
+  torch::manual_seed(4);
+  expect_biased_matches_reference(random_packed({5, 1, 17, 3, 30}, 3, 16, false), false);
+  expect_biased_matches_reference(random_packed({4, 9, 1, 30}, 2, 32, true), true);
 }
 
 TEST(HashedDropout, DropsAboutPAndScalesTheRest) {

@@ -14,29 +14,20 @@
 #include "train/objective.h"
 #include "train/step.h"
 
+#include "families.h"
+
 namespace m = emotune::model;
 namespace t = emotune::train;
 
 namespace {
 
-const std::vector<std::string> kFamilies{"distilbert", "bert", "roberta"};
+const std::vector<std::string> kFamilies = emotune::tests::test_families();
 
 m::ModelConfig small_config(const std::string& model_type) {
-  m::ModelConfig c;
-  c.model_type = model_type;
-  c.vocab_size = 120;
-  c.hidden_size = 64;
-  c.intermediate_size = 128;
-  c.num_heads = 4;
-  c.num_layers = 2;
-  c.max_position_embeddings = 40;
-  if (model_type == "bert") c.type_vocab_size = 2;
-  if (model_type == "roberta") {
-    c.type_vocab_size = 1;
-    c.pad_token_id = 1;
-  }
+  auto c = emotune::tests::small_config(
+      model_type, {{"vocab_size", 120}, {"hidden", 64}, {"intermediate", 128}, {"heads", 4}, {"layers", 2},
+                   {"positions", 40}, {"dropout", 0.0}});
   c.labels = {"a", "b", "c", "d", "e"};
-  c.set_all_dropouts(0);
   return c;
 }
 

@@ -13,6 +13,8 @@
 #include "text/bpe.h"
 #include "text/wordpiece.h"
 
+#include "families.h"
+
 namespace {
 
 namespace m = emotune::model;
@@ -43,33 +45,19 @@ std::shared_ptr<const t::Tokenizer> byte_level() {
 // A random classifier of the family, with weights large enough that the logit is far from linear in
 // the inputs (the default 0.02 would make every method agree trivially).
 m::ModelBundle bundle(const std::string& family) {
-  m::ModelConfig c;
-  c.model_type = family;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_heads = 4;
-  c.num_layers = 2;
-  c.labels = {"joy", "sadness", "neutral"};
-  c.hidden_dropout = c.attention_dropout = c.classifier_dropout = 0.1;  // must not act: eval mode
   m::ModelBundle b;
-  if (family == "roberta") {
-    b.tokenizer = byte_level();
-    c.pad_token_id = 1;
-    c.position_offset = 2;
-    c.max_position_embeddings = 66;
-    c.type_vocab_size = 1;
-  } else {
-    b.tokenizer = wordpiece();
-    c.max_position_embeddings = 64;
-    if (family == "bert") c.type_vocab_size = 2;
-  }
-  c.vocab_size = static_cast<int64_t>(b.tokenizer->vocab_size());
-  c.initializer_range = 0.3;
+  const bool byte_level_family = emotune::tests::family_entry(family).at("unit_tokenizer") == "byte_level";
+  b.tokenizer = byte_level_family ? byte_level() : wordpiece();
+  auto c = emotune::tests::small_config(
+      family, {{"hidden", 32}, {"intermediate", 64}, {"heads", 4}, {"layers", 2}, {"positions", 64},
+               {"dropout", 0.1},  // must not act: eval mode
+               {"vocab_size", b.tokenizer->vocab_size()}, {"initializer_range", 0.3}});
+  c.labels = {"joy", "sadness", "neutral"};
   b.model = m::init_classifier(c, 11);
   return b;
 }
 
-const char* const kFamilies[] = {"distilbert", "bert", "roberta"};
+const std::vector<std::string> kFamilies = emotune::tests::test_families();
 const std::string kText = "the cats sat on the mat, i am so happy today!";
 
 x::Options options(x::Method method, std::size_t steps = 32) {
@@ -87,7 +75,7 @@ torch::Tensor ids_of(const t::Tokenizer& tok, const std::string& text) {
 }  // namespace
 
 TEST(Explain, InputsEmbedsGiveTheLogitsOfTheIds) {
-  for (const char* family : kFamilies) {
+  for (const auto& family : kFamilies) {
     auto b = bundle(family);
     b.model->eval();
     torch::NoGradGuard no_grad;
@@ -104,7 +92,7 @@ TEST(Explain, InputsEmbedsGiveTheLogitsOfTheIds) {
 }
 
 TEST(Explain, IntegratedGradientsAddUpToTheLogitDifference) {
-  for (const char* family : kFamilies) {
+  for (const auto& family : kFamilies) {
     auto b = bundle(family);
     const x::Explainer many(b, options(x::Method::IntegratedGradients, 256));
     const x::Explainer few(b, options(x::Method::IntegratedGradients, 2));
@@ -124,7 +112,7 @@ TEST(Explain, IntegratedGradientsAddUpToTheLogitDifference) {
 }
 
 TEST(Explain, GradientTimesInputIsTheDerivativeAFiniteDifferenceMeasures) {
-  for (const char* family : kFamilies) {
+  for (const auto& family : kFamilies) {
     auto b = bundle(family);
     const x::Explainer explainer(b, options(x::Method::GradientXInput));
     const std::size_t label = 1;
@@ -156,7 +144,7 @@ TEST(Explain, GradientTimesInputIsTheDerivativeAFiniteDifferenceMeasures) {
 }
 
 TEST(Explain, OcclusionIsTheLogitDropWhenOneTokenBecomesTheBaseline) {
-  for (const char* family : kFamilies) {
+  for (const auto& family : kFamilies) {
     auto b = bundle(family);
     x::Options o = options(x::Method::Occlusion);
     o.baseline = x::Baseline::Mask;
@@ -180,7 +168,7 @@ TEST(Explain, OcclusionIsTheLogitDropWhenOneTokenBecomesTheBaseline) {
 }
 
 TEST(Explain, BatchingTheStepsChangesNothing) {
-  for (const char* family : kFamilies) {
+  for (const auto& family : kFamilies) {
     auto b = bundle(family);
     x::Options one_pass = options(x::Method::IntegratedGradients, 20), many_passes = one_pass;
     many_passes.max_batch_tokens = 1;  // one interpolated sequence per pass

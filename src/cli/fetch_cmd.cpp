@@ -37,7 +37,7 @@ void add_fetch_command(CLI::App& app, Action& action) {
   cmd->add_option("what", a->what, "goemotions | MODEL (e.g. distilbert-base-uncased, org/name)")->required();
   cmd->add_option("--revision", a->revision, "Hub branch, tag or commit (models)");
   cmd->add_option("--to", a->to, "Store here instead of the cache");
-  cmd->add_option("--from", a->from, "Take the model's files from this local folder instead of the hub (see scripts/fetch-minilm-from-pypi.sh)")
+  cmd->add_option("--from", a->from, "Take the model's files from this local folder instead of the hub (see scripts/fetch-from-pypi.sh)")
       ->check(CLI::ExistingDirectory);
   add_offline_flag(cmd, a->offline);
   cmd->callback([a, &action] { action = [a] { return fetch_cmd(*a); }; });

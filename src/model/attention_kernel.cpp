@@ -30,12 +30,14 @@ __attribute__((always_inline)) inline float dot(const float* __restrict a, const
 __attribute__((target_clones("avx2", "default"))) void attend(const float* q, const float* k, const float* v,
                                                                 int64_t in_stride, float* out, int64_t queries,
                                                                 int64_t len, int64_t dim, int64_t head_dim, float scale,
-                                                                float* p) {
+                                                                const float* bias, int64_t bias_seq, float* p) {
   for (int64_t i = 0; i < queries; ++i) {
     const float* qi = q + i * in_stride;
+    const float* bi = bias ? bias + i * bias_seq : nullptr;
     float top = -INFINITY;
     for (int64_t j = 0; j < len; ++j) {
       p[j] = dot(qi, k + j * in_stride, head_dim) * scale;
+      if (bi) p[j] += bi[j];
       top = std::max(top, p[j]);
     }
     float sum = 0;
@@ -53,7 +55,7 @@ __attribute__((target_clones("avx2", "default"))) void attend(const float* q, co
 }  // namespace
 
 void packed_attention(const float* q, const float* k, const float* v, int64_t in_stride, float* out,
-                      const PackedSequences& seqs, int64_t heads, int64_t head_dim, float scale) {
+                      const PackedSequences& seqs, int64_t heads, int64_t head_dim, float scale, ScoreBias bias) {
   const int64_t dim = heads * head_dim;
   at::parallel_for(0, seqs.count * heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> p;
@@ -63,7 +65,9 @@ void packed_attention(const float* q, const float* k, const float* v, int64_t in
       const int64_t o = (seqs.first_only ? s : seqs.start[s]) * dim + h * head_dim;
       const int64_t queries = seqs.first_only ? 1 : seqs.length[s];
       p.resize(static_cast<std::size_t>(seqs.length[s]));
-      attend(q + in, k + in, v + in, in_stride, out + o, queries, seqs.length[s], dim, head_dim, scale, p.data());
+      const float* head_bias = bias.data ? bias.data + h * bias.seq * bias.seq : nullptr;
+      attend(q + in, k + in, v + in, in_stride, out + o, queries, seqs.length[s], dim, head_dim, scale, head_bias,
+             bias.seq, p.data());
     }
   });
 }
@@ -78,6 +82,7 @@ struct AttentionJob {
   int64_t queries, len;      // queries attending; keys (= values) attended to
   int64_t column;            // h * head_dim
   int64_t weights;           // offset of its [queries, len] softmax weights in the saved buffer
+  int64_t head;
 };
 
 struct AttentionPlan {
@@ -99,7 +104,7 @@ AttentionPlan plan_attention(const torch::Tensor& start, const torch::Tensor& le
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t s = 0; s < count; ++s) {
       const int64_t queries = first_only ? 1 : ln[s];
-      plan.jobs.push_back({first_only ? s : st[s], st[s], queries, ln[s], h * plan.head_dim, plan.weight_count});
+      plan.jobs.push_back({first_only ? s : st[s], st[s], queries, ln[s], h * plan.head_dim, plan.weight_count, h});
       plan.weight_count += queries * ln[s];
     }
   return plan;
@@ -108,13 +113,15 @@ AttentionPlan plan_attention(const torch::Tensor& start, const torch::Tensor& le
 // One job forward: w = softmax(q k^T * scale) is stored for backward; out = (w, dropped) v.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_forward(
     const float* q, const float* k, const float* v, float* out, float* w, const AttentionJob& job, int64_t dim,
-    int64_t head_dim, float scale, const DropoutMask* mask) {
+    int64_t head_dim, float scale, const DropoutMask* mask, ScoreBias bias) {
   for (int64_t i = 0; i < job.queries; ++i) {
     const float* qi = q + (job.q_row + i) * dim + job.column;
     float* wi = w + job.weights + i * job.len;
+    const float* bi = bias.data ? bias.data + (job.head * bias.seq + i) * bias.seq : nullptr;
     float top = -INFINITY;
     for (int64_t j = 0; j < job.len; ++j) {
       wi[j] = dot(qi, k + (job.kv_row + j) * dim + job.column, head_dim) * scale;
+      if (bi) wi[j] += bi[j];
       top = std::max(top, wi[j]);
     }
     float sum = 0;
@@ -132,12 +139,13 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_forward
 }
 
 // One job backward, from d_out: with the dropped weights a = w * f, dv = a^T d_out; da = d_out v^T;
-// dw = da * f; ds = w * (dw - rowsum(dw * w)); dq = ds k * scale; dk = ds^T q * scale.
+// dw = da * f; ds = w * (dw - rowsum(dw * w)); dq = ds k * scale; dk = ds^T q * scale. With `d_scores`
+// the job also writes ds (the scores' gradient, the bias's share) where its weights sit.
 // `g` holds `len` floats of scratch.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_backward(
     const float* q, const float* k, const float* v, const float* w, const float* d_out, float* dq, float* dk,
     float* dv, const AttentionJob& job, int64_t dim, int64_t head_dim, float scale, const DropoutMask* mask,
-    float* g) {
+    float* d_scores, float* g) {
   for (int64_t j = 0; j < job.len; ++j) {
     float* dkj = dk + (job.kv_row + j) * dim + job.column;
     float* dvj = dv + (job.kv_row + j) * dim + job.column;
@@ -158,8 +166,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_backwar
     }
     float* dqi = dq + (job.q_row + i) * dim + job.column;
     for (int64_t c = 0; c < head_dim; ++c) dqi[c] = 0.0f;
+    float* dsi = d_scores ? d_scores + job.weights + i * job.len : nullptr;
     for (int64_t j = 0; j < job.len; ++j) {
-      const float ds = wi[j] * (g[j] - rowsum) * scale;
+      const float d_score = wi[j] * (g[j] - rowsum);
+      if (dsi) dsi[j] = d_score;
+      const float ds = d_score * scale;
       const float* kj = k + (job.kv_row + j) * dim + job.column;
       float* dkj = dk + (job.kv_row + j) * dim + job.column;
       for (int64_t c = 0; c < head_dim; ++c) {
@@ -170,11 +181,38 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_backwar
   }
 }
 
+ScoreBias bias_of(const torch::Tensor& bias) {
+  if (bias.numel() == 0) return {};
+  return {bias.data_ptr<float>(), bias.size(1)};
+}
+
+// d_bias[h, i, j] = the sum over sequences of their score gradients at (h, i, j); one thread per head,
+// so no two threads add into the same row.
+torch::Tensor sum_per_head(const AttentionPlan& plan, const torch::Tensor& d_scores, const torch::Tensor& bias) {
+  auto d_bias = torch::zeros_like(bias);
+  const int64_t seq = bias.size(1), count = static_cast<int64_t>(plan.jobs.size()) / plan.heads;
+  const float* ds = d_scores.data_ptr<float>();
+  float* db = d_bias.data_ptr<float>();
+  at::parallel_for(0, plan.heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t h = begin; h < end; ++h)
+      for (int64_t s = 0; s < count; ++s) {
+        const auto& job = plan.jobs[static_cast<std::size_t>(h * count + s)];
+        for (int64_t i = 0; i < job.queries; ++i) {
+          float* row = db + (h * seq + i) * seq;
+          const float* from = ds + job.weights + i * job.len;
+          for (int64_t j = 0; j < job.len; ++j) row[j] += from[j];
+        }
+      }
+  });
+  return d_bias;
+}
+
 struct PackedAttentionFunction : torch::autograd::Function<PackedAttentionFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& start, const torch::Tensor& length,
-                               int64_t heads, bool first_only, double dropout_p) {
+                               int64_t heads, bool first_only, double dropout_p, const torch::Tensor& bias) {
     const auto plan = plan_attention(start, length, heads, q.size(1), first_only);
+    const ScoreBias score_bias = bias_of(bias);
     auto weights = torch::empty({plan.weight_count}, q.options());
     auto out = torch::empty_like(q);
     std::optional<DropoutMask> mask;
@@ -184,9 +222,9 @@ struct PackedAttentionFunction : torch::autograd::Function<PackedAttentionFuncti
     at::parallel_for(0, static_cast<int64_t>(plan.jobs.size()), 1, [&](int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j)
         attend_forward(qp, kp, vp, op, wp, plan.jobs[static_cast<std::size_t>(j)], plan.dim, plan.head_dim,
-                       plan.scale, mask ? &*mask : nullptr);
+                       plan.scale, mask ? &*mask : nullptr, score_bias);
     });
-    ctx->save_for_backward({q, k, v, weights, start, length});
+    ctx->save_for_backward({q, k, v, weights, start, length, bias});
     ctx->saved_data["heads"] = heads;
     ctx->saved_data["first_only"] = first_only;
     ctx->saved_data["dropout"] = mask.has_value();
@@ -203,7 +241,12 @@ struct PackedAttentionFunction : torch::autograd::Function<PackedAttentionFuncti
     std::optional<DropoutMask> mask;
     if (ctx->saved_data["dropout"].toBool()) mask = DropoutMask::saved(ctx);
     const auto d_out = grads[0].contiguous();
+    const auto& bias = saved[6];
     auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
+    // The bias's gradient: each job's score gradients, laid out as its weights, then summed per head.
+    torch::Tensor d_scores;
+    if (bias.numel() > 0) d_scores = torch::empty_like(weights);
+    float* dsp = d_scores.defined() ? d_scores.data_ptr<float>() : nullptr;
     const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
     const float *wp = weights.data_ptr<float>(), *dop = d_out.data_ptr<float>();
     float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
@@ -213,10 +256,11 @@ struct PackedAttentionFunction : torch::autograd::Function<PackedAttentionFuncti
         const auto& job = plan.jobs[static_cast<std::size_t>(j)];
         g.resize(static_cast<std::size_t>(job.len));
         attend_backward(qp, kp, vp, wp, dop, dqp, dkp, dvp, job, plan.dim, plan.head_dim, plan.scale,
-                        mask ? &*mask : nullptr, g.data());
+                        mask ? &*mask : nullptr, dsp, g.data());
       }
     });
-    return {dq, dk, dv, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    const auto d_bias = d_scores.defined() ? sum_per_head(plan, d_scores, bias) : torch::Tensor();
+    return {dq, dk, dv, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), d_bias};
   }
 };
 
@@ -224,7 +268,7 @@ struct PackedAttentionFunction : torch::autograd::Function<PackedAttentionFuncti
 
 torch::Tensor packed_attention_with_grad(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          const torch::Tensor& start, const torch::Tensor& length, int64_t heads,
-                                         bool first_only, double dropout_p) {
+                                         bool first_only, double dropout_p, const torch::Tensor& bias) {
   for (const auto* t : {&q, &k, &v})
     TORCH_CHECK(t->dim() == 2 && t->is_cpu() && t->scalar_type() == torch::kFloat32 && t->size(1) == q.size(1),
                 "packed attention: q, k and v must be float32 CPU matrices of one width");
@@ -232,8 +276,16 @@ torch::Tensor packed_attention_with_grad(const torch::Tensor& q, const torch::Te
   TORCH_CHECK(dropout_p >= 0 && dropout_p <= 1, "packed attention: dropout must be in [0, 1]");
   if (dropout_p == 1) return q * 0.0;  // every weight dropped
   const auto st = start.to(torch::kCPU, torch::kInt64).contiguous(), ln = length.to(torch::kCPU, torch::kInt64).contiguous();
+  // No bias travels as an empty tensor: autograd functions take defined tensors.
+  auto b = bias.defined() ? bias.contiguous() : torch::empty({0}, q.options());
+  if (bias.defined()) {
+    const auto longest = ln.numel() ? ln.max().item<int64_t>() : 0;
+    TORCH_CHECK(b.dim() == 3 && b.size(0) == heads && b.size(1) == b.size(2) && b.size(1) >= longest && b.is_cpu() &&
+                    b.scalar_type() == torch::kFloat32,
+                "packed attention: the score bias must be a float32 CPU tensor [heads, seq, seq] covering every sequence");
+  }
   return PackedAttentionFunction::apply(q.contiguous(), k.contiguous(), v.contiguous(), st, ln, heads, first_only,
-                                        dropout_p);
+                                        dropout_p, b);
 }
 
 }  // namespace emotune::model

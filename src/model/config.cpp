@@ -71,8 +71,10 @@ std::vector<std::string> read_id2label(const json& j, const std::string& where) 
 }  // namespace
 
 ModelConfig ModelConfig::load(const std::filesystem::path& path) {
-  const json j = util::read_json_file(path);
-  const std::string where = path.string();
+  return parse(util::read_json_file(path), path.string());
+}
+
+ModelConfig ModelConfig::parse(const json& j, const std::string& where) {
   if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object");
   ModelConfig c;
   c.model_type = config_field<std::string>(j, "model_type", "", where);

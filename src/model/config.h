@@ -40,6 +40,8 @@ struct ModelConfig {
 
   // Reads and validates config.json; errors name the file and the field.
   static ModelConfig load(const std::filesystem::path& path);
+  // The same from config.json's parsed contents; errors name `where`.
+  static ModelConfig parse(const nlohmann::json& j, const std::string& where);
   // The config.json of a sequence classifier of this family with this config's labels.
   nlohmann::json to_classifier_json() const;
   // Overrides every dropout probability (training's --dropout).

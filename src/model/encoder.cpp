@@ -48,16 +48,21 @@ torch::Tensor TokenLayout::positions() const {
 
 namespace {
 
-// softmax(q k^T / sqrt(head_dim)) v over the padded grid, [bs, heads, queries|keys, head_dim], keys
-// where mask [bs, seq] is 0 left out.
+// softmax(q k^T / sqrt(head_dim) + bias) v over the padded grid, [bs, heads, queries|keys, head_dim], keys
+// where mask [bs, seq] is 0 left out; bias [heads, seq, seq] or undefined.
 torch::Tensor grid_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                             const torch::Tensor& mask, double dropout_p) {
+                             const torch::Tensor& mask, double dropout_p, const torch::Tensor& bias) {
   const auto keys = (mask != 0).view({mask.size(0), 1, 1, mask.size(1)});
+  const auto query_bias = bias.defined() ? bias.narrow(1, 0, q.size(2)).unsqueeze(0).to(q.scalar_type()) : bias;
 #if TORCH_VERSION_MAJOR >= 2
   // libtorch picks its fused kernel (memory-efficient attention on CUDA; flash where no mask is needed).
+  if (query_bias.defined())
+    return at::scaled_dot_product_attention(
+        q, k, v, query_bias.masked_fill(keys.logical_not(), -std::numeric_limits<float>::infinity()), dropout_p);
   return at::scaled_dot_product_attention(q, k, v, keys, dropout_p);
 #else
   auto scores = torch::matmul(q / std::sqrt(static_cast<double>(q.size(-1))), k.transpose(2, 3));
+  if (query_bias.defined()) scores = scores + query_bias;
   scores = scores.masked_fill(keys.logical_not(), std::numeric_limits<float>::lowest());
   auto weights = torch::softmax(scores, -1);
   if (dropout_p > 0) weights = torch::dropout(weights, dropout_p, /*train=*/true);
@@ -69,7 +74,7 @@ torch::Tensor grid_attention(const torch::Tensor& q, const torch::Tensor& k, con
 
 torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_lin, Linear& v_lin,
                              const PackedLinear* fused, const TokenLayout& layout, int64_t n_heads, bool first_only,
-                             Dropout& dropout) {
+                             Dropout& dropout, const torch::Tensor& score_bias) {
   const int64_t bs = layout.batch, seq = layout.seq, dim = x.size(1), head_dim = dim / n_heads;
   const bool packed_rows = x.is_cpu() && x.scalar_type() == torch::kFloat32;
   const bool inference = packed_rows && !dropout->is_training() && !torch::GradMode::is_enabled();
@@ -90,10 +95,12 @@ torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_li
       v = v_lin(x).contiguous();
     }
     auto context = torch::empty({first_only ? bs : x.size(0), dim}, x.options());
+    const auto bias = score_bias.defined() ? score_bias.contiguous() : score_bias;
+    const ScoreBias packed_bias{bias.defined() ? bias.data_ptr<float>() : nullptr, bias.defined() ? bias.size(1) : 0};
     const auto start = layout.first.to(torch::kCPU).contiguous(), length = layout.lengths.to(torch::kCPU).contiguous();
     packed_attention(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), stride, context.data_ptr<float>(),
                      PackedSequences{start.data_ptr<int64_t>(), length.data_ptr<int64_t>(), bs, first_only}, n_heads,
-                     head_dim, static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))));
+                     head_dim, static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))), packed_bias);
     return context;
   }
   if (packed_rows) {
@@ -101,7 +108,7 @@ torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_li
     // attention dropout drawn only where real tokens meet.
     const auto q = q_lin(first_only ? x.index_select(0, layout.first) : x);
     return packed_attention_with_grad(q, k_lin(x), v_lin(x), layout.first, layout.lengths, n_heads, first_only,
-                                      dropout->active_p());
+                                      dropout->active_p(), score_bias);
   }
   // Accelerators: the padded grid, [tokens, dim] -> [bs, heads, seq, head_dim].
   auto shape = [&](const torch::Tensor& t) {
@@ -110,7 +117,8 @@ torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_li
   const int64_t queries = first_only ? 1 : seq;
   const auto q = first_only ? q_lin(x.index_select(0, layout.first)).view({bs, 1, n_heads, head_dim}).transpose(1, 2)
                             : shape(q_lin(x));
-  const auto context = grid_attention(q, shape(k_lin(x)), shape(v_lin(x)), layout.mask, dropout->active_p());
+  const auto context =
+      grid_attention(q, shape(k_lin(x)), shape(v_lin(x)), layout.mask, dropout->active_p(), score_bias);
   const auto rows = context.transpose(1, 2).contiguous().view({bs * queries, dim});
   return first_only ? rows : layout.pack(rows);
 }

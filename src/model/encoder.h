@@ -41,9 +41,12 @@ struct TokenLayout {
 // the layer's projections (Hugging Face's q_lin/k_lin/v_lin or query/key/value), or once packed for
 // inference `fused`, the three as one layer. `dropout` acts on the attention probabilities. On the CPU
 // in float32 it attends per sequence on the packed rows (attention_kernel.h), elsewhere over the
-// padded grid.
+// padded grid. `score_bias` (undefined: none) is added to the scores before the softmax, in every path:
+// [heads, layout.seq, layout.seq], entry (h, i, j) for query position i and key position j of a
+// sequence (see ScoreBias in attention_kernel.h); it may require gradients.
 torch::Tensor self_attention(const torch::Tensor& x, Linear& q, Linear& k, Linear& v, const PackedLinear* fused,
-                             const TokenLayout& layout, int64_t n_heads, bool first_only, Dropout& dropout);
+                             const TokenLayout& layout, int64_t n_heads, bool first_only, Dropout& dropout,
+                             const torch::Tensor& score_bias = {});
 
 // q, k and v fused into one [dim -> 3*dim] packed layer for inference (one larger product instead of
 // three, one activation quantisation for int8); their plain weights are released. Per-output-channel

@@ -4,14 +4,20 @@
 
 #include "model/bert.h"
 #include "model/distilbert.h"
+#include "model/mpnet.h"
 #include "model/roberta.h"
 
 namespace emotune::model {
 
+const std::vector<const Family*>& all_families() {
+  static const std::vector<const Family*> families{&distilbert_family(), &bert_family(), &roberta_family(),
+                                                   &mpnet_family()};
+  return families;
+}
+
 const Family& find_family(const std::string& model_type, const std::string& where) {
-  const Family* const families[] = {&distilbert_family(), &bert_family(), &roberta_family()};
   std::string known;
-  for (const Family* f : families) {
+  for (const Family* f : all_families()) {
     if (model_type == f->model_type) return *f;
     known += (known.empty() ? "" : ", ") + std::string(f->model_type);
   }

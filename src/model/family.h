@@ -1,10 +1,24 @@
 // Model families, as Hugging Face's auto classes know them: config.json's model_type picks one, and
-// the family reads and writes its own config fields and builds its sequence classifier. Adding a
-// family is one model file (like model/bert.cpp) and one entry in family.cpp.
+// the family reads and writes its own config fields and builds its sequence classifier.
+//
+// Adding a family touches these places, and no others (MPNet needed exactly these five):
+//   1. src/model/NAME.h and NAME.cpp: its config fields, its modules under Hugging Face's names, its
+//      Family (model/mpnet.cpp is the model to copy). Attention goes through self_attention()
+//      (model/encoder.h), whose every path (packed inference, packed training with gradients, the
+//      accelerators' padded grid) honours an additive score bias: relative positions need no kernel.
+//   2. family.cpp: one line registering it.
+//   3. CMakeLists.txt: its source file.
+//   4. tests/families.json: a small config, its tokenizer files and transformers' class name. Every
+//      per-family test (unit, oracle parity, Trainer parity, every command, GPU) iterates that table,
+//      and a unit test fails when a registered family is missing from it.
+//   5. README.md's table of supported models.
+// Its tokenizer must be one emotune reads (text/tokenizer.h: WordPiece or byte-level BPE); a new kind
+// of tokenizer is a change of its own.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "model/classifier.h"
 #include "model/config.h"
@@ -26,5 +40,7 @@ struct Family {
 
 // The family of `model_type`; an unknown one throws naming `where` and the supported types.
 const Family& find_family(const std::string& model_type, const std::string& where);
+// Every registered family, in registration order.
+const std::vector<const Family*>& all_families();
 
 }  // namespace emotune::model

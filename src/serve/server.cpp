@@ -8,6 +8,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <cmath>
+#include <functional>
 #include <csignal>
 #include <memory>
 #include <mutex>
@@ -24,6 +26,7 @@
 #include "serve/metrics.h"
 #include "serve/page.h"
 #include "serve/request.h"
+#include "serve/tei.h"
 #include "text/utf8.h"
 
 namespace emotune::serve {
@@ -59,6 +62,44 @@ HttpResponse json_answer(std::string body) {
   return r;
 }
 
+HttpResponse tei_error(const TeiError& e) {
+  HttpResponse r;
+  r.status = e.status;
+  r.body = tei_error_body(e);
+  if (e.status == 429) r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+// The answer for a failure on a TEI-protocol route (POST /predict, POST /): TEI's error body.
+HttpResponse tei_error_answer(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const TeiError& e) {
+    return tei_error(e);
+  } catch (const HttpError& e) {
+    return tei_error(tei_error_from(e));
+  } catch (const std::exception& e) {
+    return tei_error({500, "Backend", e.what()});
+  }
+}
+
+// The routes that speak TEI's and the Inference API's protocol.
+bool is_tei_route(const std::string& path) { return path == "/predict" || path == "/"; }
+
+// Scores of one text for the Inference API's function_to_apply.
+std::vector<float> apply_function(const infer::Prediction& p, ScoreFunction f) {
+  std::vector<float> out = f == ScoreFunction::Model ? p.probs : p.logits;
+  if (f == ScoreFunction::Sigmoid) {
+    for (auto& x : out) x = 1.0f / (1.0f + std::exp(-x));
+  } else if (f == ScoreFunction::Softmax) {
+    const float top = *std::max_element(out.begin(), out.end());
+    float sum = 0;
+    for (auto& x : out) sum += (x = std::exp(x - top));
+    for (auto& x : out) x /= sum;
+  }
+  return out;
+}
+
 class Service {
  public:
   Service(const ServeOptions& o, model::ModelBundle& bundle, infer::Predictor& predictor, ServerMetrics& metrics)
@@ -77,11 +118,23 @@ class Service {
   // Needs a plain float copy of the model (set_explainer_model); one request at a time.
   std::string explain(const std::string& body, std::size_t& texts_out) const;
   std::string labels_json() const;
+  // TEI's POST /predict and the Inference API's POST / (serve/tei.h): the same limits, batcher and
+  // back-pressure as predict; errors are TeiError or HttpError.
+  void tei_predict(const std::string& body, std::size_t& texts_out, Respond done) const;
+  void inference_api(const std::string& body, std::size_t& texts_out, Respond done) const;
+  // GET /info: TEI's fields that apply to a classifier.
+  std::string info_json() const;
   void set_explainer_model(model::ModelBundle* plain) { plain_ = plain; }
   bool explains() const { return plain_ != nullptr; }
 
  private:
   std::vector<std::size_t> label_ids(const std::vector<std::string>& names) const;
+  // Token ids for TEI: a text over the model's length is an error unless `truncate` (then cut at the
+  // end, or at the start with `keep_end`).
+  std::vector<text::Encoding> tei_encode(const std::vector<std::string>& texts, bool truncate, bool keep_end) const;
+  // Runs already checked encodings through the batcher; `answer` lays out the predictions.
+  void run_tei(std::vector<text::Encoding> encodings, Respond done,
+               std::function<std::string(const std::vector<infer::Prediction>&)> answer) const;
   void check_token_budget(const std::vector<text::Encoding>& encodings) const;
   std::string predictions_json(const PredictRequest& r, const std::vector<infer::Prediction>& preds,
                                Clock::time_point start) const;
@@ -150,6 +203,90 @@ std::string Service::predictions_json(const PredictRequest& r, const std::vector
   return out.dump();
 }
 
+std::vector<text::Encoding> Service::tei_encode(const std::vector<std::string>& texts, bool truncate,
+                                               bool keep_end) const {
+  const std::size_t max = predictor_.max_length();
+  std::vector<text::Encoding> out;
+  out.reserve(texts.size());
+  for (const auto& t : texts) {
+    // Whole when the end is kept (a text is bounded by --max-text-chars; a code point is at most 4 tokens).
+    auto e = bundle_.tokenizer->encode(t, keep_end ? 4 * text::count_code_points(t) + 2 : max);
+    if (e.truncated || e.ids.size() > max) {
+      if (!truncate)
+        throw TeiError{413, "Validation", "`inputs` must have less than " + std::to_string(max) +
+                                              " tokens; pass \"truncate\": true to cut it"};
+      if (e.ids.size() > max) {  // keep the first special token, the last max - 2 tokens, the last special
+        std::vector<std::int32_t> kept{e.ids.front()};
+        kept.insert(kept.end(), e.ids.end() - static_cast<std::ptrdiff_t>(max - 1), e.ids.end());
+        e.ids = std::move(kept);
+      }
+      e.truncated = true;
+    }
+    out.push_back(std::move(e));
+  }
+  check_token_budget(out);
+  return out;
+}
+
+void Service::run_tei(std::vector<text::Encoding> encodings, Respond done,
+                      std::function<std::string(const std::vector<infer::Prediction>&)> answer) const {
+  batcher_.submit(std::move(encodings), [answer, done](std::vector<infer::Prediction> preds, std::exception_ptr failed) {
+    if (failed) return done(tei_error_answer(failed));
+    try {
+      done(json_answer(answer(preds)));
+    } catch (...) {
+      done(tei_error_answer(std::current_exception()));
+    }
+  });
+}
+
+void Service::tei_predict(const std::string& body, std::size_t& texts_out, Respond done) const {
+  const auto r = parse_tei_predict(body, {o_.max_batch, o_.max_text_chars, grouping_});
+  texts_out = r.texts.size();
+  run_tei(tei_encode(r.texts, r.truncate, r.truncate_left), std::move(done),
+          [this, raw = r.raw_scores, batch = r.batch](const std::vector<infer::Prediction>& preds) {
+            std::vector<std::vector<LabelScore>> per_text;
+            for (const auto& p : preds) per_text.push_back(ranked(bundle_.labels(), raw ? p.logits : p.probs));
+            return ranked_json(per_text, batch);
+          });
+}
+
+void Service::inference_api(const std::string& body, std::size_t& texts_out, Respond done) const {
+  const auto r = parse_inference_api(body, {o_.max_batch, o_.max_text_chars, grouping_});
+  texts_out = r.texts.size();
+  run_tei(tei_encode(r.texts, /*truncate=*/true, /*keep_end=*/false), std::move(done),
+          [this, r](const std::vector<infer::Prediction>& preds) {
+            std::vector<std::vector<LabelScore>> per_text;
+            for (const auto& p : preds) per_text.push_back(ranked(bundle_.labels(), apply_function(p, r.function), r.top_k));
+            // A list per text even for one: the Inference API's answer, which InferenceClient reads.
+            return ranked_json(per_text, /*nested=*/true);
+          });
+}
+
+std::string Service::info_json() const {
+  ordered_json id2label = ordered_json::object(), label2id = ordered_json::object();
+  for (std::size_t i = 0; i < bundle_.labels().size(); ++i) {
+    id2label[std::to_string(i)] = bundle_.labels()[i];
+    label2id[bundle_.labels()[i]] = i;
+  }
+  const std::string dtype = o_.precision == "bf16" ? "bfloat16" : o_.precision == "int8" ? "int8" : "float32";
+  return ordered_json{{"model_id", name_},
+                      {"model_sha", nullptr},
+                      {"model_dtype", dtype},
+                      {"model_type", {{"classifier", {{"id2label", id2label}, {"label2id", label2id}}}}},
+                      {"max_concurrent_requests", o_.max_concurrent_requests},
+                      {"max_input_length", predictor_.max_length()},
+                      {"max_batch_tokens", o_.max_batch_tokens},
+                      {"max_batch_requests", nullptr},
+                      {"max_client_batch_size", o_.max_batch},
+                      {"auto_truncate", false},
+                      {"tokenization_workers", std::thread::hardware_concurrency()},
+                      {"version", EMOTUNE_VERSION},
+                      {"sha", nullptr},
+                      {"docker_label", nullptr}}
+      .dump();
+}
+
 std::vector<std::size_t> Service::label_ids(const std::vector<std::string>& names) const {
   std::vector<std::size_t> ids;
   const auto& labels = bundle_.labels();
@@ -209,7 +346,7 @@ std::string Service::labels_json() const {
 class Router {
  public:
   Router(const ServeOptions& o, Service& service, ServerMetrics& metrics)
-      : o_(o), service_(service), metrics_(metrics), labels_(service.labels_json()) {}
+      : o_(o), service_(service), metrics_(metrics), labels_(service.labels_json()), info_(service.info_json()) {}
   // After the HTTP server has stopped: nobody waits for explanations still queued.
   ~Router() {
     explainer_.stop();
@@ -247,7 +384,7 @@ class Router {
   const ServeOptions& o_;
   Service& service_;
   ServerMetrics& metrics_;
-  const std::string labels_;
+  const std::string labels_, info_;
   std::atomic<std::size_t> in_progress_{0};
   boost::asio::thread_pool explainer_{1};  // explanations hold a thread for long: never an HTTP worker
 };
@@ -269,6 +406,8 @@ std::optional<HttpResponse> Router::page(const std::string& path) const {
     r.body = R"({"status":"ok"})";
   } else if (path == "/v1/labels") {
     r.body = labels_;
+  } else if (path == "/info") {
+    r.body = info_;
   } else if (path == "/metrics") {
     r.body = metrics_.prometheus();
     r.content_type = "text/plain; version=0.0.4";
@@ -285,7 +424,8 @@ std::optional<HttpResponse> Router::page(const std::string& path) const {
 }
 
 void Router::handle(HttpRequest req, Respond respond) {
-  const bool is_post_route = req.path == "/v1/predict" || (req.path == "/v1/explain" && service_.explains());
+  const bool is_post_route = req.path == "/v1/predict" || is_tei_route(req.path) ||
+                             (req.path == "/v1/explain" && service_.explains());
   std::optional<HttpResponse> got = page(req.path);
   const bool is_get_route = got.has_value();
   auto x = std::make_shared<Exchange>();
@@ -297,12 +437,13 @@ void Router::handle(HttpRequest req, Respond respond) {
     try {
       return post(req.path, req.body, x->texts, finish);
     } catch (...) {
-      return finish(error_answer(std::current_exception()));
+      return finish(is_tei_route(req.path) ? tei_error_answer(std::current_exception())
+                                           : error_answer(std::current_exception()));
     }
   }
   if (is_post_route || is_get_route) {
     auto r = json_error(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
-    r.headers.emplace_back("Allow", is_post_route ? "POST" : "GET, HEAD");
+    r.headers.emplace_back("Allow", is_post_route && is_get_route ? "GET, HEAD, POST" : is_post_route ? "POST" : "GET, HEAD");
     return finish(std::move(r));
   }
   finish(json_error(404, "not_found", "no route " + req.path));
@@ -316,6 +457,8 @@ void Router::post(const std::string& path, const std::string& body, std::size_t&
   // The count ends when the last copy of this callback is gone, i.e. once the answer is out.
   Finish counted_finish = [finish, counted](HttpResponse r) { finish(std::move(r)); };
   if (path == "/v1/predict") return service_.predict(body, texts, counted_finish);
+  if (path == "/predict") return service_.tei_predict(body, texts, counted_finish);
+  if (path == "/") return service_.inference_api(body, texts, counted_finish);
   boost::asio::post(explainer_, [this, body, &texts, counted_finish] {
     try {
       counted_finish(json_answer(service_.explain(body, texts)));

@@ -1,6 +1,7 @@
 #include "text/wordpiece.h"
 
 #include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -58,17 +59,26 @@ WordPiece::WordPiece(std::vector<std::string> vocab, WordPieceOptions options)
   cls_id_ = require_id(options_.cls_token, "cls_token");
   sep_id_ = require_id(options_.sep_token, "sep_token");
   pad_id_ = require_id(options_.pad_token, "pad_token");
-  for (const std::string* t : {&options_.unk_token, &options_.sep_token, &options_.pad_token, &options_.cls_token,
-                               &options_.mask_token}) {
-    auto it = word_start_.find(*t);
-    if (it == word_start_.end() || t->empty()) continue;
+  auto whole = [&](const std::string& t, bool normalized) {
+    auto it = word_start_.find(t);
+    if (it == word_start_.end() || t.empty()) return;
+    for (const auto& w : special_tokens_)
+      if (w.id == it->second) return;
     std::u32string cps;
-    decode_utf8(*t, cps);
-    special_tokens_.emplace_back(std::move(cps), it->second);
-  }
+    decode_utf8(t, cps);
+    const bool folded = normalized && options_.lower_case;
+    if (folded)
+      for (auto& c : cps) c = c < 128 ? static_cast<char32_t>(std::tolower(static_cast<int>(c))) : c;
+    special_tokens_.push_back({std::move(cps), it->second, folded});
+  };
+  if (options_.roles_matched_whole)
+    for (const std::string* t : {&options_.unk_token, &options_.sep_token, &options_.pad_token, &options_.cls_token,
+                                 &options_.mask_token})
+      whole(*t, false);
+  for (const auto& a : options_.added) whole(a.content, a.normalized);
   // Longest first, so that one special token that prefixes another never wins early.
-  std::sort(special_tokens_.begin(), special_tokens_.end(),
-            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  std::stable_sort(special_tokens_.begin(), special_tokens_.end(),
+                   [](const auto& a, const auto& b) { return a.cps.size() > b.cps.size(); });
 }
 
 std::int32_t WordPiece::require_id(const std::string& token, const char* role) const {
@@ -101,9 +111,55 @@ WordPiece WordPiece::from_vocab_file(const fs::path& vocab_txt, WordPieceOptions
 
 namespace {
 
+// The tokens the post-processor puts around the text: [CLS] A [SEP] (BertProcessing), <s> A </s>
+// (RobertaProcessing, MPNet's), or a TemplateProcessing with one special token on each side.
+void read_wordpiece_post_processor(const json& post, WordPieceOptions& o) {
+  if (!post.is_object()) return;
+  const std::string type = post.value("type", "");
+  if (type == "BertProcessing" || type == "RobertaProcessing") {
+    o.cls_token = post.at("cls").at(0).get<std::string>();
+    o.sep_token = post.at("sep").at(0).get<std::string>();
+  } else if (type == "TemplateProcessing") {
+    const json& single = post.at("single");
+    if (!single.is_array() || single.size() != 3 || !single[0].contains("SpecialToken") ||
+        !single[1].contains("Sequence") || !single[2].contains("SpecialToken"))
+      throw std::runtime_error("post_processor: only templates of one special token, the text, one special token are supported");
+    o.cls_token = single[0].at("SpecialToken").at("id").get<std::string>();
+    o.sep_token = single[2].at("SpecialToken").at("id").get<std::string>();
+  } else {
+    throw std::runtime_error("post_processor '" + type + "' is not supported (BertProcessing, RobertaProcessing, TemplateProcessing)");
+  }
+}
+
+// tokenizer.json's added_tokens (content, normalized, lstrip, rstrip).
+std::vector<WordPieceAddedToken> added_tokens_of(const json& j) {
+  std::vector<WordPieceAddedToken> added;
+  const json tokens = j.value("added_tokens", json::array());
+  if (!tokens.is_array()) throw std::runtime_error("added_tokens must be a list");
+  for (const json& a : tokens) {
+    if (a.value("single_word", false)) throw std::runtime_error("single_word added tokens are not supported");
+    added.push_back({a.at("content").get<std::string>(), a.value("normalized", false), a.value("lstrip", false),
+                     a.value("rstrip", false)});
+  }
+  return added;
+}
+
+// tokenizer_config.json's added_tokens_decoder ({"id": {"content", "normalized", ...}}), as
+// transformers writes it.
+std::vector<WordPieceAddedToken> added_tokens_decoder_of(const json& cfg) {
+  std::vector<WordPieceAddedToken> added;
+  const json decoder = cfg.value("added_tokens_decoder", json::object());
+  if (!decoder.is_object()) throw std::runtime_error("added_tokens_decoder must be an object");
+  for (const auto& [id, a] : decoder.items())
+    added.push_back({a.at("content").get<std::string>(), a.value("normalized", false), a.value("lstrip", false),
+                     a.value("rstrip", false)});
+  return added;
+}
+
 WordPiece wordpiece_from_tokenizer_json(const fs::path& path, const json& j) {
   const json model = j.value("model", json::object());
-  if (model.value("type", "") != "WordPiece")
+  // Older files name no type (load_tokenizer took it for WordPiece: it has no merges).
+  if (model.value("type", "WordPiece") != "WordPiece")
     throw std::runtime_error(path.string() + ": only WordPiece tokenizers are supported");
   if (model.value("continuing_subword_prefix", "##") != "##")
     throw std::runtime_error(path.string() + ": continuing_subword_prefix must be \"##\"");
@@ -123,6 +179,17 @@ WordPiece wordpiece_from_tokenizer_json(const fs::path& path, const json& j) {
     if (!model.at("max_input_chars_per_word").is_number_unsigned())
       throw std::runtime_error(path.string() + ": max_input_chars_per_word must be a non-negative integer");
     o.max_input_chars_per_word = model.at("max_input_chars_per_word").get<std::size_t>();
+  }
+  read_wordpiece_post_processor(j.value("post_processor", json()), o);
+  o.added = added_tokens_of(j);
+  o.roles_matched_whole = false;
+  // Padding and mask roles, which tokenizer.json names only by its padding settings and added tokens.
+  const json padding = j.value("padding", json());
+  if (padding.is_object() && padding.contains("pad_token") && padding.at("pad_token").is_string())
+    o.pad_token = padding.at("pad_token").get<std::string>();
+  for (const auto& a : o.added) {
+    if (a.content == "<mask>" || a.content == "[MASK]") o.mask_token = a.content;
+    if (!padding.is_object() && (a.content == "<pad>" || a.content == "[PAD]")) o.pad_token = a.content;
   }
   const json normalizer = j.value("normalizer", json::object());
   if (normalizer.is_object() && normalizer.value("type", "") == "BertNormalizer") {
@@ -163,6 +230,14 @@ WordPiece WordPiece::from_directory(const fs::path& dir) {
       if (cfg.contains("strip_accents") && cfg.at("strip_accents").is_boolean())
         o.strip_accents = cfg.at("strip_accents").get<bool>();
       apply_special_tokens(cfg, o);
+      o.added = added_tokens_decoder_of(cfg);
+      return 0;
+    });
+  // transformers takes a tokenizer's added tokens from tokenizer.json when the folder has one, even
+  // for the Python tokenizer built from vocab.txt.
+  if (fs::exists(dir / "tokenizer.json"))
+    reading(dir / "tokenizer.json", [&](const json& j) {
+      o.added = added_tokens_of(j);
       return 0;
     });
   if (fs::exists(dir / "special_tokens_map.json"))
@@ -210,6 +285,16 @@ Encoding WordPiece::encode_traced(std::string_view utf8, std::size_t max_length,
   return enc;
 }
 
+bool WordPiece::WholeToken::matches(std::u32string_view text, std::size_t at) const {
+  if (text.size() - at < cps.size()) return false;
+  for (std::size_t k = 0; k < cps.size(); ++k) {
+    char32_t c = text[at + k];
+    if (folded && c < 128) c = static_cast<char32_t>(std::tolower(static_cast<int>(c)));
+    if (c != cps[k]) return false;
+  }
+  return true;
+}
+
 void WordPiece::tokenize_into(std::u32string_view text, std::vector<std::int32_t>& ids, std::size_t limit) const {
   tokenize_traced(text, ids, limit, nullptr);
 }
@@ -219,12 +304,12 @@ void WordPiece::tokenize_traced(std::u32string_view text, std::vector<std::int32
   // Special tokens written in the text are kept whole, as Hugging Face's added-token trie does.
   std::size_t piece_start = 0;
   for (std::size_t i = 0; i < text.size() && ids.size() < limit; ++i) {
-    for (const auto& [cps, id] : special_tokens_) {
-      if (text[i] == cps.front() && text.compare(i, cps.size(), cps) == 0) {
+    for (const auto& special : special_tokens_) {
+      if (special.matches(text, i)) {
         basic_tokenize_piece(text.substr(piece_start, i - piece_start), piece_start, ids, limit, trace);
-        ids.push_back(id);
-        if (trace) trace->spans.push_back({i, i + cps.size()});
-        i += cps.size() - 1;
+        ids.push_back(special.id);
+        if (trace) trace->spans.push_back({i, i + special.cps.size()});
+        i += special.cps.size() - 1;
         piece_start = i + 1;
         break;
       }
@@ -376,8 +461,10 @@ json special_tokens_json(const WordPieceOptions& o) {
 
 // The tokenizer class is the family's: DistilBERT's takes no token_type_ids, so a BertTokenizer
 // there would hand DistilBERT an input it refuses (transformers' pipeline() does).
-json tokenizer_config_json(const WordPieceOptions& o, const std::string& tokenizer_class) {
+json tokenizer_config_json(const WordPieceOptions& o, const std::string& tokenizer_class,
+                           const json& added_tokens_decoder) {
   return json{{"tokenizer_class", tokenizer_class},
+              {"added_tokens_decoder", added_tokens_decoder},
               {"do_lower_case", o.lower_case},
               {"do_basic_tokenize", true},
               {"tokenize_chinese_chars", o.tokenize_chinese_chars},
@@ -397,7 +484,14 @@ void WordPiece::save(const fs::path& dir, const std::string& tokenizer_class) co
   std::string vocab;
   for (const auto& t : vocab_) vocab += t + "\n";
   util::write_text_atomically(dir / "vocab.txt", vocab);
-  util::write_text_atomically(dir / "tokenizer_config.json", tokenizer_config_json(options_, tokenizer_class).dump(2) + "\n");
+  // The tokens matched whole, as transformers reads them back (so "<unk>" stays one token there too).
+  json decoder = json::object();
+  for (const auto& a : options_.added)
+    if (auto it = word_start_.find(a.content); it != word_start_.end())
+      decoder[std::to_string(it->second)] = json{{"content", a.content}, {"lstrip", a.lstrip}, {"normalized", a.normalized},
+                                                 {"rstrip", a.rstrip}, {"single_word", false}, {"special", true}};
+  util::write_text_atomically(dir / "tokenizer_config.json",
+                              tokenizer_config_json(options_, tokenizer_class, decoder).dump(2) + "\n");
   util::write_text_atomically(dir / "special_tokens_map.json", special_tokens_json(options_).dump(2) + "\n");
 }
 

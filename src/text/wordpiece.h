@@ -16,6 +16,16 @@
 
 namespace emotune::text {
 
+// A token matched whole in the text before word splitting (tokenizers' added_tokens; transformers'
+// added_tokens_decoder), beyond the five special roles below. `normalized` ones match the text as
+// normalized: with lower_case, whatever the case of its ASCII letters (MPNet's "<unk>").
+struct WordPieceAddedToken {
+  std::string content;
+  bool normalized = false;
+  bool lstrip = false;
+  bool rstrip = false;
+};
+
 struct WordPieceOptions {
   bool lower_case = true;
   // Hugging Face's `strip_accents`: unset means "follow lower_case".
@@ -27,6 +37,10 @@ struct WordPieceOptions {
   std::string sep_token = "[SEP]";
   std::string pad_token = "[PAD]";
   std::string mask_token = "[MASK]";
+  std::vector<WordPieceAddedToken> added;
+  // Whether the five roles above are matched whole in the text too (transformers' tokenizers built
+  // from vocab.txt); tokenizer.json matches its added_tokens only.
+  bool roles_matched_whole = true;
 };
 
 class WordPiece : public Tokenizer {
@@ -89,7 +103,13 @@ class WordPiece : public Tokenizer {
   PieceMap word_start_;    // pieces that may begin a word
   PieceMap continuation_;  // "##x" pieces, keyed without the prefix
   std::size_t max_piece_chars_ = 1;
-  std::vector<std::pair<std::u32string, std::int32_t>> special_tokens_;  // matched verbatim in text
+  struct WholeToken {
+    std::u32string cps;  // lowercase ASCII when `folded`
+    std::int32_t id;
+    bool folded;  // matched whatever the case of the text's ASCII letters
+    bool matches(std::u32string_view text, std::size_t at) const;
+  };
+  std::vector<WholeToken> special_tokens_;  // matched whole in the text
   std::int32_t cls_id_ = 0, sep_id_ = 0, pad_id_ = 0, unk_id_ = 0;
 };
 

@@ -18,7 +18,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
-from harness import EMOTUNE, GOEMOTIONS, SHARED, TOKENIZER_DIR, init_model, main, run  # noqa: E402
+from harness import (EMOTUNE, FAMILIES, GOEMOTIONS, SHARED, TOKENIZER_DIR, family_config, family_tokenizer,  # noqa: E402
+                     init_model, main, run)
 from check_serve import Server  # noqa: E402
 
 TEXT = "I can't believe it's over... 😢 Ça va? Thanks anyway!!"
@@ -41,13 +42,12 @@ class Explain(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emotune_explain_")
-        small = dict(dim=64, hidden_dim=128, n_layers=2, n_heads=4, initializer_range=0.1)
-        cls.distilbert = init_model(os.path.join(cls.tmp, "distilbert"), seed=3, **small)
-        cls.roberta = init_model(os.path.join(cls.tmp, "roberta"), seed=4,
-                                 tokenizer=os.path.join(SHARED, "models", "roberta-base"),
-                                 model_type="roberta", vocab_size=50265, hidden_size=64, intermediate_size=128,
-                                 num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=130,
-                                 pad_token_id=1, type_vocab_size=1, initializer_range=0.1)
+        # One small random classifier per family of tests/families.json.
+        cls.models = [init_model(os.path.join(cls.tmp, family), seed=3 + i, tokenizer=family_tokenizer(family),
+                                 **family_config(family, initializer_range=0.1))
+                      for i, family in enumerate(FAMILIES)]
+        cls.distilbert = os.path.join(cls.tmp, "distilbert")
+        cls.roberta = os.path.join(cls.tmp, "roberta")
         cls.tuned = os.environ.get("EMOTUNE_EXPLAIN_MODEL") or None
         base = os.environ.get("EMOTUNE_MINILM", "")
         if not cls.tuned and base and os.path.isdir(base):
@@ -66,7 +66,7 @@ class Explain(unittest.TestCase):
             self.skipTest("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
 
     def test_json_and_offsets(self):
-        for model in (self.distilbert, self.roberta):
+        for model in self.models:
             got = explain(model, "--top-k", "2")
             self.assertEqual(len(got), 2)
             spans = json.loads(run("tokenize", "--offsets", "--model", model, input_text=TEXT + "\n").stdout)
@@ -105,7 +105,7 @@ class Explain(unittest.TestCase):
         return worst
 
     def test_completeness_random_models(self):
-        for model in (self.distilbert, self.roberta):
+        for model in self.models:
             # Random weights this large make the logit far from linear in the inputs: more steps.
             worst = self.assert_complete(model, dev_texts(10), "256")
             print(f"{os.path.basename(model)}: worst relative completeness gap {worst:.2e} (256 steps)", file=sys.stderr)

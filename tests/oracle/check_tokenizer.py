@@ -11,7 +11,12 @@ import subprocess
 import sys
 import unicodedata
 
-from transformers import BertTokenizer, BertTokenizerFast
+from transformers import BertTokenizer, BertTokenizerFast, MPNetTokenizer, MPNetTokenizerFast
+
+# WordPiece models: their folder in $EMOTUNE_SHARED/models/ and transformers' two tokenizer classes.
+WORDPIECE_MODELS = [("distilbert-base-uncased", BertTokenizer, BertTokenizerFast),
+                    ("sentence-transformers--all-MiniLM-L6-v2", BertTokenizer, BertTokenizerFast),
+                    ("sentence-transformers--all-mpnet-base-v2", MPNetTokenizer, MPNetTokenizerFast)]
 
 
 def adversarial(seed=7, count=600):
@@ -107,13 +112,45 @@ def check_byte_level_bpe(binary, shared, texts, n_goemotions):
     return mismatches
 
 
+def check_wordpiece(binary, shared, texts, n_goemotions):
+    """Every WordPiece model's ids, read from its vocab.txt + tokenizer_config.json and from its
+    tokenizer.json alone, against transformers' Python tokenizer and the tokenizers library."""
+    import shutil
+    import tempfile
+    mismatches = 0
+    tmp = tempfile.mkdtemp(prefix="emotune_wordpiece_")
+    try:
+        for name, slow, fast in WORDPIECE_MODELS:
+            model = os.path.join(shared, "models", name)
+            only_json = os.path.join(tmp, name)
+            os.makedirs(only_json)
+            shutil.copy(os.path.join(model, "tokenizer.json"), only_json)
+            for source, folder in (("vocab.txt", model), ("tokenizer.json", only_json)):
+                proc = subprocess.run([binary, "tokenize", "--model", folder], input="\n".join(texts).encode() + b"\n",
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+                got = [json.loads(line)["ids"] for line in proc.stdout.decode().splitlines()]
+                assert len(got) == len(texts), f"{len(got)} outputs for {len(texts)} inputs"
+                for oracle in (slow.from_pretrained(model), fast.from_pretrained(model)):
+                    want = oracle(texts, truncation=True, max_length=512)["input_ids"]
+                    differ = [i for i in range(len(texts)) if got[i] != want[i]]
+                    for i in differ[:10]:
+                        print(f"MISMATCH {name} ({source}) vs {type(oracle).__name__} #{i}: {texts[i][:200]!r}\n"
+                              f"  emotune: {oracle.convert_ids_to_tokens(got[i])[:40]}\n  {type(oracle).__name__}: "
+                              f"{oracle.convert_ids_to_tokens(want[i])[:40]}")
+                    print(f"{name} from {source} vs {type(oracle).__name__}: {len(texts) - len(differ)}/{len(texts)} "
+                          f"identical ({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
+                    mismatches += len(differ)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return mismatches
+
+
 def check_offsets(binary, shared, texts, n_goemotions):
     """Each token's place in the text (`tokenize --offsets`, what explanations report) against the
     tokenizers library's offsets, for both tokenizer kinds (WordPiece and byte-level BPE)."""
     from tokenizers import Tokenizer
     mismatches = 0
-    for name in ("distilbert-base-uncased", "sentence-transformers--all-MiniLM-L6-v2", "roberta-base",
-                 "SamLowe--roberta-base-go_emotions"):
+    for name in [m for m, _, _ in WORDPIECE_MODELS] + ["roberta-base", "SamLowe--roberta-base-go_emotions"]:
         model = os.path.join(shared, "models", name)
         oracle = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
         oracle.no_padding()
@@ -144,22 +181,7 @@ def main():
     n_goemotions = len(texts)
     texts += [t.replace("\n", " ") for t in adversarial()]
     mismatches = 0
-    for name in ("distilbert-base-uncased", "sentence-transformers--all-MiniLM-L6-v2"):
-        model = os.path.join(shared, "models", name)
-        proc = subprocess.run([binary, "tokenize", "--model", model], input="\n".join(texts).encode() + b"\n",
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
-        got = [json.loads(line)["ids"] for line in proc.stdout.decode().splitlines()]
-        assert len(got) == len(texts), f"{len(got)} outputs for {len(texts)} inputs"
-        for oracle in (BertTokenizer.from_pretrained(model), BertTokenizerFast.from_pretrained(model)):
-            want = oracle(texts, truncation=True, max_length=512)["input_ids"]
-            differ = [i for i in range(len(texts)) if got[i] != want[i]]
-            for i in differ[:10]:
-                print(f"MISMATCH {name} vs {type(oracle).__name__} #{i}: {texts[i]!r}\n"
-                      f"  emotune: {oracle.convert_ids_to_tokens(got[i])}\n  {type(oracle).__name__}: "
-                      f"{oracle.convert_ids_to_tokens(want[i])}")
-            print(f"{name} vs {type(oracle).__name__}: {len(texts) - len(differ)}/{len(texts)} identical "
-                  f"({n_goemotions} GoEmotions texts, {len(texts) - n_goemotions} adversarial)")
-            mismatches += len(differ)
+    mismatches += check_wordpiece(binary, shared, texts + bpe_adversarial(), n_goemotions)
     mismatches += check_byte_level_bpe(binary, shared, texts + bpe_adversarial(), n_goemotions)
     mismatches += check_offsets(binary, shared, texts + bpe_adversarial(), n_goemotions)
     model = os.path.join(shared, "models", "distilbert-base-uncased")

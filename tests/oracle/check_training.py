@@ -20,12 +20,11 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import EMOTUNE, GOEMOTIONS, TOKENIZER_DIR, first_lines, init_model, main, run, wait_for_lines  # noqa: E402
+from harness import (EMOTUNE, FAMILIES, GOEMOTIONS, TOKENIZER_DIR, family_config, family_tokenizer,  # noqa: E402
+                     first_lines, init_model, main, run, wait_for_lines)
 
 hf_logging.set_verbosity_error()
-DROPOUT_FIELDS = {"distilbert": ("dropout", "attention_dropout", "seq_classif_dropout"),
-                  "bert": ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"),
-                  "roberta": ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")}
+DROPOUT_FIELDS = {family: tuple(entry["dropouts"]) for family, entry in FAMILIES.items()}
 
 
 def load_hf(model_dir, dropout=0.0):
@@ -278,19 +277,16 @@ class TrainingParity(TrainerParity, unittest.TestCase):
         self.assertEqual([r["loss"] for r in a], [r["loss"] for r in b])
 
 
-class BertTrainingParity(TrainingParity):
-    """The same checks on a BERT classifier (token types, pooler, its own LayerNorm eps)."""
-    INIT = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "intermediate_size": 64, "max_position_embeddings": 128, "type_vocab_size": 2, "layer_norm_eps": 1e-7}
-
-
-class RobertaTrainingParity(TrainingParity):
-    """The same checks on a RoBERTa classifier (positions from padding_idx + 1, one token type, the
-    dense-tanh-out_proj head) with roberta-base's byte-level BPE tokenizer."""
-    INIT = {"model_type": "roberta", "vocab_size": 50265, "hidden_size": 32, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 130, "type_vocab_size": 1,
-            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "layer_norm_eps": 1e-5}
-    TOKENIZER = os.path.join(os.environ.get("EMOTUNE_SHARED", ""), "models", "roberta-base")
+# The same checks on every other family of tests/families.json (BERT: token types, pooler; RoBERTa and
+# MPNet: positions from padding_idx + 1, the dense-tanh-out_proj head; MPNet: the relative-position
+# bias and its gradient), each with its own real tokenizer.
+for _family in FAMILIES:
+    if _family != TrainingParity.INIT["model_type"]:
+        _name = _family.capitalize() + "TrainingParity"
+        globals()[_name] = type(_name, (TrainingParity,), {
+            "INIT": family_config(_family, max_position_embeddings=family_config(_family)["max_position_embeddings"]
+                                  - 512 + 128, initializer_range=0.02),
+            "TOKENIZER": family_tokenizer(_family)})
 
 
 class RealMiniLMTrainingParity(TrainerParity, unittest.TestCase):

@@ -12,6 +12,19 @@ SHARED = os.environ.get("EMOTUNE_SHARED", "")
 TOKENIZER_DIR = os.path.join(SHARED, "models", "distilbert-base-uncased")
 GOEMOTIONS = os.path.join(SHARED, "data", "goemotions")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+# The model families under test (tests/families.json): every per-family test iterates this table.
+with open(os.path.join(ROOT, "tests", "families.json"), encoding="utf-8") as _f:
+    FAMILIES = {k: v for k, v in json.load(_f).items() if k != "_"}
+
+
+def family_tokenizer(family):
+    """The directory of the real tokenizer files of `family` in $EMOTUNE_SHARED/models/."""
+    return os.path.join(SHARED, "models", FAMILIES[family]["tokenizer"])
+
+
+def family_config(family, **overrides):
+    """The small config.json of `family` (tests/families.json) with `overrides` applied."""
+    return {**FAMILIES[family]["small"], **overrides}
 
 
 def run(*args, input_text=None, check=True):
