@@ -15,6 +15,8 @@
 
 namespace emotune::model {
 
+struct TokenLayout;
+
 struct SequenceClassifierImpl : torch::nn::Module {
   explicit SequenceClassifierImpl(ModelConfig c) : config(std::move(c)) {}
 
@@ -24,6 +26,9 @@ struct SequenceClassifierImpl : torch::nn::Module {
   // the word-embedding rows of the ids (explanations move them between a text and a baseline).
   // Positions are 0, 1, ... of each sequence as with ids (RoBERTa: from padding_idx + 1).
   virtual torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask) = 0;
+  // The base model's last hidden states (Hugging Face's DistilBertModel, BertModel, ...): packed
+  // [tokens, hidden], or with first_only each sequence's position-0 row only, [batch, hidden].
+  virtual torch::Tensor encode(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only) = 0;
   // Hugging Face's get_input_embeddings(): the word-embedding table [vocab, hidden].
   virtual torch::nn::Embedding input_embeddings() = 0;
 

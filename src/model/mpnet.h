@@ -107,6 +107,9 @@ struct MPNetForSequenceClassificationImpl : SequenceClassifierImpl {
   explicit MPNetForSequenceClassificationImpl(const ModelConfig& c, bool initialise = true);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) override;
   torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask) override;
+  torch::Tensor encode(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only) override {
+    return mpnet->forward(input_ids, layout, first_only);
+  }
   torch::nn::Embedding input_embeddings() override { return mpnet->embeddings->word_embeddings; }
   // Logits from the embeddings' output.
   torch::Tensor classify(const torch::Tensor& embedded, const TokenLayout& layout);

@@ -67,6 +67,9 @@ struct RobertaForSequenceClassificationImpl : SequenceClassifierImpl {
   explicit RobertaForSequenceClassificationImpl(const ModelConfig& c, bool initialise = true);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) override;
   torch::Tensor forward_embeds(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask) override;
+  torch::Tensor encode(const torch::Tensor& input_ids, const TokenLayout& layout, bool first_only) override {
+    return roberta->forward(input_ids, layout, first_only);
+  }
   torch::nn::Embedding input_embeddings() override { return roberta->embeddings->word_embeddings; }
   // Logits from the embeddings' output.
   torch::Tensor classify(const torch::Tensor& embedded, const TokenLayout& layout);

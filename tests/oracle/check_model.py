@@ -149,9 +149,9 @@ class ModelParity(unittest.TestCase):
         texts = sample_texts(40)
         for family in FAMILIES:
             with self.subTest(family=family):
-                self.assert_parity(self.init_model(family + "_small", family=family), texts)
-                self.assert_parity(self.init_model(family + "_sharp", family=family, seed=5, initializer_range=0.25),
-                                   texts)
+                self.assert_parity(self.init_model("table_" + family, family=family), texts)
+                self.assert_parity(self.init_model("table_sharp_" + family, family=family, seed=5,
+                                                   initializer_range=0.25), texts)
 
     def test_mpnet_shapes(self):
         texts = sample_texts(40)
