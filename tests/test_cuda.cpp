@@ -1,6 +1,6 @@
 // CUDA against the CPU, for every family: the same model's float32 logits (TF32 off), 20 training
-// steps' losses, and how far bf16 products move the logits. Skipped where no GPU is visible, which
-// is always the case with Debian's CPU-only libtorch.
+// steps' losses, and how far bf16 products move the logits. ctest lists them only in builds whose
+// libtorch has CUDA (tests/CMakeLists.txt); there they skip when no GPU is visible.
 #include <ATen/Context.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>

@@ -29,7 +29,7 @@ struct BenchArgs {
   int64_t steps = 20;
   int64_t warmup = 2;
   std::size_t batch_size = 16;
-  std::size_t max_length = 128;
+  std::size_t max_length = 0;  // 0: 128, or the model's positions if fewer
   std::uint64_t seed = 0;
   int threads = 0;
   std::string precision;
@@ -90,8 +90,13 @@ int bench(const BenchArgs& a) {
   if (a.products == "blas" && load.products == model::Products::OnednnF32) load.products = model::Products::Libtorch;
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, load);
   bundle.model->to(device);
+  const auto positions = static_cast<std::size_t>(bundle.config().max_tokens());
+  const std::size_t max_length = a.max_length ? a.max_length : std::min<std::size_t>(128, positions);
+  if (max_length > positions)
+    throw UserError("--max-length " + std::to_string(max_length) + " exceeds the model's " +
+                    std::to_string(positions) + " positions");
   const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
-  const auto enc = data::encode_dataset(ds, *bundle.tokenizer, a.max_length);
+  const auto enc = data::encode_dataset(ds, *bundle.tokenizer, max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());
   if (L != 28) throw UserError("bench needs a 28-label GoEmotions model");
 
@@ -185,7 +190,8 @@ void add_bench_command(CLI::App& app, Action& action) {
   cmd->add_option("--steps", a->steps, "Timed steps")->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", a->warmup, "Untimed steps first")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch-size", a->batch_size, "Examples per batch")->check(CLI::PositiveNumber);
-  cmd->add_option("--max-length", a->max_length, "Maximum tokens per text")->check(CLI::Range(2, 512));
+  cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: 128, or the model's positions if fewer)")
+      ->check(CLI::Range(2, 512));
   cmd->add_option("--seed", a->seed, "Seed of the batch draw");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));

@@ -66,7 +66,13 @@ void keep_freed_memory() {
 
 int configure_threads(int threads) {
   if (threads < 0) throw std::invalid_argument("--threads must be 0 (all cores) or positive");
-  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // More threads than CPUs never computes faster, and OpenMP's spinning threads can all but stop
+  // (1000 threads on 2 cores did not finish one text).
+  if (threads > cpus)
+    throw std::invalid_argument("--threads " + std::to_string(threads) + " is more than this machine's " +
+                                std::to_string(cpus) + " CPU threads (use 0 for all of them)");
+  if (threads == 0) threads = cpus;
   at::set_num_threads(threads);
   return threads;
 }

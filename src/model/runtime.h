@@ -17,7 +17,8 @@ namespace emotune::model {
 // (Not for inference: loading and packing free large blocks in an order that leaves holes, and
 // keeping them raised the peak of a one-text `predict` from 375 to 484 MB.)
 void keep_freed_memory();
-// Sets libtorch's intra-op threads; 0 means every core (libtorch does not pick that up itself).
+// Sets libtorch's intra-op threads; 0 means every core (libtorch does not pick that up itself). More
+// than the machine's CPU threads is refused (std::invalid_argument naming --threads).
 int configure_threads(int threads);
 // The kernels this process runs on: OpenBLAS's core name ("Haswell", "SkylakeX"; "not OpenBLAS" when
 // libtorch's BLAS is another) and oneDNN's instruction set ("avx512_core_vnni", ...).

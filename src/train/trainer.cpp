@@ -9,7 +9,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -35,6 +37,33 @@ namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
 
 namespace {
+
+// The lines of a run's metrics.jsonl for steps up to `step` (later ones are about to be recomputed on
+// resume). A line that is not a metrics record stops the resume, naming it, with the file untouched;
+// only a last line without its newline (an append cut short by a kill) is dropped, with a warning.
+std::string metrics_up_to(const std::filesystem::path& path, int64_t step) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string kept;
+  std::size_t begin = 0;
+  for (int64_t number = 1; begin < text.size(); ++number) {
+    const std::size_t end = text.find('\n', begin);
+    const std::string line = text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    begin = end == std::string::npos ? text.size() : end + 1;
+    const auto j = json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) {
+      if (end == std::string::npos) {
+        spdlog::warn("{}: dropping its last line, cut short (no newline): {:.60}", path.string(), line);
+        break;
+      }
+      throw std::runtime_error(path.string() + " line " + std::to_string(number) +
+                               " is not a metrics record (a JSON object with an integer \"step\"); fix or remove "
+                               "that line, then resume again (the file is left as it is)");
+    }
+    if (j["step"].get<int64_t>() <= step) kept += line + "\n";
+  }
+  return kept;
+}
 
 // ---- stopping on SIGINT/SIGTERM: the handler only sets a flag; the loop saves and exits. ----
 volatile std::sig_atomic_t& stop_requested() {
@@ -479,15 +508,7 @@ int64_t Trainer::restore_checkpoint() {
   window_steps_ = state.window_steps;
 
   if (!group_.is_writer()) return step;
-  // Keep the metrics of steps up to the checkpoint; later ones are about to be recomputed.
-  std::string kept;
-  std::ifstream m(out_ / "metrics.jsonl");
-  for (std::string line; std::getline(m, line);) {
-    const auto j = json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= step)
-      kept += line + "\n";
-  }
-  util::write_text_atomically(out_ / "metrics.jsonl", kept);
+  util::write_text_atomically(out_ / "metrics.jsonl", metrics_up_to(out_ / "metrics.jsonl", step));
   spdlog::info("resuming from {} (step {} of {})", resume_from_.string(), step, total_steps_);
   return step;
 }

@@ -167,6 +167,27 @@ class NoLostRuns(Case):
             f.write("{not json")
         self.assert_error(self.train(out, "--max-steps", "4", "--resume"), "trainer_state.json")
 
+    def test_garbled_metrics_stop_the_resume_and_are_kept(self):
+        out = self.interrupted_run("garbled_metrics")
+        path = os.path.join(out, "metrics.jsonl")
+        with open(path) as f:
+            lines = f.read().splitlines(keepends=True)
+        self.assertGreaterEqual(len(lines), 2)
+        garbled = "".join([lines[0], "{\"step\": oops\n", *lines[1:]])
+        with open(path, "w") as f:
+            f.write(garbled)
+        self.assert_error(self.train(out, "--max-steps", "4", "--resume"), "metrics.jsonl line 2")
+        with open(path) as f:
+            self.assertEqual(f.read(), garbled)
+        # A last line cut short by a kill (no newline) is the one thing dropped: the resume goes on.
+        with open(path, "w") as f:
+            f.write("".join(lines) + "{\"step\": 3, \"lo")
+        p = self.train(out, "--max-steps", "4", "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        with open(path) as f:
+            records = [json.loads(line) for line in f]
+        self.assertEqual(max(r["step"] for r in records), 4)
+
     def test_temporaries_of_a_killed_save_are_removed_on_resume(self):
         out = self.interrupted_run("killed")
         dead_pid = "4194000"
@@ -268,6 +289,19 @@ class NoSilentNonsense(Case):
 
     def test_max_length_beyond_the_positions_is_named(self):
         self.assert_error(self.predict(self.model, "--max-length", "65"), "--max-length", "64")
+        bench = ("bench", "infer", "--model", self.model, "--steps", "1", "--warmup", "0", "--threads", "1")
+        long_tsv = self.path("long.tsv")
+        with open(long_tsv, "w") as f:
+            f.write(" ".join(["happy"] * 200) + "\t17\tx1\n")
+        self.assert_error(run(*bench, "--data", long_tsv, "--max-length", "65", check=False), "--max-length", "64")
+        # Without the flag, bench truncates to the model's 64 positions (its 128 default would not fit).
+        p = run(*bench, "--data", long_tsv, check=False)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+
+    def test_more_threads_than_cpus_are_refused_not_hung(self):
+        p = subprocess.run([EMOTUNE, "predict", "--model", self.model, "--threads", "1000", "hello"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assert_error(p, "--threads 1000", "CPU threads")
         self.assert_error(run("eval", "--model", self.model, "--data", self.dev_tsv, "--max-length", "65",
                               check=False), "--max-length", "64")
 
