@@ -25,7 +25,7 @@ port, slow, flood, secs = (int(a) for a in sys.argv[1:])
 conns = []
 for i in range(slow):
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
+    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n")
     conns.append(s)
 print(f"{slow} slow clients connected", flush=True)
 i = 0
@@ -44,7 +44,7 @@ python3 - "$port" "$flood" <<'PY'
 import json, socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
 body = json.dumps({"text": "flooded with requests"}).encode()
-req = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+req = b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 t0 = time.time()
 socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
 for s in socks:

@@ -3,7 +3,26 @@
 #include "fetch/resolve.h"
 #include "serve/server.h"
 
+#include <fstream>
+#include <string>
+
 namespace emotune::cli {
+
+namespace {
+
+// The key on the file's first line, without surrounding white space (never on the command line,
+// where other users of the machine can read it).
+std::string read_api_key(const std::string& path) {
+  std::ifstream in(path);
+  std::string key;
+  if (!in || !std::getline(in, key)) throw UserError("--api-key-file " + path + ": cannot read it (a file with the key on its first line)");
+  key.erase(0, key.find_first_not_of(" \t\r"));
+  key.erase(key.find_last_not_of(" \t\r") + 1);
+  if (key.empty()) throw UserError("--api-key-file " + path + ": the first line is empty; put the key there");
+  return key;
+}
+
+}  // namespace
 
 void add_serve_command(CLI::App& app, Action& action) {
   auto o = std::make_shared<serve::ServeOptions>();
@@ -28,11 +47,21 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_flag("--no-explain", *no_explain, "No /v1/explain: saves the float copy of the model it keeps");
   cmd->add_option("--explain-max-steps", o->explain_max_steps, "Most integrated-gradients steps a request may ask for")
       ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+  cmd->add_option("--explain-max-work", o->explain_max_work,
+                  "Most work one explanation request may ask for: texts x labels x steps x tokens (413 beyond)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-concurrent-explanations", o->max_concurrent_explanations,
+                  "Explanation requests queued or running at once; more are answered 429")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10000}));
+  auto api_key_file = std::make_shared<std::string>();
+  cmd->add_option("--api-key-file", *api_key_file,
+                  "File holding a key that every route but /health then requires as \"Authorization: Bearer KEY\"");
   auto offline = std::make_shared<bool>(false);
   add_runtime_options(cmd, o->threads, o->device, o->precision, *offline);
-  cmd->callback([o, offline, no_explain, &action] {
+  cmd->callback([o, offline, no_explain, api_key_file, &action] {
     o->explain = !*no_explain;
-    action = [o, offline] {
+    action = [o, offline, api_key_file] {
+      if (!api_key_file->empty()) o->api_key = read_api_key(*api_key_file);
       o->model_dir = fetch::resolve_model(o->model_dir, fetch::cli_fetch_options(*offline), "--model").string();
       return serve::run_server(*o);
     };

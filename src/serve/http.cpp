@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -60,13 +61,16 @@ namespace {
 // answer, repeat. Runs on the I/O thread; answers come back to it by asio::post.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(HttpServer::Core& core, tcp::socket socket) : core_(core), stream_(std::move(socket)) {}
+  Connection(HttpServer::Core& core, tcp::socket socket)
+      : core_(core), stream_(std::move(socket)), buffer_(std::max<std::size_t>(2 * core.limits.max_head_bytes, 8192)) {}
 
   void start() { wait_for_request(); }
 
   // The server stops: an idle connection gets a short grace instead of its keep-alive time.
+  // One still sending its head (a trickling client) is dropped: it has sent no request yet.
   void drain() {
-    if (state_ == State::idle) stream_.cancel();
+    const bool head_arriving = state_ == State::reading && parser_ && !parser_->is_header_done();
+    if (state_ == State::idle || head_arriving) stream_.cancel();
   }
 
  private:
@@ -97,6 +101,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(core_.limits.max_head_bytes, UINT32_MAX)));
     parser_->body_limit(core_.limits.max_body_bytes);
+    // Beast bounds neither chunk extensions nor trailers: the buffer's maximum bounds one line and
+    // the trailers; this bounds the extensions of all chunks together.
+    extension_bytes_ = 0;
+    parser_->on_chunk_header(count_extensions_);  // held by reference
     stream_.expires_at(deadline_);
     http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->on_head(ec);
@@ -134,8 +142,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void on_read_error(beast::error_code ec) {
     const auto& l = core_.limits;
-    if (ec == http::error::header_limit)
-      return refuse(431, "headers_too_large", "the request line and headers exceed " + std::to_string(l.max_head_bytes) + " bytes");
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
+      return refuse(431, "headers_too_large", "the request line and headers (or chunk extensions, or trailers) exceed " +
+                                                  std::to_string(l.max_head_bytes) + " bytes");
     if (ec == http::error::body_limit)
       return refuse(413, "body_too_large", "the body exceeds " + std::to_string(l.max_body_bytes) + " bytes");
     // Too slow (the stream has closed the socket), or gone: nobody to answer.
@@ -158,6 +167,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const std::string_view target(req.target().data(), req.target().size());
     request.path = std::string(target.substr(0, target.find('?')));
     request.body = std::move(req.body());
+    request.content_type = std::string(req[http::field::content_type]);
+    request.host = std::string(req[http::field::host]);
+    request.authorization = std::string(req[http::field::authorization]);
     asio::post(*core_.workers, [self = shared_from_this(), request = std::move(request)]() mutable {
       self->handle(std::move(request));
     });
@@ -221,7 +233,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void drop_input() {
     stream_.expires_at(linger_until_);
-    stream_.async_read_some(buffer_.prepare(65536), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    stream_.async_read_some(buffer_.prepare(std::min<std::size_t>(65536, buffer_.max_size())),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->close();
       self->drop_input();
     });
@@ -249,6 +262,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool keep_alive_ = true;
   bool head_only_ = false;
   unsigned version_ = 11;
+  std::size_t extension_bytes_ = 0;
+  std::function<void(std::uint64_t, beast::string_view, beast::error_code&)> count_extensions_ =
+      [this](std::uint64_t, beast::string_view extensions, beast::error_code& ec) {
+        extension_bytes_ += extensions.size();
+        if (extension_bytes_ > core_.limits.max_head_bytes) ec = http::error::header_limit;
+      };
 };
 
 }  // namespace

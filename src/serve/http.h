@@ -18,6 +18,9 @@ struct HttpRequest {
   std::string method;  // as sent: GET, HEAD, POST, ...; a HEAD is answered like a GET without its body
   std::string path;    // the target without its query string
   std::string body;
+  std::string content_type;   // the headers the service decides on; "" when absent
+  std::string host;
+  std::string authorization;
 };
 
 struct HttpResponse {
@@ -32,7 +35,9 @@ using Respond = std::function<void(HttpResponse)>;
 
 struct HttpLimits {
   std::size_t max_body_bytes = 1000000;     // chunked bodies included: 413
-  std::size_t max_head_bytes = 64 * 1024;   // request line and header lines together: 431
+  std::size_t max_head_bytes = 64 * 1024;   // request line and header lines together: 431; also the
+                                            // most chunk-extension bytes, and (twice it) the read buffer,
+                                            // which bounds one chunk line and the trailers
   std::chrono::seconds read_timeout{30};    // from a request's first byte until its body is complete
   std::chrono::seconds keep_alive{60};      // an idle connection is closed after this
   std::chrono::seconds write_timeout{30};   // a client that does not read its answer is dropped
@@ -43,7 +48,8 @@ struct HttpLimits {
 struct HttpHandlers {
   // A complete request, on a worker thread. Exceptions it throws before responding become 500s.
   std::function<void(HttpRequest, Respond)> handle;
-  // The answer to a request refused before it was whole: 400 (malformed), 413 (body), 431 (head).
+  // The answer to a request refused before it was whole: 400 (malformed), 413 (body), 431 (head,
+  // chunk lines, trailers).
   std::function<HttpResponse(int status, const std::string& code, const std::string& message)> refuse;
 };
 
@@ -63,7 +69,7 @@ class HttpServer {
 
   // From any thread. First call: take the connections already waiting in the listen backlog, stop
   // accepting, answer every request that has arrived (pipelined ones included; a connection gets a
-  // moment for a request already on its way), then close. A second call closes everything at once.
+  // moment for a request already on its way; one whose head is still arriving is dropped), then close. A second call closes everything at once.
   void stop();
 
   struct Core;

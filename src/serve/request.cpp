@@ -94,7 +94,9 @@ ExplainRequest parse_explain_request(std::string_view body, const RequestLimits&
     } else if (l.is_array() && !l.empty()) {
       for (const auto& x : l) {
         if (!x.is_string()) throw HttpError{400, "invalid_request", "\"label\" must be a label name or a list of them"};
-        r.labels.push_back(x.get<std::string>());
+        // Each label once: repeats would cost an explanation each.
+        if (std::find(r.labels.begin(), r.labels.end(), x.get<std::string>()) == r.labels.end())
+          r.labels.push_back(x.get<std::string>());
       }
     } else {
       throw HttpError{400, "invalid_request", "\"label\" must be a label name or a list of them"};

@@ -36,7 +36,7 @@ PredictRequest parse_predict_request(std::string_view body, const RequestLimits&
 
 struct ExplainRequest {
   PredictRequest predict;       // taxonomy stays "original": explanations are per emotion
-  std::vector<std::string> labels;  // empty: the predicted ones (threshold, top_k)
+  std::vector<std::string> labels;  // each once, in the order first named; empty: the predicted ones (threshold, top_k)
   std::string method = "integrated-gradients";
   std::size_t steps = 32;
   std::string baseline = "pad";

@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
@@ -42,7 +44,17 @@ HttpResponse json_error(int status, const std::string& code, const std::string& 
   r.status = status;
   r.body = json{{"error", {{"code", code}, {"message", message}}}}.dump();
   if (status == 429) r.headers.emplace_back("Retry-After", "1");
+  if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;
+}
+
+// A failure of ours: the log gets what failed (library messages may carry paths and internals), the
+// client an id to quote.
+std::string internal_error_message(const std::string& what) {
+  static std::atomic<unsigned long> next_id{1};
+  const std::string id = "E" + std::to_string(next_id++);
+  spdlog::error("internal error {}: {}", id, what);
+  return "internal error " + id + " (the server's log has the details)";
 }
 
 // The answer for a failure thrown while a request was handled.
@@ -52,7 +64,7 @@ HttpResponse error_answer(const std::exception_ptr& failure) {
   } catch (const HttpError& e) {
     return json_error(e.status, e.code, e.message);
   } catch (const std::exception& e) {
-    return json_error(500, "internal", e.what());
+    return json_error(500, "internal", internal_error_message(e.what()));
   }
 }
 
@@ -67,6 +79,7 @@ HttpResponse tei_error(const TeiError& e) {
   r.status = e.status;
   r.body = tei_error_body(e);
   if (e.status == 429) r.headers.emplace_back("Retry-After", "1");
+  if (e.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;
 }
 
@@ -79,8 +92,53 @@ HttpResponse tei_error_answer(const std::exception_ptr& failure) {
   } catch (const HttpError& e) {
     return tei_error(tei_error_from(e));
   } catch (const std::exception& e) {
-    return tei_error({500, "Backend", e.what()});
+    return tei_error({500, "Backend", internal_error_message(e.what())});
   }
+}
+
+// localhost (and names under it), 127.0.0.0/8 and ::1: the names a loopback-only server answers to.
+bool is_loopback_name(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (name.size() > 1 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
+  if (name.size() > 1 && name.back() == '.') name.pop_back();  // "localhost." is the same name
+  const std::string under = ".localhost";
+  if (name == "localhost" || name == "::1" ||
+      (name.size() > under.size() && name.compare(name.size() - under.size(), under.size(), under) == 0))
+    return true;
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(name, ec);
+  return !ec && address.is_loopback();
+}
+
+// The name in a Host header, without its port: "127.0.0.1:8080" -> "127.0.0.1", "[::1]:80" -> "[::1]".
+std::string host_name(const std::string& host) {
+  if (!host.empty() && host.front() == '[') return host.substr(0, host.find(']') + 1);
+  const auto colon = host.find(':');
+  return host.substr(0, colon);
+}
+
+// "Bearer <key>", compared in time that does not depend on where the first difference is.
+bool bearer_matches(const std::string& authorization, const std::string& key) {
+  const std::string scheme = "bearer ";
+  if (authorization.size() < scheme.size()) return false;
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return false;
+  const std::string given = authorization.substr(scheme.size());
+  unsigned char differ = given.size() == key.size() ? 0 : 1;
+  for (std::size_t i = 0; i < given.size(); ++i) differ |= static_cast<unsigned char>(given[i] ^ key[i % key.size()]);
+  return differ == 0;
+}
+
+// A POST body must say it is JSON: browsers send text/plain and form types without asking first.
+void require_json(const std::string& content_type) {
+  std::string type = content_type.substr(0, content_type.find(';'));
+  type.erase(0, type.find_first_not_of(" \t"));
+  type.erase(type.find_last_not_of(" \t") + 1);
+  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (type != "application/json")
+    throw HttpError{415, "unsupported_media_type",
+                    "POST bodies must be sent with \"Content-Type: application/json\"" +
+                        (content_type.empty() ? std::string(" (none was given)") : " (got \"" + content_type + "\")")};
 }
 
 // The routes that speak TEI's and the Inference API's protocol.
@@ -136,6 +194,8 @@ class Service {
   void run_tei(std::vector<text::Encoding> encodings, Respond done,
                std::function<std::string(const std::vector<infer::Prediction>&)> answer) const;
   void check_token_budget(const std::vector<text::Encoding>& encodings) const;
+  void check_explain_work(const ExplainRequest& r, std::size_t named_labels,
+                          const std::vector<text::Encoding>& encodings) const;
   std::string predictions_json(const PredictRequest& r, const std::vector<infer::Prediction>& preds,
                                Clock::time_point start) const;
 
@@ -156,6 +216,25 @@ void Service::check_token_budget(const std::vector<text::Encoding>& encodings) c
   if (tokens > o_.max_batch_tokens)
     throw HttpError{413, "too_many_tokens", std::to_string(tokens) + " tokens; at most " +
                                                 std::to_string(o_.max_batch_tokens) + " per request (--max-batch-tokens)"};
+}
+
+void Service::check_explain_work(const ExplainRequest& r, std::size_t named_labels,
+                                 const std::vector<text::Encoding>& encodings) const {
+  const std::size_t all = bundle_.labels().size();
+  const std::size_t labels = named_labels > 0 ? named_labels : r.predict.top_k > 0 ? std::min(r.predict.top_k, all) : all;
+  double work = 0;  // a double: no overflow whatever the limits
+  for (const auto& e : encodings) {
+    const double tokens = static_cast<double>(e.ids.size());
+    const double passes = r.method == "integrated-gradients" ? static_cast<double>(r.steps)
+                          : r.method == "occlusion"          ? tokens
+                                                             : 1.0;
+    work += static_cast<double>(labels) * passes * tokens;
+  }
+  if (work > static_cast<double>(o_.explain_max_work))
+    throw HttpError{413, "too_much_work",
+                    "this explanation needs " + std::to_string(static_cast<unsigned long long>(work)) +
+                        " units of work (texts x labels x steps x tokens); at most " + std::to_string(o_.explain_max_work) +
+                        " (--explain-max-work): send fewer texts, name the labels, or ask for fewer steps"};
 }
 
 void Service::predict(const std::string& body, std::size_t& texts_out, Respond done) const {
@@ -306,7 +385,9 @@ std::string Service::explain(const std::string& body, std::size_t& texts_out) co
   const auto how = explain::options_named(r.method, r.steps, r.baseline);
   std::vector<float> thr = thresholds_;
   if (r.predict.threshold) std::fill(thr.begin(), thr.end(), *r.predict.threshold);
-  check_token_budget(predictor_.encode(r.predict.texts));
+  const auto encodings = predictor_.encode(r.predict.texts);
+  check_token_budget(encodings);
+  check_explain_work(r, named.size(), encodings);
 
   ordered_json out{{"explanations", json::array()}};
   {
@@ -346,7 +427,8 @@ std::string Service::labels_json() const {
 class Router {
  public:
   Router(const ServeOptions& o, Service& service, ServerMetrics& metrics)
-      : o_(o), service_(service), metrics_(metrics), labels_(service.labels_json()), info_(service.info_json()) {}
+      : o_(o), service_(service), metrics_(metrics), labels_(service.labels_json()), info_(service.info_json()),
+        loopback_only_(is_loopback_name(o.host)) {}
   // After the HTTP server has stopped: nobody waits for explanations still queued.
   ~Router() {
     explainer_.stop();
@@ -378,6 +460,7 @@ class Router {
   };
 
   Finish finisher(std::shared_ptr<Exchange> x, Respond respond);
+  void admit(const HttpRequest& req) const;
   std::optional<HttpResponse> page(const std::string& path) const;
   void post(const std::string& path, const std::string& body, std::size_t& texts, Finish finish);
 
@@ -385,7 +468,8 @@ class Router {
   Service& service_;
   ServerMetrics& metrics_;
   const std::string labels_, info_;
-  std::atomic<std::size_t> in_progress_{0};
+  const bool loopback_only_;
+  std::atomic<std::size_t> in_progress_{0}, explanations_in_progress_{0};
   boost::asio::thread_pool explainer_{1};  // explanations hold a thread for long: never an HTTP worker
 };
 
@@ -423,6 +507,15 @@ std::optional<HttpResponse> Router::page(const std::string& path) const {
   return r;
 }
 
+// Throws HttpError: 403 for a Host that is not ours on a loopback-only server, 401 without the key.
+void Router::admit(const HttpRequest& req) const {
+  if (loopback_only_ && !req.host.empty() && !is_loopback_name(host_name(req.host)))
+    throw HttpError{403, "forbidden_host", "Host \"" + req.host + "\" is not a loopback name: this server listens on " +
+                                               o_.host + " only (serve --host to serve other names)"};
+  if (!o_.api_key.empty() && req.path != "/health" && !bearer_matches(req.authorization, o_.api_key))
+    throw HttpError{401, "unauthorized", "this server needs the header \"Authorization: Bearer <key>\" with its key"};
+}
+
 void Router::handle(HttpRequest req, Respond respond) {
   const bool is_post_route = req.path == "/v1/predict" || is_tei_route(req.path) ||
                              (req.path == "/v1/explain" && service_.explains());
@@ -432,15 +525,17 @@ void Router::handle(HttpRequest req, Respond respond) {
   x->method = req.method;
   x->route = is_post_route || is_get_route ? req.path : "other";
   Finish finish = finisher(x, std::move(respond));
-  if (is_get_route && (req.method == "GET" || req.method == "HEAD")) return finish(std::move(*got));
-  if (is_post_route && req.method == "POST") {
-    try {
+  const bool tei_post = is_tei_route(req.path) && req.method == "POST";
+  try {
+    admit(req);
+    if (is_post_route && req.method == "POST") {
+      require_json(req.content_type);
       return post(req.path, req.body, x->texts, finish);
-    } catch (...) {
-      return finish(is_tei_route(req.path) ? tei_error_answer(std::current_exception())
-                                           : error_answer(std::current_exception()));
     }
+  } catch (...) {
+    return finish(tei_post ? tei_error_answer(std::current_exception()) : error_answer(std::current_exception()));
   }
+  if (is_get_route && (req.method == "GET" || req.method == "HEAD")) return finish(std::move(*got));
   if (is_post_route || is_get_route) {
     auto r = json_error(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
     r.headers.emplace_back("Allow", is_post_route && is_get_route ? "GET, HEAD, POST" : is_post_route ? "POST" : "GET, HEAD");
@@ -450,8 +545,13 @@ void Router::handle(HttpRequest req, Respond respond) {
 }
 
 void Router::post(const std::string& path, const std::string& body, std::size_t& texts, Finish finish) {
-  auto counted = std::make_shared<InProgress>(in_progress_);
-  if (counted->now > o_.max_concurrent_requests)
+  // Explanations have their own count: slow ones must not take the slots predictions need.
+  const bool explaining = path == "/v1/explain";
+  auto counted = std::make_shared<InProgress>(explaining ? explanations_in_progress_ : in_progress_);
+  if (explaining && counted->now > o_.max_concurrent_explanations)
+    throw HttpError{429, "overloaded", std::to_string(o_.max_concurrent_explanations) +
+                                           " explanations are queued or running (--max-concurrent-explanations); retry shortly"};
+  if (!explaining && counted->now > o_.max_concurrent_requests)
     throw HttpError{429, "overloaded", std::to_string(o_.max_concurrent_requests) +
                                            " requests are in progress (--max-concurrent-requests); retry shortly"};
   // The count ends when the last copy of this callback is gone, i.e. once the answer is out.
@@ -471,7 +571,7 @@ void Router::post(const std::string& path, const std::string& body, std::size_t&
 HttpResponse Router::refuse(int status, const std::string& code, const std::string& message) {
   metrics_.observe_request("other", status, 0);
   spdlog::info("access method=- route=other status={} texts=0 ms=0.00 refused={}", status, code);
-  return json_error(status, code, message);
+  return json_error(status, code, status >= 500 ? internal_error_message(message) : message);
 }
 
 }  // namespace

@@ -25,8 +25,21 @@ struct ServeOptions {
   // and explains one request at a time; explain = false leaves it out (404).
   bool explain = true;
   std::size_t explain_max_steps = 256;
+  // Work one explanation request may ask for, checked before any starts: texts x labels x passes x
+  // tokens (passes: the steps of integrated gradients, 1 for gradient x input, the tokens for
+  // occlusion; labels: those named, else top_k, else every label). Beyond: 413.
+  std::size_t explain_max_work = 4000000;
+  std::size_t max_concurrent_explanations = 4;  // queued or running; beyond: 429 (predictions keep their own count)
+  // Non-empty: every route but /health needs "Authorization: Bearer <api_key>" (401), as TEI's --api-key.
+  std::string api_key;
 };
 
+// Who may ask: bound to a loopback address, only requests whose Host names a loopback address or
+// localhost are served (403: a web page that rebinds its DNS name to 127.0.0.1 cannot read answers);
+// POST bodies must be Content-Type application/json (415: a browser page cannot send one without
+// asking first, by CORS preflight, which gets no CORS headers). A 500 names an id that the log
+// line with the failure carries, never the failure itself.
+//
 // Serves until SIGTERM or SIGINT, then stops accepting, answers every request already sent and
 // returns 0 (a second signal: at once).
 // Logs the address it listens on (with the port the system chose for --port 0).

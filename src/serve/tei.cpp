@@ -72,6 +72,7 @@ std::string tei_error_body(const TeiError& e) {
 
 TeiError tei_error_from(const HttpError& e) {
   if (e.status == 429) return {429, "Overloaded", e.message};
+  if (e.status == 401 || e.status == 403 || e.status == 415) return {e.status, "Validation", e.message};
   if (e.code == "empty_texts") return {400, "Empty", e.message};
   if (e.status == 413 || e.code == "too_many_texts") return validation(e.message);
   if (e.status >= 500) return {424, "Backend", e.message};

@@ -192,7 +192,8 @@ class Explain(unittest.TestCase):
                               ({"text": "x", "method": "lime"}, "invalid_request"),
                               ({"text": "x", "taxonomy": "ekman"}, "invalid_request"),
                               ({"texts": []}, "empty_texts")):
-                status, raw, _ = server.request("POST", "/v1/explain", json.dumps(bad).encode())
+                status, raw, _ = server.request("POST", "/v1/explain", json.dumps(bad).encode(),
+                                                {"Content-Type": "application/json"})
                 self.assertEqual(status, 400, bad)
                 self.assertEqual(json.loads(raw)["error"]["code"], code)
             self.assertTrue(json.loads(server.request("GET", "/v1/labels")[1])["explain"])
@@ -200,7 +201,8 @@ class Explain(unittest.TestCase):
             self.assertEqual(server.stop()[0], 0)
         server = Server(self.roberta, "--no-explain")
         try:
-            self.assertEqual(server.request("POST", "/v1/explain", b'{"text": "x"}')[0], 404)
+            self.assertEqual(server.request("POST", "/v1/explain", b'{"text": "x"}',
+                                                {"Content-Type": "application/json"})[0], 404)
             self.assertFalse(json.loads(server.request("GET", "/v1/labels")[1])["explain"])
         finally:
             server.stop()

@@ -350,6 +350,132 @@ class HostileClients(Case):
                 pass
             return out
 
+    @staticmethod
+    def call(port, method, path, obj=None, headers=None, timeout=60):
+        """(status, headers, body as JSON or bytes) over http.client."""
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            h = {"Content-Type": "application/json"} if obj is not None else {}
+            h.update(headers or {})
+            conn.request(method, path, body=None if obj is None else json.dumps(obj).encode(), headers=h)
+            r = conn.getresponse()
+            raw = r.read()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), body
+        finally:
+            conn.close()
+
+    def test_post_bodies_must_say_json(self):
+        """A browser page can POST text/plain or a form to localhost without a CORS preflight."""
+        _, port = self.start()
+        for path in ("/v1/predict", "/v1/explain", "/predict", "/"):
+            for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""):
+                status, _, body = self.call(port, "POST", path, {"text": "hi", "inputs": "hi"},
+                                            {"Content-Type": ctype} if ctype else {"Content-Type": ""})
+                self.assertEqual(status, 415, (path, ctype, body))
+                self.assertIn("application/json", json.dumps(body))
+        status, _, body = self.call(port, "POST", "/v1/predict", {"text": "hi"},
+                                    {"Content-Type": "Application/JSON; charset=utf-8"})
+        self.assertEqual(status, 200, body)
+
+    def test_foreign_host_names_are_refused_on_loopback(self):
+        """DNS rebinding: a page from evil.example, its name now resolving to 127.0.0.1, sends its own Host."""
+        _, port = self.start()
+        for host in ("evil.example", "evil.example:%d" % port, "127.0.0.1.evil.example", "localhost.evil.example",
+                     "10.0.0.1"):
+            for method, path, obj in (("GET", "/v1/labels", None), ("POST", "/v1/predict", {"text": "hi"}),
+                                      ("GET", "/", None), ("POST", "/predict", {"inputs": "hi"})):
+                status, _, body = self.call(port, method, path, obj, {"Host": host})
+                self.assertEqual(status, 403, (host, path, body))
+        for host in ("localhost", "LOCALHOST:%d" % port, "127.0.0.1:%d" % port, "127.5.6.7", "[::1]:%d" % port,
+                     "app.localhost"):
+            status, _, body = self.call(port, "POST", "/v1/predict", {"text": "hi"}, {"Host": host})
+            self.assertEqual(status, 200, (host, body))
+
+    def test_api_key_guards_every_route_but_health(self):
+        key_file = os.path.join(self.tmp, "api-key")
+        with open(key_file, "w") as f:
+            f.write("s3cret-key-123\n")
+        _, port = self.start("--api-key-file", key_file)
+        self.assertEqual(self.call(port, "GET", "/health")[0], 200)
+        for auth in (None, "Bearer wrong", "Bearer s3cret-key-12", "Bearer s3cret-key-1234", "Basic s3cret-key-123",
+                     "s3cret-key-123"):
+            for method, path, obj in (("GET", "/v1/labels", None), ("GET", "/metrics", None), ("GET", "/info", None),
+                                      ("POST", "/v1/predict", {"text": "hi"}), ("POST", "/predict", {"inputs": "hi"})):
+                status, headers, body = self.call(port, method, path, obj, {"Authorization": auth} if auth else {})
+                self.assertEqual(status, 401, (auth, path, body))
+                self.assertEqual(headers.get("www-authenticate"), "Bearer")
+        good = {"Authorization": "Bearer s3cret-key-123"}
+        self.assertEqual(self.call(port, "GET", "/v1/labels", None, good)[0], 200)
+        self.assertEqual(self.call(port, "POST", "/v1/predict", {"text": "hi"}, good)[0], 200)
+        self.assertEqual(self.call(port, "POST", "/predict", {"inputs": "hi"}, {"Authorization": "bearer s3cret-key-123"})[0], 200)
+        empty = os.path.join(self.tmp, "empty-key")
+        open(empty, "w").close()
+        for bad in (empty, os.path.join(self.tmp, "no-such-key")):
+            p = subprocess.run([EMOTUNE, "serve", "--model", self.model, "--port", "0", "--api-key-file", bad],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual(p.returncode, 2)
+            self.assert_error(p, "--api-key-file", bad)
+
+    def test_chunk_extensions_and_trailers_are_bounded(self):
+        """Beast bounds neither: without a limit one line grows the buffer for the whole read timeout."""
+        import socket
+        _, port = self.start("--read-timeout", "60")
+        head = b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for flood in (b"1;" + b"a" * 400000,                                # one chunk line without its end
+                      b"".join(b"1;%s\r\nx\r\n" % (b"e" * 1000) for _ in range(100)),  # many modest extensions
+                      b"0\r\nX-Trailer: " + b"t" * 400000):                  # a trailer without its end
+            started = time.time()
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+                try:
+                    s.sendall(head + flood)
+                except OSError:
+                    pass
+                answer = b""
+                try:
+                    while b"\r\n\r\n" not in answer:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        answer += chunk
+                except OSError:
+                    pass
+            self.assertIn(b" 431 ", answer.split(b"\r\n")[0], flood[:20])
+            self.assertLess(time.time() - started, 10)
+        self.assertIn(b" 200 ", self.raw(port, self.PREDICT).split(b"\r\n")[0])
+
+    def test_explanations_are_bounded_and_keep_to_their_own_slots(self):
+        _, port = self.start("--explain-max-work", "10000000", "--max-concurrent-explanations", "1",
+                             "--max-concurrent-requests", "1")
+        # 5,000 repeats of one label: one explanation, not 5,000.
+        status, _, body = self.call(port, "POST", "/v1/explain", {"text": "so happy today", "label": ["joy"] * 5000})
+        self.assertEqual(status, 200, body)
+        self.assertEqual([e["label"] for e in body["explanations"]], ["joy"])
+        # Over the work budget: 413 before any work, with the budget in the message.
+        status, _, body = self.call(port, "POST", "/v1/explain", {"texts": ["so very happy " * 18] * 32, "steps": 256})
+        self.assertEqual(status, 413, body)
+        self.assertEqual(body["error"]["code"], "too_much_work")
+        self.assertIn("10000000", body["error"]["message"])
+        self.assertIn("--explain-max-work", body["error"]["message"])
+        # A long explanation runs: predictions still have their one slot; a second explanation waits its turn.
+        import threading
+        slow = {}
+        t = threading.Thread(target=lambda: slow.update(answer=self.call(
+            port, "POST", "/v1/explain", {"texts": ["so very happy " * 8] * 32, "steps": 256, "threshold": 0})))
+        t.start()
+        time.sleep(0.5)
+        self.assertEqual(self.call(port, "POST", "/v1/predict", {"text": "hi"})[0], 200)
+        status, _, body = self.call(port, "POST", "/v1/explain", {"text": "hi", "label": "joy"})
+        self.assertEqual(status, 429, body)
+        self.assertIn("--max-concurrent-explanations", body["error"]["message"])
+        t.join()
+        self.assertEqual(slow["answer"][0], 200, slow["answer"][2])
+        self.assertEqual(len(slow["answer"][2]["explanations"]), 32 * 28)
+
     def test_port_zero_is_reported_and_a_taken_port_refused(self):
         _, port = self.start()
         self.assertGreater(port, 0)
@@ -361,26 +487,26 @@ class HostileClients(Case):
         _, port = self.start("--max-body-bytes", "1000")
         chunk = b"x" * 60000
         body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(200))  # 12 MB
-        answer = self.raw(port, b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        answer = self.raw(port, b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
         self.assertIn(b" 413 ", answer.split(b"\r\n")[0])
         self.assertIn(b"body_too_large", answer)
-        ok = self.raw(port, b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"text":"hi"}')
+        ok = self.raw(port, b'POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{"text":"hi"}')
         self.assertIn(b" 200 ", ok.split(b"\r\n")[0])
 
     def test_token_budget(self):
         _, port = self.start("--max-batch-tokens", "20")
         long_text = json.dumps({"text": "so very happy " * 30}).encode()
-        answer = self.raw(port, b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" %
+        answer = self.raw(port, b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" %
                           (len(long_text), long_text))
         self.assertIn(b" 413 ", answer.split(b"\r\n")[0])
         self.assertIn(b"too_many_tokens", answer)
-        ok = self.raw(port, b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"text":"hi"}')
+        ok = self.raw(port, b'POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{"text":"hi"}')
         self.assertIn(b" 200 ", ok.split(b"\r\n")[0])
 
     def test_too_many_requests_in_progress_get_429(self):
         import threading
         _, port = self.start("--max-concurrent-requests", "1", "--max-wait-ms", "3000", "--max-batch", "64")
-        request = b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"text":"hi"}'
+        request = b'POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{"text":"hi"}'
         first = {}
         t = threading.Thread(target=lambda: first.update(answer=self.raw(port, request)))
         t.start()
@@ -418,15 +544,15 @@ class HostileClients(Case):
             data = data[length:]
         return answers
 
-    PREDICT = b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"text":"hi"}'
+    PREDICT = b'POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{"text":"hi"}'
 
     def test_oversized_heads_get_431_at_any_header_count(self):
         _, port = self.start()
         many = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 90) for i in range(2000))  # 200 KB in short lines
-        answer = self.raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+        answer = self.raw(port, b"GET /health HTTP/1.1\r\nHost: localhost\r\n" + many + b"\r\n")
         self.assertIn(b" 431 ", answer.split(b"\r\n")[0])
         self.assertIn(b"headers_too_large", answer)
-        answer = self.raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 100000 + b"\r\n\r\n")
+        answer = self.raw(port, b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"v" * 100000 + b"\r\n\r\n")
         self.assertIn(b" 431 ", answer.split(b"\r\n")[0])
         self.assertIn(b" 400 ", self.raw(port, b"NOT HTTP AT ALL\r\n\r\n").split(b"\r\n")[0])
         self.assertIn(b" 200 ", self.raw(port, self.PREDICT).split(b"\r\n")[0])
@@ -434,8 +560,8 @@ class HostileClients(Case):
     def test_pipelined_requests_are_all_answered_in_order(self):
         import socket
         _, port = self.start()
-        requests = (self.PREDICT + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n" +
-                    b"HEAD /v1/labels HTTP/1.1\r\nHost: x\r\n\r\n" + self.PREDICT)
+        requests = (self.PREDICT + b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n" + b"GET /nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n" +
+                    b"HEAD /v1/labels HTTP/1.1\r\nHost: localhost\r\n\r\n" + self.PREDICT)
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
             s.sendall(requests)
             answers = self.read_answers(s, 5, bodiless=(3,))
@@ -451,7 +577,7 @@ class HostileClients(Case):
         _, port = self.start()
         body = json.dumps({"text": "waiting for the go-ahead"}).encode()
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
                       % len(body))
             self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 100 Continue"))
             s.sendall(body)
@@ -466,7 +592,7 @@ class HostileClients(Case):
         slow, stop = [], threading.Event()
         for _ in range(150):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n")
             slow.append(s)
         self.addCleanup(lambda: [s.close() for s in slow])
         dropped = []
@@ -505,9 +631,10 @@ class HostileClients(Case):
 
     def test_a_second_signal_stops_at_once(self):
         import socket
-        proc, port = self.start()  # --read-timeout 30 s: the draining server would wait that long for this head
+        proc, port = self.start()  # --read-timeout 30 s: the draining server would wait that long for this body
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(b"GET /health HTTP/1.1\r\n")
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 20\r\n\r\n{\"text\":")
             time.sleep(0.2)
             proc.terminate()
             time.sleep(0.5)
@@ -515,6 +642,19 @@ class HostileClients(Case):
             started = time.time()
             proc.terminate()
             proc.wait(timeout=10)
+            self.assertLess(time.time() - started, 3.0)
+            self.assertEqual(proc.returncode, 0)
+
+    def test_sigterm_drops_heads_still_arriving(self):
+        """A client trickling its head has sent no request yet: a draining server does not wait for it."""
+        import socket
+        proc, port = self.start()  # --read-timeout 30 s
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\n")
+            time.sleep(0.3)
+            started = time.time()
+            proc.terminate()
+            proc.wait(timeout=20)
             self.assertLess(time.time() - started, 3.0)
             self.assertEqual(proc.returncode, 0)
 

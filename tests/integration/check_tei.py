@@ -75,6 +75,23 @@ class Tei(unittest.TestCase):
         got = client.text_classification(TEXT, top_k=2, function_to_apply="softmax")
         self.assert_ranked_like(got, softmax, 2, tol=1e-5)  # the CLI prints logits to 6 decimals
 
+    def test_inference_client_sends_the_api_key(self):
+        """serve --api-key-file: the key as TEI's --api-key takes it, from the client's token."""
+        from huggingface_hub import InferenceClient
+        key_file = os.path.join(self.tmp, "key")
+        with open(key_file, "w") as f:
+            f.write("tei-key-42\n")
+        guarded = Server(self.model, "--no-explain", "--api-key-file", key_file)
+        try:
+            url = f"http://127.0.0.1:{guarded.port}"
+            got = InferenceClient(model=url, token="tei-key-42").text_classification(TEXT, top_k=2)
+            self.assert_ranked_like(got, self.v1_scores(TEXT), 2)
+            with self.assertRaises(Exception) as refused:
+                InferenceClient(model=url, token="wrong").text_classification(TEXT)
+            self.assertIn("401", str(refused.exception))
+        finally:
+            guarded.stop()
+
     def test_tei_predict_one_list_nested_and_raw(self):
         scores = self.v1_scores(TEXT)
         status, one = self.call("POST", "/predict", {"inputs": TEXT})
