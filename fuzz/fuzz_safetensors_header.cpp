@@ -1,7 +1,10 @@
-// safetensors headers: the tensors of one that parses lie inside the data section and agree with
-// their shapes; anything else throws.
+// safetensors headers: the tensors of one that parses lie inside the data section, agree with
+// their shapes and share no bytes; anything else throws.
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 #include <string_view>
 
 #include "model/safetensors_header.h"
@@ -18,6 +21,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
       for (auto d : t.shape) n *= static_cast<std::size_t>(d);
       if (n != t.end - t.begin) __builtin_trap();
     }
+    std::vector<std::pair<std::size_t, std::size_t>> ranges;
+    for (const auto& [name, t] : tensors) ranges.emplace_back(t.begin, t.end);
+    std::sort(ranges.begin(), ranges.end());
+    for (std::size_t i = 1; i < ranges.size(); ++i)
+      if (ranges[i].first < ranges[i - 1].second) __builtin_trap();
   } catch (const std::runtime_error&) {
   }
   return 0;

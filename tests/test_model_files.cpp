@@ -9,6 +9,7 @@
 #include "model/labels.h"
 #include "model/runtime.h"
 #include "model/safetensors.h"
+#include "model/safetensors_header.h"
 
 using namespace emotune::model;
 namespace fs = std::filesystem;
@@ -66,6 +67,22 @@ TEST(Safetensors, RejectsByteCountsThatDisagreeWithTheShape) {
   out.close();
   EXPECT_THROW(SafetensorsFile{path}, std::runtime_error);
   fs::remove(path);
+}
+
+TEST(Safetensors, RejectsTensorsThatShareBytes) {
+  // Each alone is inside the data and agrees with its shape; together b's bytes lie inside a's.
+  const std::string overlapping = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                  R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
+  try {
+    parse_safetensors_header(overlapping, 8);
+    FAIL() << "overlapping data_offsets were accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("'a' and 'b' share bytes"), std::string::npos) << e.what();
+  }
+  const std::string adjacent = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                               R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
+                               R"("empty":{"dtype":"F32","shape":[0],"data_offsets":[8,8]}})";
+  EXPECT_EQ(parse_safetensors_header(adjacent, 8).size(), 3u);
 }
 
 TEST(Config, ReadsSizesAndLabelsAndRejectsNonsense) {

@@ -48,7 +48,7 @@ bool hub_offline_from_env() {
 }
 
 fs::path model_cache_dir(const std::string& repo, const std::string& revision) {
-  return emotune_home() / "models" / flat(repo) / revision;
+  return emotune_home() / "models" / flat(repo) / flat(revision);  // refs/pr/1: one folder, refs--pr--1
 }
 
 fs::path goemotions_cache_dir() { return emotune_home() / "datasets" / "goemotions"; }

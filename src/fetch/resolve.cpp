@@ -66,8 +66,37 @@ bool looks_like_repo_id(const std::string& arg) {
   return arg.size() <= 96 && std::regex_match(arg, id) && arg.find("..") == std::string::npos;
 }
 
+bool looks_like_revision(const std::string& rev) {
+  // Branch and tag names as git allows them in the hub's URLs (refs/pr/1 included), or a commit hash;
+  // never a path out of the cache.
+  static const std::regex name(R"(^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$)");
+  return rev.size() <= 128 && std::regex_match(rev, name) && rev.find("..") == std::string::npos &&
+         rev.back() != '.' && rev.find(".lock") == std::string::npos;
+}
+
+namespace {
+
+void check_revision(const std::string& rev) {
+  if (!looks_like_revision(rev))
+    throw std::invalid_argument("--revision " + rev + ": not a branch, tag or commit name (letters, digits, . _ - and "
+                                "/ between parts; no '..', no leading '/' or '.')");
+}
+
+// --to may name a new or empty directory, or an earlier copy of a model: never anything else, which
+// replacing would delete.
+void check_replaceable(const fs::path& dest) {
+  std::error_code ec;
+  if (!fs::exists(dest, ec)) return;
+  if (!fs::is_directory(dest, ec)) throw std::invalid_argument("--to " + dest.string() + " exists and is not a directory");
+  if (fs::is_empty(dest, ec) || is_complete_model_dir(dest)) return;
+  throw std::invalid_argument("--to " + dest.string() + " holds files that are not a model: choose a new or empty directory");
+}
+
+}  // namespace
+
 fs::path fetch_model(const std::string& repo, const FetchOptions& o, const std::string& flag) {
   if (!looks_like_repo_id(repo)) throw std::invalid_argument("not a model name (NAME or ORG/NAME): " + repo);
+  check_revision(o.revision);
   const fs::path dest = o.to ? *o.to : model_cache_dir(repo, o.revision);
   if (is_complete_model_dir(dest)) return dest;
   if (!o.to)
@@ -113,7 +142,9 @@ fs::path import_model(const std::string& repo, const fs::path& from, const Fetch
   if (!is_complete_model_dir(from))
     throw std::runtime_error(from.string() + " is not a model directory (config.json, model.safetensors or " +
                              "pytorch_model.bin, and vocab.txt, tokenizer.json, or vocab.json + merges.txt)");
+  check_revision(o.revision);
   const fs::path dest = o.to ? *o.to : model_cache_dir(repo, o.revision);
+  check_replaceable(dest);
   util::write_directory_atomically(dest, /*overwrite=*/true, [&](const fs::path& tmp) {
     for (const char* name : kModelFiles)
       if (fs::is_regular_file(from / name)) fs::copy_file(from / name, tmp / name);

@@ -1,6 +1,11 @@
 #include "model/safetensors_header.h"
+#include "util/json_file.h"
 
+#include <algorithm>
 #include <limits>
+#include <tuple>
+#include <utility>
+#include <vector>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -16,9 +21,30 @@ std::size_t safetensors_dtype_size(const std::string& dtype) {
   return it == sizes.end() ? 0 : it->second;
 }
 
+namespace {
+
+// Two tensors sharing bytes would alias each other once loaded (a write to one changes the other).
+void check_no_overlap(const std::map<std::string, TensorInfo>& tensors) {
+  std::vector<std::pair<const std::string*, const TensorInfo*>> by_offset;
+  for (const auto& [name, info] : tensors) by_offset.emplace_back(&name, &info);
+  std::sort(by_offset.begin(), by_offset.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.second->begin, a.second->end) < std::tie(b.second->begin, b.second->end);
+  });
+  for (std::size_t i = 1; i < by_offset.size(); ++i) {
+    const auto& [prev_name, prev] = by_offset[i - 1];
+    const auto& [name, info] = by_offset[i];
+    if (info->begin < prev->end)
+      throw std::runtime_error("tensors '" + *prev_name + "' and '" + *name + "' share bytes: data_offsets [" +
+                               std::to_string(prev->begin) + ", " + std::to_string(prev->end) + "] and [" +
+                               std::to_string(info->begin) + ", " + std::to_string(info->end) + "] overlap");
+  }
+}
+
+}  // namespace
+
 std::map<std::string, TensorInfo> parse_safetensors_header(std::string_view header_json, std::size_t data_size) {
-  const json header = json::parse(header_json.begin(), header_json.end(), nullptr, /*allow_exceptions=*/false);
-  if (header.is_discarded()) throw std::runtime_error("the header is not valid JSON");
+  const json header = util::parse_json(header_json);
+  if (header.is_discarded()) throw std::runtime_error("the header is not valid JSON (or nests deeper than " + std::to_string(util::kMaxJsonDepth) + " levels)");
   if (!header.is_object()) throw std::runtime_error("header is not a JSON object");
   std::map<std::string, TensorInfo> tensors;
   for (const auto& [name, entry] : header.items()) {
@@ -53,6 +79,7 @@ std::map<std::string, TensorInfo> parse_safetensors_header(std::string_view head
                                info.dtype + " tensor of " + std::to_string(bytes / esize) + " values");
     tensors.emplace(name, std::move(info));
   }
+  check_no_overlap(tensors);
   return tensors;
 }
 

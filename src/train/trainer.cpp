@@ -50,7 +50,7 @@ std::string metrics_up_to(const std::filesystem::path& path, int64_t step) {
     const std::size_t end = text.find('\n', begin);
     const std::string line = text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
     begin = end == std::string::npos ? text.size() : end + 1;
-    const auto j = json::parse(line, nullptr, false);
+    const auto j = util::parse_json(line);
     if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) {
       if (end == std::string::npos) {
         spdlog::warn("{}: dropping its last line, cut short (no newline): {:.60}", path.string(), line);
@@ -331,6 +331,11 @@ void Trainer::check_output_target() const {
     if (!input.empty() && inside(input, out_))
       throw std::invalid_argument("--output " + out_.string() + " holds the " + flag + " model " + input +
                                   ": training would replace its own input; choose another --output");
+  for (const auto& [flag, input] : {std::pair{"--data-dir", o_.data_dir}, {"--train-file", o_.train_file},
+                                    {"--dev-file", o_.dev_file}})
+    if (!input.empty() && inside(input, out_))
+      throw std::invalid_argument("--output " + out_.string() + " holds the " + flag + " " + input +
+                                  ": --overwrite would delete the data; choose another --output");
   if (group_.is_writer() && !o_.resume && fs::exists(out_) && !o_.overwrite)
     throw std::runtime_error("output directory " + out_.string() + " already exists (use --overwrite to replace it, "
                              "or --resume to continue it)");

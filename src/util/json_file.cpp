@@ -27,13 +27,44 @@ std::string read_small_file(const fs::path& path, std::size_t max_bytes) {
   return bytes;
 }
 
+namespace {
+
+// Parses with a callback that drops everything below max_depth (so nothing deep is ever built) and
+// says whether it had to.
+nlohmann::json parse_bounded(std::string_view text, std::size_t max_depth, bool& too_deep) {
+  too_deep = false;
+  const nlohmann::json::parser_callback_t keep = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (static_cast<std::size_t>(depth) > max_depth) too_deep = true;
+    return !too_deep;
+  };
+  return nlohmann::json::parse(text.begin(), text.end(), keep);
+}
+
+}  // namespace
+
+nlohmann::json parse_json(std::string_view text, std::size_t max_depth) {
+  bool too_deep = false;
+  try {
+    nlohmann::json j = parse_bounded(text, max_depth, too_deep);
+    if (!too_deep) return j;
+  } catch (const nlohmann::json::exception&) {
+  }
+  return nlohmann::json(nlohmann::json::value_t::discarded);
+}
+
 nlohmann::json read_json_file(const fs::path& path, std::size_t max_bytes) {
   const std::string bytes = read_small_file(path, max_bytes);
+  bool too_deep = false;
+  nlohmann::json j;
   try {
-    return nlohmann::json::parse(bytes);
+    j = parse_bounded(bytes, kMaxJsonDepth, too_deep);
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("invalid JSON in " + path.string() + ": " + e.what());
   }
+  if (too_deep)
+    throw std::runtime_error("invalid JSON in " + path.string() + ": nested more than " + std::to_string(kMaxJsonDepth) +
+                             " levels deep");
+  return j;
 }
 
 }  // namespace emotune::util

@@ -1,11 +1,14 @@
 // Reading the small JSON files of model and run directories (config.json, tokenizer_config.json,
-// thresholds.json, trainer_state.json): every failure names the file.
+// thresholds.json, trainer_state.json): every failure names the file. And parsing any JSON from
+// outside with a bound on its nesting: nlohmann's parser is iterative, but copying, comparing and
+// printing a value recurse, so a 1 MB body of '[' would exhaust the stack.
 #pragma once
 
 #include <cstddef>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 namespace emotune::util {
 
@@ -13,7 +16,15 @@ namespace emotune::util {
 // directory, /dev/zero) or larger than `max_bytes`.
 std::string read_small_file(const std::filesystem::path& path, std::size_t max_bytes = std::size_t{64} << 20);
 
-// `path` parsed as JSON (read through read_small_file); invalid JSON throws naming the file.
+// Every JSON document emotune reads is shallow (tokenizer.json: 6 levels).
+constexpr std::size_t kMaxJsonDepth = 64;
+
+// `text` parsed as JSON, or a discarded value (is_discarded()) when it is not JSON or nests arrays
+// and objects deeper than `max_depth`. Never throws for bad input.
+nlohmann::json parse_json(std::string_view text, std::size_t max_depth = kMaxJsonDepth);
+
+// `path` parsed as JSON (read through read_small_file, nesting bounded as parse_json); invalid or
+// too deeply nested JSON throws naming the file.
 nlohmann::json read_json_file(const std::filesystem::path& path, std::size_t max_bytes = std::size_t{64} << 20);
 
 }  // namespace emotune::util

@@ -143,6 +143,30 @@ class Fetch(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assert_fails(self.emotune(self.env(), "fetch", "org/bad", "--from", self.tmp), "not a model directory")
 
+    def test_revisions_and_destinations_stay_where_they_belong(self):
+        """--revision ../.. once wrote outside the cache; --to once replaced (deleted) any directory."""
+        for rev in ("../../escaped", "/tmp/abs", "a/../../b", "..", "x/./y", "main/", ".hidden", "a b", "v1.lock"):
+            for extra in ((), ("--from", self.model)):
+                self.assert_fails(self.emotune(self.env(), "fetch", "org/local", "--revision", rev, "--offline", *extra),
+                                  "--revision")
+        self.assertFalse(os.path.exists(os.path.join(self.home, "escaped")))
+        self.assertFalse(os.path.exists(os.path.join(os.path.dirname(self.home), "escaped")))
+        p = self.emotune(self.env(), "fetch", "org/local", "--from", self.model, "--revision", "refs/pr/1", "--offline")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.strip(), os.path.join(self.home, "models", "org--local", "refs--pr--1"))
+        precious = os.path.join(self.tmp, "precious")
+        os.makedirs(precious, exist_ok=True)
+        with open(os.path.join(precious, "notes.txt"), "w") as f:
+            f.write("mine")
+        self.assert_fails(self.emotune(self.env(), "fetch", "org/local", "--from", self.model, "--to", precious),
+                          "--to", "not a model")
+        with open(os.path.join(precious, "notes.txt")) as f:
+            self.assertEqual(f.read(), "mine")
+        again = os.path.join(self.tmp, "model_copy")
+        for _ in range(2):  # a new directory, then an earlier copy of the model: both fine
+            p = self.emotune(self.env(), "fetch", "org/local", "--from", self.model, "--to", again)
+            self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_resume_after_cut_off_transfer(self):
         with self.server() as s:
             path = "/org/tiny/resolve/main/model.safetensors"

@@ -117,6 +117,22 @@ class NoLostRuns(Case):
             self.assertEqual(f.read(), weights)
         self.assertTrue(os.path.isfile(os.path.join(inner, "model.safetensors")))
 
+    def test_output_that_holds_the_data_is_refused(self):
+        outer = self.path("data_inside")
+        os.makedirs(outer, exist_ok=True)
+        data = os.path.join(outer, "data")
+        os.makedirs(data, exist_ok=True)
+        for split in ("train", "dev"):
+            shutil.copy(self.train_tsv if split == "train" else self.dev_tsv, os.path.join(data, split + ".tsv"))
+        for flag, value in (("--data-dir", data), ("--train-file", os.path.join(data, "train.tsv")),
+                            ("--dev-file", os.path.join(data, "dev.tsv"))):
+            extra = ["--train-file", self.train_tsv] if flag != "--train-file" else []
+            p = subprocess.run([EMOTUNE, "train", "--model", self.model, *extra, flag, value, "--max-steps", "1",
+                                "--output", outer, "--overwrite"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+            self.assert_error(p, "--output", flag, "delete the data")
+        self.assertEqual(sorted(os.listdir(data)), ["dev.tsv", "train.tsv"])
+
     def test_a_run_that_fails_validation_leaves_no_output_directory(self):
         out = self.path("never_made")
         self.assert_error(self.train(out, "--train-file", self.path("missing.tsv")), "missing.tsv")
@@ -244,6 +260,17 @@ class NoSilentNonsense(Case):
         os.makedirs(os.path.join(as_dir, "config.json"))
         self.assert_error(self.predict(as_dir), "config.json", "directory")
 
+    def test_deeply_nested_json_is_refused_not_a_crash(self):
+        """Copying or printing a value recurses: 300,000 nested lists in config.json overflowed the stack."""
+        deep = "[" * 300000 + "]" * 300000
+        for name, file in (("deep_config", "config.json"), ("deep_tokenizer", "tokenizer_config.json")):
+            model = self.copy_model(name)
+            with open(os.path.join(model, file)) as f:
+                text = f.read().rstrip()
+            with open(os.path.join(model, file), "w") as f:
+                f.write(text[:-1] + ', "deep": ' + deep + "}")
+            self.assert_error(self.predict(model), file, "nested")
+
     def test_tokenizer_files_are_bounded_and_typed(self):
         zero = self.copy_model("dev_zero")
         os.remove(os.path.join(zero, "tokenizer_config.json"))
@@ -358,7 +385,8 @@ class HostileClients(Case):
         try:
             h = {"Content-Type": "application/json"} if obj is not None else {}
             h.update(headers or {})
-            conn.request(method, path, body=None if obj is None else json.dumps(obj).encode(), headers=h)
+            body = obj if isinstance(obj, bytes) or obj is None else json.dumps(obj).encode()
+            conn.request(method, path, body=body, headers=h)
             r = conn.getresponse()
             raw = r.read()
             try:
@@ -368,6 +396,15 @@ class HostileClients(Case):
             return r.status, dict((k.lower(), v) for k, v in r.getheaders()), body
         finally:
             conn.close()
+
+    def test_deeply_nested_bodies_get_400(self):
+        _, port = self.start()
+        for path, field in (("/v1/predict", "text"), ("/predict", "inputs"), ("/v1/explain", "text")):
+            body = ('{"%s": "hi", "x": %s}' % (field, "[" * 400000 + "]" * 400000)).encode()
+            status, _, answer = self.call(port, "POST", path, body)
+            self.assertIn(status, (400, 422), answer)
+            self.assertIn("nests deeper", json.dumps(answer))
+        self.assertIn(b" 200 ", self.raw(port, self.PREDICT).split(b"\r\n")[0])
 
     def test_post_bodies_must_say_json(self):
         """A browser page can POST text/plain or a form to localhost without a CORS preflight."""
