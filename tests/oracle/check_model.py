@@ -556,7 +556,8 @@ class EveryCommand(unittest.TestCase):
                 for _ in range(300):
                     try:
                         req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict",
-                                                     data=json.dumps({"text": "I love it"}).encode())
+                                                     data=json.dumps({"text": "I love it"}).encode(),
+                                                     headers={"Content-Type": "application/json"})
                         with urllib.request.urlopen(req, timeout=2) as r:
                             answer = json.loads(r.read())
                         break
