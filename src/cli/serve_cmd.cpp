@@ -3,6 +3,7 @@
 #include "fetch/resolve.h"
 #include "serve/server.h"
 
+#include <boost/algorithm/string/trim.hpp>
 #include <fstream>
 #include <string>
 
@@ -16,8 +17,7 @@ std::string read_api_key(const std::string& path) {
   std::ifstream in(path);
   std::string key;
   if (!in || !std::getline(in, key)) throw UserError("--api-key-file " + path + ": cannot read it (a file with the key on its first line)");
-  key.erase(0, key.find_first_not_of(" \t\r"));
-  key.erase(key.find_last_not_of(" \t\r") + 1);
+  boost::algorithm::trim(key);
   if (key.empty()) throw UserError("--api-key-file " + path + ": the first line is empty; put the key there");
   return key;
 }

@@ -66,18 +66,15 @@ bool looks_like_repo_id(const std::string& arg) {
   return arg.size() <= 96 && std::regex_match(arg, id) && arg.find("..") == std::string::npos;
 }
 
-bool looks_like_revision(const std::string& rev) {
-  // Branch and tag names as git allows them in the hub's URLs (refs/pr/1 included), or a commit hash;
-  // never a path out of the cache.
-  static const std::regex name(R"(^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$)");
-  return rev.size() <= 128 && std::regex_match(rev, name) && rev.find("..") == std::string::npos &&
-         rev.back() != '.' && rev.find(".lock") == std::string::npos;
-}
-
 namespace {
 
+// Branch and tag names as git allows them in the hub's URLs (refs/pr/1 included), or a commit hash;
+// never a path out of the cache ('..', absolute paths and parts starting with '.' are refused).
 void check_revision(const std::string& rev) {
-  if (!looks_like_revision(rev))
+  static const std::regex name(R"(^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$)");
+  const bool ok = rev.size() <= 128 && std::regex_match(rev, name) && rev.find("..") == std::string::npos &&
+                  rev.back() != '.' && rev.find(".lock") == std::string::npos;
+  if (!ok)
     throw std::invalid_argument("--revision " + rev + ": not a branch, tag or commit name (letters, digits, . _ - and "
                                 "/ between parts; no '..', no leading '/' or '.')");
 }

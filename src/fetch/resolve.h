@@ -21,9 +21,6 @@ FetchOptions cli_fetch_options(bool offline);
 
 // Whether `arg` has the form of a hub model id: NAME or ORG/NAME.
 bool looks_like_repo_id(const std::string& arg);
-// A hub branch, tag or commit that is safe as a cache folder and URL part ('..', absolute paths and
-// components starting with '.' are not).
-bool looks_like_revision(const std::string& revision);
 
 // A local copy of hub model `repo`: emotune's cache, the Hugging Face cache, or a fresh download.
 // `flag` names the option that takes a directory instead, for the error message.

@@ -44,7 +44,7 @@ void check_no_overlap(const std::map<std::string, TensorInfo>& tensors) {
 
 std::map<std::string, TensorInfo> parse_safetensors_header(std::string_view header_json, std::size_t data_size) {
   const json header = util::parse_json(header_json);
-  if (header.is_discarded()) throw std::runtime_error("the header is not valid JSON (or nests deeper than " + std::to_string(util::kMaxJsonDepth) + " levels)");
+  if (header.is_discarded()) throw std::runtime_error("the header is " + util::not_json_reason());
   if (!header.is_object()) throw std::runtime_error("header is not a JSON object");
   std::map<std::string, TensorInfo> tensors;
   for (const auto& [name, entry] : header.items()) {

@@ -142,7 +142,7 @@ std::optional<std::int64_t> parse_duration(std::string_view s) {
 Message parse_message(std::string_view line) {
   if (!text::is_valid_utf8(line)) throw BadLine("not valid UTF-8");
   const auto j = util::parse_json(line);
-  if (j.is_discarded()) throw BadLine("not valid JSON (or nested deeper than " + std::to_string(util::kMaxJsonDepth) + " levels)");
+  if (j.is_discarded()) throw BadLine(util::not_json_reason());
   if (!j.is_object()) throw BadLine("not a JSON object");
   Message m;
   if (!j.contains("time") || !j["time"].is_string()) throw BadLine("\"time\" must be an ISO-8601 string");

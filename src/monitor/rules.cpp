@@ -84,7 +84,7 @@ Rule parse_rule(const json& r, const std::vector<std::string>& labels, const std
 std::vector<Rule> parse_rules(const std::string& json_text, const std::vector<std::string>& labels,
                               const std::string& where) {
   json j = util::parse_json(json_text);
-  if (j.is_discarded()) throw std::runtime_error(where + ": not valid JSON (or nested deeper than " + std::to_string(util::kMaxJsonDepth) + " levels)");
+  if (j.is_discarded()) throw std::runtime_error(where + ": " + util::not_json_reason());
   if (j.is_object() && j.contains("rules")) j = j["rules"];
   if (!j.is_array()) throw std::runtime_error(where + ": expected a list of rules (or {\"rules\": [...]})");
   std::vector<Rule> rules;

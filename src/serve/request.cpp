@@ -15,7 +15,7 @@ namespace {
 json parse_object(std::string_view body) {
   if (!text::is_valid_utf8(body)) throw HttpError{400, "invalid_utf8", "the request body is not valid UTF-8"};
   json req = util::parse_json(body);
-  if (req.is_discarded()) throw HttpError{400, "invalid_json", "the request body is not valid JSON (or nests deeper than " + std::to_string(util::kMaxJsonDepth) + " levels)"};
+  if (req.is_discarded()) throw HttpError{400, "invalid_json", "the request body is " + util::not_json_reason()};
   if (!req.is_object()) throw HttpError{400, "invalid_request", "the request must be a JSON object"};
   return req;
 }

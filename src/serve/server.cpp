@@ -4,8 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
+#include <boost/algorithm/string.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -39,12 +39,19 @@ using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
-HttpResponse json_error(int status, const std::string& code, const std::string& message) {
+// An error answer without its body: the status and the headers that status calls for, in either
+// protocol's error format.
+HttpResponse error_status(int status) {
   HttpResponse r;
   r.status = status;
-  r.body = json{{"error", {{"code", code}, {"message", message}}}}.dump();
   if (status == 429) r.headers.emplace_back("Retry-After", "1");
   if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+HttpResponse json_error(int status, const std::string& code, const std::string& message) {
+  HttpResponse r = error_status(status);
+  r.body = json{{"error", {{"code", code}, {"message", message}}}}.dump();
   return r;
 }
 
@@ -75,11 +82,8 @@ HttpResponse json_answer(std::string body) {
 }
 
 HttpResponse tei_error(const TeiError& e) {
-  HttpResponse r;
-  r.status = e.status;
+  HttpResponse r = error_status(e.status);
   r.body = tei_error_body(e);
-  if (e.status == 429) r.headers.emplace_back("Retry-After", "1");
-  if (e.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;
 }
 
@@ -98,12 +102,11 @@ HttpResponse tei_error_answer(const std::exception_ptr& failure) {
 
 // localhost (and names under it), 127.0.0.0/8 and ::1: the names a loopback-only server answers to.
 bool is_loopback_name(std::string name) {
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  boost::algorithm::to_lower(name);
   if (name.size() > 1 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
   if (name.size() > 1 && name.back() == '.') name.pop_back();  // "localhost." is the same name
-  const std::string under = ".localhost";
-  if (name == "localhost" || name == "::1" ||
-      (name.size() > under.size() && name.compare(name.size() - under.size(), under.size(), under) == 0))
+  const std::string_view under = ".localhost";
+  if (name == "localhost" || name == "::1" || (name.size() > under.size() && boost::algorithm::ends_with(name, under)))
     return true;
   boost::system::error_code ec;
   const auto address = boost::asio::ip::make_address(name, ec);
@@ -119,10 +122,8 @@ std::string host_name(const std::string& host) {
 
 // "Bearer <key>", compared in time that does not depend on where the first difference is.
 bool bearer_matches(const std::string& authorization, const std::string& key) {
-  const std::string scheme = "bearer ";
-  if (authorization.size() < scheme.size()) return false;
-  for (std::size_t i = 0; i < scheme.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return false;
+  const std::string scheme = "Bearer ";
+  if (!boost::algorithm::istarts_with(authorization, scheme)) return false;
   const std::string given = authorization.substr(scheme.size());
   unsigned char differ = given.size() == key.size() ? 0 : 1;
   for (std::size_t i = 0; i < given.size(); ++i) differ |= static_cast<unsigned char>(given[i] ^ key[i % key.size()]);
@@ -131,11 +132,8 @@ bool bearer_matches(const std::string& authorization, const std::string& key) {
 
 // A POST body must say it is JSON: browsers send text/plain and form types without asking first.
 void require_json(const std::string& content_type) {
-  std::string type = content_type.substr(0, content_type.find(';'));
-  type.erase(0, type.find_first_not_of(" \t"));
-  type.erase(type.find_last_not_of(" \t") + 1);
-  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (type != "application/json")
+  const std::string type = boost::algorithm::trim_copy(content_type.substr(0, content_type.find(';')));
+  if (!boost::algorithm::iequals(type, "application/json"))
     throw HttpError{415, "unsupported_media_type",
                     "POST bodies must be sent with \"Content-Type: application/json\"" +
                         (content_type.empty() ? std::string(" (none was given)") : " (got \"" + content_type + "\")")};

@@ -19,7 +19,7 @@ TeiError malformed(std::string message) { return {422, "Validation", std::move(m
 json parse_body(std::string_view body) {
   if (!text::is_valid_utf8(body)) throw malformed("the request body is not valid UTF-8");
   json req = util::parse_json(body);
-  if (req.is_discarded()) throw malformed("the request body is not valid JSON (or nests deeper than " + std::to_string(util::kMaxJsonDepth) + " levels)");
+  if (req.is_discarded()) throw malformed("the request body is " + util::not_json_reason());
   if (!req.is_object()) throw malformed("the request must be a JSON object");
   if (!req.contains("inputs")) throw malformed("missing field `inputs`");
   return req;

@@ -52,6 +52,10 @@ nlohmann::json parse_json(std::string_view text, std::size_t max_depth) {
   return nlohmann::json(nlohmann::json::value_t::discarded);
 }
 
+std::string not_json_reason() {
+  return "not valid JSON (or nests deeper than " + std::to_string(kMaxJsonDepth) + " levels)";
+}
+
 nlohmann::json read_json_file(const fs::path& path, std::size_t max_bytes) {
   const std::string bytes = read_small_file(path, max_bytes);
   bool too_deep = false;

@@ -22,6 +22,8 @@ constexpr std::size_t kMaxJsonDepth = 64;
 // `text` parsed as JSON, or a discarded value (is_discarded()) when it is not JSON or nests arrays
 // and objects deeper than `max_depth`. Never throws for bad input.
 nlohmann::json parse_json(std::string_view text, std::size_t max_depth = kMaxJsonDepth);
+// What a caller of parse_json says of a discarded value: "not valid JSON (or nests deeper than 64 levels)".
+std::string not_json_reason();
 
 // `path` parsed as JSON (read through read_small_file, nesting bounded as parse_json); invalid or
 // too deeply nested JSON throws naming the file.
