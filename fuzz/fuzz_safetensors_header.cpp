@@ -7,17 +7,17 @@
 #include <vector>
 #include <string_view>
 
-#include "model/safetensors_header.h"
+#include "weights/safetensors_header.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
   const std::size_t data_size = std::size_t{1} << (data[0] % 40);
   try {
-    const auto tensors = emotune::model::parse_safetensors_header(
+    const auto tensors = emotune::weights::parse_safetensors_header(
         std::string_view(reinterpret_cast<const char*>(data + 1), size - 1), data_size);
     for (const auto& [name, t] : tensors) {
       if (t.begin > t.end || t.end > data_size) __builtin_trap();
-      std::size_t n = emotune::model::safetensors_dtype_size(t.dtype);
+      std::size_t n = emotune::weights::safetensors_dtype_size(t.dtype);
       for (auto d : t.shape) n *= static_cast<std::size_t>(d);
       if (n != t.end - t.begin) __builtin_trap();
     }

@@ -4,11 +4,11 @@
 
 #include "infer/thresholds.h"
 #include "memfile.h"
-#include "model/labels.h"
+#include "data/labels.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   MemFile file(data, size);
-  const auto& labels = emotune::model::goemotions_labels();
+  const auto& labels = emotune::data::goemotions_labels();
   try {
     const auto t = emotune::infer::load_thresholds_file(file.path(), labels);
     if (t.size() != labels.size()) __builtin_trap();

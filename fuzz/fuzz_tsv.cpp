@@ -7,7 +7,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   MemFile file(data, size);
-  using emotune::model::Taxonomy;
+  using emotune::data::Taxonomy;
   for (auto taxonomy : {Taxonomy::original, Taxonomy::ekman, Taxonomy::sentiment})
     for (bool skip : {false, true}) {
       try {

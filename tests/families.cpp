@@ -61,14 +61,22 @@ model::ModelConfig small_config(const std::string& family, const nlohmann::json&
 
 TEST(Families, TheTestTableNamesEveryRegisteredFamily) {
   std::set<std::string> registered, tested;
-  for (const auto* f : model::all_families()) registered.insert(f->model_type);
+  for (const auto* f : model::all_families()) registered.insert(f->config.model_type);
   for (const auto& name : test_families()) tested.insert(name);
   EXPECT_EQ(registered, tested) << "every family in src/model/family.cpp needs its entry in tests/families.json";
   for (const auto& name : test_families()) {
     const auto c = small_config(name);
     EXPECT_EQ(c.model_type, name);
-    EXPECT_EQ(family_entry(name).at("classifier"), model::find_family(name, "test").architecture);
+    EXPECT_EQ(family_entry(name).at("classifier"), model::find_family(name, "test").config.architecture);
   }
+}
+
+TEST(Families, EveryConfigReaderHasItsFamilyAndNoOther) {
+  ASSERT_EQ(model::all_family_configs().size(), model::all_families().size())
+      << "model/config.cpp and model/family.cpp must register the same families";
+  for (std::size_t i = 0; i < model::all_families().size(); ++i)
+    EXPECT_EQ(&model::all_families()[i]->config, model::all_family_configs()[i])
+        << "registration order differs at " << i << " (model/config.cpp, model/family.cpp)";
 }
 
 }  // namespace emotune::tests

@@ -6,12 +6,12 @@
 #include <cmath>
 #include <vector>
 
-#include "model/attention_kernel.h"
-#include "model/dropout.h"
+#include "kernels/attention_kernel.h"
+#include "kernels/dropout.h"
 
 namespace {
 
-using emotune::model::DropoutMask;
+using emotune::kernels::DropoutMask;
 
 struct Packed {
   torch::Tensor q, k, v, start, length;
@@ -64,7 +64,7 @@ void expect_matches_reference(const Packed& p, bool first_only, double dropout, 
   auto q = p.q.clone().requires_grad_(), k = p.k.clone().requires_grad_(), v = p.v.clone().requires_grad_();
   const auto up = torch::randn_like(p.q);
   torch::manual_seed(seed);
-  const auto out = emotune::model::packed_attention_with_grad(q, k, v, p.start, p.length, p.heads, first_only, dropout);
+  const auto out = emotune::kernels::packed_attention_with_grad(q, k, v, p.start, p.length, p.heads, first_only, dropout);
   out.backward(up);
 
   torch::manual_seed(seed);  // the kernel drew its mask's seed first thing: draw the same one
@@ -109,7 +109,7 @@ void expect_biased_matches_reference(const Packed& p, bool first_only) {
   auto bias = bias0.clone().requires_grad_();
   const auto up = torch::randn_like(p.q);
   const auto out =
-      emotune::model::packed_attention_with_grad(q, k, v, p.start, p.length, p.heads, first_only, 0.0, bias);
+      emotune::kernels::packed_attention_with_grad(q, k, v, p.start, p.length, p.heads, first_only, 0.0, bias);
   out.backward(up);
   auto qd = p.q.to(torch::kFloat64).requires_grad_(), kd = p.k.to(torch::kFloat64).requires_grad_(),
        vd = p.v.to(torch::kFloat64).requires_grad_(), bd = bias0.to(torch::kFloat64).requires_grad_();
@@ -128,7 +128,7 @@ void expect_biased_matches_reference(const Packed& p, bool first_only) {
   auto plain = torch::empty_like(p.q);
   const auto st = p.start.contiguous(), ln = p.length.contiguous();
   auto q_rows = first_only ? torch::zeros_like(p.k).index_copy(0, st, p.q) : p.q.contiguous();
-  emotune::model::packed_attention(
+  emotune::kernels::packed_attention(
       q_rows.data_ptr<float>(), p.k.contiguous().data_ptr<float>(), p.v.contiguous().data_ptr<float>(),
       p.heads * p.head_dim, plain.data_ptr<float>(),
       {st.data_ptr<int64_t>(), ln.data_ptr<int64_t>(), st.size(0), first_only}, p.heads, p.head_dim,
@@ -145,7 +145,7 @@ TEST(PackedAttention, ScoreBiasActsInBothPassesAndGetsItsGradient) {
 TEST(HashedDropout, DropsAboutPAndScalesTheRest) {
   const auto x = torch::ones({2000, 300}).requires_grad_();
   torch::manual_seed(5);
-  const auto y = emotune::model::dropout(x, 0.25);
+  const auto y = emotune::kernels::dropout(x, 0.25);
   const double dropped = (y == 0).to(torch::kFloat64).mean().item<double>();
   EXPECT_NEAR(dropped, 0.25, 0.005);
   EXPECT_TRUE(torch::all((y == 0) | ((y - 1.0f / 0.75f).abs() < 1e-6)).item<bool>());
@@ -157,26 +157,26 @@ TEST(HashedDropout, TheGeneratorDecidesTheMaskNotTheThreadCount) {
   const auto x = torch::randn({300, 768});
   const int threads = at::get_num_threads();
   torch::manual_seed(9);
-  const auto a = emotune::model::dropout(x, 0.1);
+  const auto a = emotune::kernels::dropout(x, 0.1);
   at::set_num_threads(1);
   torch::manual_seed(9);
-  const auto b = emotune::model::dropout(x, 0.1);
+  const auto b = emotune::kernels::dropout(x, 0.1);
   at::set_num_threads(threads);
-  const auto c = emotune::model::dropout(x, 0.1);  // the generator moved on: another mask
+  const auto c = emotune::kernels::dropout(x, 0.1);  // the generator moved on: another mask
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_FALSE(torch::equal(a, c));
 }
 
 TEST(HashedDropout, ModuleActsInTrainingModeOnly) {
-  emotune::model::Dropout d(0.5);
+  emotune::kernels::Dropout d(0.5);
   const auto x = torch::randn({64, 64});
   d->eval();
   EXPECT_TRUE(torch::equal(d(x), x));
   d->train();
   EXPECT_FALSE(torch::equal(d(x), x));
-  emotune::model::Dropout all(1.0);
+  emotune::kernels::Dropout all(1.0);
   EXPECT_EQ(all(x).abs().sum().item<float>(), 0.0f);
-  EXPECT_THROW(emotune::model::Dropout(1.5), std::invalid_argument);
+  EXPECT_THROW(emotune::kernels::Dropout(1.5), std::invalid_argument);
 }
 
 }  // namespace

@@ -6,12 +6,14 @@
 #include <nlohmann/json.hpp>
 
 #include "model/config.h"
-#include "model/labels.h"
-#include "model/runtime.h"
-#include "model/safetensors.h"
-#include "model/safetensors_header.h"
+#include "data/labels.h"
+#include "runtime/runtime.h"
+#include "weights/safetensors.h"
+#include "weights/safetensors_header.h"
 
 using namespace emotune::model;
+using namespace emotune::weights;
+using namespace emotune::data;
 namespace fs = std::filesystem;
 
 namespace {
@@ -171,7 +173,7 @@ TEST(Labels, MatchTheSharedGoEmotionsFiles) {
 }
 
 TEST(Runtime, OpenBlasFallbackKernelsAreReplacedOnlyWhenTheCpuOutgrowsThem) {
-  using emotune::model::better_openblas_core;
+  using emotune::runtime::better_openblas_core;
   EXPECT_EQ(better_openblas_core("Prescott", true, true), "SkylakeX");  // the Xeon OpenBLAS 0.3.21 does not know
   EXPECT_EQ(better_openblas_core("Sandybridge", true, false), "Haswell");
   EXPECT_EQ(better_openblas_core("Unknown", true, true), "SkylakeX");

@@ -2,7 +2,7 @@
 // alerts once per crossing, and a timeline whose size stays bounded however long the stream.
 #include <gtest/gtest.h>
 
-#include "model/labels.h"
+#include "data/labels.h"
 #include "monitor/message.h"
 #include "monitor/monitor.h"
 #include "monitor/rules.h"
@@ -160,7 +160,7 @@ TEST(Monitor, SourcesAreIndependentAndDurationWindowsFollowMessageTimes) {
 }
 
 TEST(Monitor, GoEmotionsModelsGetTheEkmanAndSentimentViews) {
-  const auto& labels = emotune::model::goemotions_labels();
+  const auto& labels = emotune::data::goemotions_labels();
   mon::Monitor m(labels, std::vector<float>(labels.size(), 0.5f), {5, 0}, {}, true);
   std::vector<float> scores(labels.size(), 0.0f);
   scores[25] = 0.8f;  // sadness

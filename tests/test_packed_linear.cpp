@@ -13,15 +13,15 @@
 #include <thread>
 
 #include "model/checkpoint.h"
-#include "model/linear.h"
-#include "model/onednn_matmul.h"
-#include "model/packed_linear.h"
+#include "kernels/linear.h"
+#include "kernels/onednn_matmul.h"
+#include "kernels/packed_linear.h"
 
 namespace {
 
-using emotune::model::Activation;
-using emotune::model::PackedLinear;
-using emotune::model::Precision;
+using emotune::kernels::Activation;
+using emotune::kernels::PackedLinear;
+using emotune::kernels::Precision;
 
 struct Layer {
   torch::Tensor weight, bias;
@@ -64,7 +64,7 @@ TEST(PackedLinear, Float32EqualsTorchLinearForAnyRowCount) {
 }
 
 TEST(PackedLinear, BFloat16IsFloatOnRoundedOperands) {
-  if (!emotune::model::cpu_runs_bf16()) GTEST_SKIP() << "this CPU has no AVX512_BF16 or AMX";
+  if (!emotune::kernels::cpu_runs_bf16()) GTEST_SKIP() << "this CPU has no AVX512_BF16 or AMX";
   const auto layer = random_layer(768, 256);
   auto rounded = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat32); };
   const Layer bf16_layer{rounded(layer.weight), layer.bias};
@@ -83,7 +83,7 @@ TEST(PackedLinear, BFloat16IsFloatOnRoundedOperands) {
 }
 
 TEST(OnednnProducts, MatmulEqualsTorchForEveryLayout) {
-  const emotune::model::OnednnMatmul mm;
+  const emotune::kernels::OnednnMatmul mm;
   EXPECT_EQ(std::string(mm.implementation()).find("ref"), std::string::npos) << mm.implementation();
   torch::manual_seed(5);
   for (auto [m, k, n] : {std::array<int64_t, 3>{1, 1, 1}, {7, 33, 5}, {64, 384, 1536}, {3, 0, 4}, {0, 8, 2}}) {
@@ -103,13 +103,13 @@ TEST(OnednnProducts, MatmulEqualsTorchForEveryLayout) {
 
 TEST(OnednnProducts, LinearLayerTrainsLikeTorchLinear) {
   torch::manual_seed(4);
-  emotune::model::Linear plain(48, 24), onednn(48, 24);
+  emotune::kernels::Linear plain(48, 24), onednn(48, 24);
   {
     torch::NoGradGuard no_grad;
     onednn->weight.copy_(plain->weight);
     onednn->bias.copy_(plain->bias);
   }
-  onednn->use_products(emotune::model::Products::OnednnF32, std::make_shared<const emotune::model::OnednnMatmul>());
+  onednn->use_products(emotune::kernels::Products::OnednnF32, std::make_shared<const emotune::kernels::OnednnMatmul>());
   const auto x = torch::randn({3, 5, 48});
   const auto x1 = x.clone().requires_grad_(), x2 = x.clone().requires_grad_();
   const auto upstream = torch::randn({3, 5, 24});
@@ -126,11 +126,11 @@ TEST(OnednnProducts, LinearLayerTrainsLikeTorchLinear) {
 // Mixed-precision training: forward and backward products in bfloat16 (rounded operands, float
 // accumulation, result rounded to bfloat16), the weight and its gradient in float32.
 TEST(Bf16Products, TrainLikeFloatMathOnRoundedOperands) {
-  if (!emotune::model::cpu_runs_bf16()) GTEST_SKIP() << "this CPU has no AVX512_BF16 or AMX";
+  if (!emotune::kernels::cpu_runs_bf16()) GTEST_SKIP() << "this CPU has no AVX512_BF16 or AMX";
   auto rounded = [](const torch::Tensor& t) { return t.detach().to(torch::kBFloat16).to(torch::kFloat32); };
   torch::manual_seed(3);
-  emotune::model::Linear lin(384, 96);
-  lin->use_products(emotune::model::Products::Bf16);
+  emotune::kernels::Linear lin(384, 96);
+  lin->use_products(emotune::kernels::Products::Bf16);
   const auto x = torch::randn({2, 7, 384}).requires_grad_();
   const auto upstream = torch::randn({2, 7, 96});
   const auto y = lin->forward(x);
@@ -174,7 +174,7 @@ TEST(PackedLinear, Int8IsCloseToFloatButNotEqual) {
 TEST(PackedLinear, ConcurrentCallsGiveTheSameResults) {
   const auto layer = random_layer(128, 384);
   for (auto precision : {Precision::Float32, Precision::BFloat16, Precision::Int8}) {
-    if (precision == Precision::BFloat16 && !emotune::model::cpu_runs_bf16()) continue;
+    if (precision == Precision::BFloat16 && !emotune::kernels::cpu_runs_bf16()) continue;
     const PackedLinear packed(layer.weight, layer.bias, precision);
     std::vector<torch::Tensor> inputs, alone(4), together(4);
     for (int i = 0; i < 4; ++i) inputs.push_back(torch::randn({17 + 10 * i, 128}));
@@ -190,7 +190,7 @@ TEST(PackedLinear, ConcurrentCallsGiveTheSameResults) {
 }
 
 TEST(PackedLinear, LinearLayerReleasesItsPlainWeights) {
-  emotune::model::Linear lin(32, 16);
+  emotune::kernels::Linear lin(32, 16);
   const auto x = torch::randn({5, 32});
   torch::Tensor want;
   {

@@ -27,7 +27,7 @@ m::SequenceClassifier small_model(m::Precision precision) {
   c.labels = {"x", "y", "z"};
   auto model = m::init_classifier(c, 5);
   model->eval();
-  if (m::built_with_onednn()) model->pack_for_inference(precision);  // else plain, as inference loads it there
+  if (emotune::kernels::built_with_onednn()) model->pack_for_inference(precision);  // else plain, as inference loads it there
   return model;
 }
 
@@ -53,7 +53,7 @@ std::vector<const std::vector<std::int32_t>*> pointers(const std::vector<std::ve
 TEST(Streams, GiveTheLogitsOfOneBatchAtATimeInInputOrder) {
   const auto seqs = sequences(45);
   for (auto precision : {m::Precision::Float32, m::Precision::Int8}) {
-    if (precision == m::Precision::Int8 && !m::built_with_onednn()) continue;  // int8 is oneDNN's
+    if (precision == m::Precision::Int8 && !emotune::kernels::built_with_onednn()) continue;  // int8 is oneDNN's
     auto model = small_model(precision);
     const auto serial = emotune::infer::compute_logits(model, pointers(seqs), 4, 0, torch::kCPU, 1);
     const int threads_before = at::get_num_threads(), omp_before = omp_get_max_threads();

@@ -136,11 +136,11 @@ TEST_P(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
     EXPECT_TRUE(torch::allclose(graph.detach(), batched, 1e-5, 1e-6));
   }
   // Dynamic int8 (oneDNN builds): close to float (per-channel weights, per-batch activations), not equal.
-  if (emotune::model::built_with_onednn()) {
+  if (emotune::kernels::built_with_onednn()) {
     auto quantized = emotune::model::make_classifier(c);
     for (std::size_t i = 0; i < model->parameters().size(); ++i) quantized->parameters()[i].copy_(model->parameters()[i]);
     quantized->eval();
-    quantized->pack_for_inference(emotune::model::Precision::Int8);
+    quantized->pack_for_inference(emotune::kernels::Precision::Int8);
     // Random weights of std 0.5 make int8 rounding show: within a quarter of the logits' scale here
     // (RoBERTa's and MPNet's dense + tanh head amplifies it most), while wrong weights or a lost
     // activation would miss by the whole scale. Real fine-tuned models: bench/int8_agreement.py.
@@ -199,8 +199,8 @@ TEST_P(PackedForward, LastBlockForFirstRowsOnlyEqualsTheWholeBlock) {
   // Inference path (no autograd: the packed attention kernel), plain and packed layers.
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::allclose(encoder.forward(ids, layout, true), whole, 1e-5, 1e-6));
-  if (!emotune::model::built_with_onednn()) return;  // packing is oneDNN's
-  model->pack_for_inference(emotune::model::Precision::Float32);
+  if (!emotune::kernels::built_with_onednn()) return;  // packing is oneDNN's
+  model->pack_for_inference(emotune::kernels::Precision::Float32);
   EXPECT_TRUE(torch::allclose(encoder.forward(ids, layout, true), whole, 1e-5, 1e-6));
 }
 

@@ -13,9 +13,9 @@
 #include "data/batch.h"
 #include "fetch/resolve.h"
 #include "model/checkpoint.h"
-#include "model/onednn_matmul.h"
-#include "model/packed_linear.h"
-#include "model/runtime.h"
+#include "kernels/onednn_matmul.h"
+#include "kernels/packed_linear.h"
+#include "runtime/runtime.h"
 #include "train/step.h"
 
 namespace emotune::cli {
@@ -78,16 +78,16 @@ double gemm_gflops(const model::ModelConfig& c, torch::ScalarType dtype, Product
 
 int bench(const BenchArgs& a) {
   if (a.mode != "train" && a.mode != "infer") throw UserError("bench mode must be train or infer");
-  model::configure_threads(a.threads);
-  const torch::Device device = model::resolve_device(a.device);
-  const model::Precision precision = model::parse_precision(a.precision);
-  if (a.mode == "train" && precision == model::Precision::Int8)
+  runtime::configure_threads(a.threads);
+  const torch::Device device = runtime::resolve_device(a.device);
+  const kernels::Precision precision = kernels::parse_precision(a.precision);
+  if (a.mode == "train" && precision == kernels::Precision::Int8)
     throw UserError("--precision int8 and --quantize are for inference (bench infer)");
-  if (a.mode == "train" && device.is_cpu()) model::keep_freed_memory();  // as `emotune train` runs
+  if (a.mode == "train" && device.is_cpu()) runtime::keep_freed_memory();  // as `emotune train` runs
   // Inference packs the model for oneDNN on the CPU, as predict, eval and serve do; training keeps it plain.
   model::LoadOptions load = a.mode == "infer" ? model::inference_options(a.precision, device)
                                               : model::training_options(a.precision, device);
-  if (a.products == "blas" && load.products == model::Products::OnednnF32) load.products = model::Products::Libtorch;
+  if (a.products == "blas" && load.products == kernels::Products::OnednnF32) load.products = kernels::Products::Libtorch;
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, load);
   bundle.model->to(device);
   const auto positions = static_cast<std::size_t>(bundle.config().max_tokens());
@@ -95,7 +95,7 @@ int bench(const BenchArgs& a) {
   if (max_length > positions)
     throw UserError("--max-length " + std::to_string(max_length) + " exceeds the model's " +
                     std::to_string(positions) + " positions");
-  const auto ds = data::read_goemotions_tsv(a.data, model::Taxonomy::original, false);
+  const auto ds = data::read_goemotions_tsv(a.data, data::Taxonomy::original, false);
   const auto enc = data::encode_dataset(ds, *bundle.tokenizer, max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());
   if (L != 28) throw UserError("bench needs a 28-label GoEmotions model");
@@ -137,8 +137,8 @@ int bench(const BenchArgs& a) {
   // float32: libtorch's BLAS (or the GPU's cuBLAS) and oneDNN; the useful fraction is of the faster one.
   auto torch_mm = [](const torch::Tensor& x, const torch::Tensor& w) { return torch::mm(x, w); };
   const double blas_sgemm = gemm_gflops(bundle.config(), torch::kFloat32, torch_mm, device);
-  const double onednn_sgemm = device.is_cpu() && model::built_with_onednn()
-                                  ? gemm_gflops(bundle.config(), torch::kFloat32, model::OnednnMatmul())
+  const double onednn_sgemm = device.is_cpu() && kernels::built_with_onednn()
+                                  ? gemm_gflops(bundle.config(), torch::kFloat32, kernels::OnednnMatmul())
                                   : 0.0;
   const double sgemm = std::max(blas_sgemm, onednn_sgemm);
   auto percentile = [&](double q) {  // nearest rank
@@ -163,14 +163,14 @@ int bench(const BenchArgs& a) {
                                    {"sgemm_gflops_per_s", blas_sgemm},
                                    {"onednn_sgemm_gflops_per_s", onednn_sgemm},
                                    {"useful_fraction_of_sgemm", flops / seconds / 1e9 / sgemm},
-                                   {"quantize", precision == model::Precision::Int8 ? "int8" : "none"},
-                                   {"precision", model::precision_name(precision)},
+                                   {"quantize", precision == kernels::Precision::Int8 ? "int8" : "none"},
+                                   {"precision", kernels::precision_name(precision)},
                                    {"model_type", bundle.config().model_type},
-                                   {"blas_core", model::blas_core_name()},
-                                   {"onednn_isa", model::onednn_isa_name()},
+                                   {"blas_core", runtime::blas_core_name()},
+                                   {"onednn_isa", kernels::onednn_isa_name()},
                                    {"peak_rss_mb", static_cast<double>(ru.ru_maxrss) / 1024.0}};
-  if (a.mode == "train") out["products"] = model::products_name(load.products);
-  if (a.mode == "train" && precision == model::Precision::BFloat16) {
+  if (a.mode == "train") out["products"] = kernels::products_name(load.products);
+  if (a.mode == "train" && precision == kernels::Precision::BFloat16) {
     const double bf16_gemm = gemm_gflops(bundle.config(), torch::kBFloat16, torch_mm, device);
     out["bf16_gemm_gflops_per_s"] = bf16_gemm;
     out["useful_fraction_of_bf16_gemm"] = flops / seconds / 1e9 / bf16_gemm;

@@ -6,7 +6,7 @@
 
 #include <iostream>
 
-#include "model/runtime.h"
+#include "runtime/runtime.h"
 
 namespace emotune::cli {
 
@@ -24,7 +24,7 @@ std::string first_line(std::string s) {
 int run(int argc, char** argv) {
   CLI::App app{"emotune: emotion recognition with fine-tuned transformer encoders"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", [] { return std::string("emotune ") + EMOTUNE_VERSION + " (" + model::build_summary() + ")"; });
+  app.set_version_flag("--version", [] { return std::string("emotune ") + EMOTUNE_VERSION + " (" + runtime::build_summary() + ")"; });
   Action action;
   add_tokenize_command(app, action);
   add_init_command(app, action);

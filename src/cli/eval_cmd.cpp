@@ -11,7 +11,7 @@
 #include "data/batch.h"
 #include "eval/report.h"
 #include "infer/predictor.h"
-#include "model/runtime.h"
+#include "runtime/runtime.h"
 #include "util/atomic_file.h"
 #include "util/sha256.h"
 
@@ -44,11 +44,11 @@ struct Scored {
 class Evaluator {
  public:
   Evaluator(const EvalArgs& a, model::ModelBundle& bundle, torch::Device device, std::size_t streams)
-      : a_(a), bundle_(bundle), device_(device), streams_(streams), taxonomy_(model::parse_taxonomy(a.taxonomy)) {
-    labels_ = model::taxonomy_labels(taxonomy_);
+      : a_(a), bundle_(bundle), device_(device), streams_(streams), taxonomy_(data::parse_taxonomy(a.taxonomy)) {
+    labels_ = data::taxonomy_labels(taxonomy_);
     // A published model may list the same labels in its own order: its columns are read by name.
     std::vector<std::string> model_labels = bundle.labels();
-    const std::vector<std::string>* candidates[] = {&labels_, &model::goemotions_labels()};
+    const std::vector<std::string>* candidates[] = {&labels_, &data::goemotions_labels()};
     for (const auto* known : candidates) {
       if (model_labels == *known || !std::is_permutation(model_labels.begin(), model_labels.end(), known->begin(), known->end()))
         continue;
@@ -61,7 +61,7 @@ class Evaluator {
     }
     if (model_labels == labels_) {
       mapped_ = false;
-    } else if (model_labels == model::goemotions_labels()) {
+    } else if (model_labels == data::goemotions_labels()) {
       mapped_ = true;  // a 28-label model seen through a grouping: group probability = max of members
     } else {
       throw UserError("the model's " + std::to_string(bundle.labels().size()) + " labels are neither GoEmotions' 28 nor the " +
@@ -107,7 +107,7 @@ class Evaluator {
   model::ModelBundle& bundle_;
   torch::Device device_;
   std::size_t streams_;
-  model::Taxonomy taxonomy_;
+  data::Taxonomy taxonomy_;
   std::vector<std::string> labels_;
   bool mapped_ = false, single_label_ = false;
   torch::Tensor column_order_;  // the model's column of each label, when its order differs
@@ -125,8 +125,8 @@ bool is_number(const std::string& s) {
 }
 
 int evaluate(const EvalArgs& a) {
-  const int threads = model::configure_threads(a.threads);
-  const torch::Device device = model::resolve_device(a.device);
+  const int threads = runtime::configure_threads(a.threads);
+  const torch::Device device = runtime::resolve_device(a.device);
   fs::path data_file;
   std::string split;
   if (!a.data.empty()) {

@@ -12,7 +12,7 @@
 #include "explain/attribution.h"
 #include "fetch/resolve.h"
 #include "infer/thresholds.h"
-#include "model/runtime.h"
+#include "runtime/runtime.h"
 
 namespace emotune::cli {
 
@@ -71,8 +71,8 @@ void print_pretty(const explain::Explanation& e, const std::string& text, const 
 
 int explain_texts(ExplainArgs a) {
   if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) ? "pretty" : "jsonl";
-  model::configure_threads(a.threads);
-  const torch::Device device = model::resolve_device(a.device);
+  runtime::configure_threads(a.threads);
+  const torch::Device device = runtime::resolve_device(a.device);
   model::ModelBundle bundle = explain::load_model_to_explain(a.model_dir, device);
   const explain::Explainer explainer(bundle, explain::options_named(a.how.method, a.how.steps, a.how.baseline, a.max_length));
   const auto named = label_ids(a.labels, bundle.labels());

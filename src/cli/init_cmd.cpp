@@ -5,7 +5,7 @@
 #include "fetch/resolve.h"
 #include "cli/commands.h"
 #include "model/checkpoint.h"
-#include "model/labels.h"
+#include "data/labels.h"
 #include "util/atomic_file.h"
 
 namespace emotune::cli {
@@ -26,7 +26,7 @@ struct InitArgs {
 };
 
 int init(const InitArgs& a) {
-  const std::vector<std::string> labels = model::resolve_labels(a.labels);
+  const std::vector<std::string> labels = data::resolve_labels(a.labels);
   std::optional<model::ModelBundle> base;
   model::SequenceClassifier net;
   text::TokenizerPtr tokenizer;

@@ -19,7 +19,7 @@
 #include "fetch/resolve.h"
 #include "infer/predictor.h"
 #include "infer/thresholds.h"
-#include "model/runtime.h"
+#include "runtime/runtime.h"
 #include "monitor/dashboard.h"
 #include "monitor/monitor.h"
 #include "monitor/rules.h"
@@ -164,8 +164,8 @@ int run_monitor(const MonitorArgs& a) {
     window.last = a.last ? a.last : 100;
     window_text = "last " + std::to_string(window.last) + " messages";
   }
-  const auto threads = static_cast<std::size_t>(model::configure_threads(a.threads));
-  const torch::Device device = model::resolve_device(a.device);
+  const auto threads = static_cast<std::size_t>(runtime::configure_threads(a.threads));
+  const torch::Device device = runtime::resolve_device(a.device);
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.precision, device));
   infer::Predictor predictor(bundle, device);
   const auto thresholds = infer::load_thresholds(a.model_dir, bundle.labels());

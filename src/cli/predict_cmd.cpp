@@ -15,7 +15,7 @@
 #include "cli/io.h"
 #include "explain/attribution.h"
 #include "infer/predictor.h"
-#include "model/runtime.h"
+#include "runtime/runtime.h"
 
 namespace emotune::cli {
 
@@ -129,8 +129,8 @@ std::unique_ptr<ExplainingModel> load_explainer(const PredictArgs& a, torch::Dev
 int predict(PredictArgs a) {
   if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) && !a.explain ? "pretty" : "jsonl";
   if (a.explain && a.format != "jsonl") throw UserError("--explain writes JSON lines: use --format jsonl");
-  const auto threads = static_cast<std::size_t>(model::configure_threads(a.threads));
-  const torch::Device device = model::resolve_device(a.device);
+  const auto threads = static_cast<std::size_t>(runtime::configure_threads(a.threads));
+  const torch::Device device = runtime::resolve_device(a.device);
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.precision, device));
   infer::Predictor predictor(bundle, device, a.max_length);
   std::vector<float> thresholds = infer::load_thresholds(a.model_dir, bundle.labels());

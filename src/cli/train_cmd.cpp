@@ -4,7 +4,7 @@
 
 #include "dist/launcher.h"
 #include "fetch/resolve.h"
-#include "model/runtime.h"
+#include "runtime/runtime.h"
 #include "cli/commands.h"
 #include "train/trainer.h"
 
@@ -104,7 +104,7 @@ void add_train_command(CLI::App& app, Action& action) {
   auto offline = std::make_shared<bool>(false);
   add_offline_flag(cmd, *offline);
   cmd->callback([=, &action] {
-    o->taxonomy = model::parse_taxonomy(*taxonomy);
+    o->taxonomy = data::parse_taxonomy(*taxonomy);
     o->objective = train::parse_objective(*objective);
     o->loss = train::parse_loss(*loss);
     o->shuffle = !*no_shuffle;
@@ -122,7 +122,7 @@ void add_train_command(CLI::App& app, Action& action) {
       o->data_dir = fetch::resolve_data_dir(o->data_dir, fo).string();
       // The launcher fetches once; its workers then find the model and data in the cache.
       if (launching) return dist::run_workers(*launch);
-      model::keep_freed_memory();
+      runtime::keep_freed_memory();
       return train::run_training(*o);
     };
   });

@@ -45,10 +45,10 @@ Example parse_line(const std::string& line, const std::vector<int>& group_of) {
 
 }  // namespace
 
-Dataset read_goemotions_tsv(const std::filesystem::path& path, model::Taxonomy taxonomy, bool skip_bad_lines) {
+Dataset read_goemotions_tsv(const std::filesystem::path& path, data::Taxonomy taxonomy, bool skip_bad_lines) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read data file " + path.string());
-  const std::vector<int> group_of = model::taxonomy_map(taxonomy);
+  const std::vector<int> group_of = data::taxonomy_map(taxonomy);
   Dataset ds;
   ds.path = path;
   std::string line;

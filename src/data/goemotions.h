@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "model/labels.h"
+#include "data/labels.h"
 
 namespace emotune::data {
 
@@ -24,6 +24,6 @@ struct Dataset {
 
 // Throws naming file and line for a malformed line (missing column, a label id that is not a
 // number or not below 28, invalid UTF-8) unless skip_bad_lines, which counts them instead.
-Dataset read_goemotions_tsv(const std::filesystem::path& path, model::Taxonomy taxonomy, bool skip_bad_lines);
+Dataset read_goemotions_tsv(const std::filesystem::path& path, data::Taxonomy taxonomy, bool skip_bad_lines);
 
 }  // namespace emotune::data

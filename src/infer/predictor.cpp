@@ -138,9 +138,9 @@ std::vector<std::size_t> select_labels(const std::vector<float>& scores, const s
   return ids;
 }
 
-torch::Tensor group_probabilities(const torch::Tensor& probs, model::Taxonomy taxonomy) {
-  const auto map = model::taxonomy_map(taxonomy);
-  const auto groups = static_cast<int64_t>(model::taxonomy_labels(taxonomy).size());
+torch::Tensor group_probabilities(const torch::Tensor& probs, data::Taxonomy taxonomy) {
+  const auto map = data::taxonomy_map(taxonomy);
+  const auto groups = static_cast<int64_t>(data::taxonomy_labels(taxonomy).size());
   auto grouped = torch::zeros({probs.size(0), groups}, probs.options());
   for (std::size_t e = 0; e < map.size(); ++e) {
     auto col = grouped.select(1, map[e]);

@@ -7,7 +7,7 @@
 
 #include "infer/thresholds.h"
 #include "model/checkpoint.h"
-#include "model/labels.h"
+#include "data/labels.h"
 
 namespace emotune::infer {
 
@@ -56,7 +56,7 @@ std::vector<std::size_t> select_labels(const std::vector<float>& scores, const s
 
 // Probabilities of a 28-label GoEmotions model seen through a taxonomy's groups:
 // [N, 28] -> [N, groups], a group's probability being the largest of its members'.
-torch::Tensor group_probabilities(const torch::Tensor& probs, model::Taxonomy taxonomy);
+torch::Tensor group_probabilities(const torch::Tensor& probs, data::Taxonomy taxonomy);
 
 
 }  // namespace emotune::infer

@@ -14,7 +14,7 @@
 
 #include "model/classifier.h"
 #include "model/encoder.h"
-#include "model/linear.h"
+#include "model/kernels.h"
 
 namespace emotune::model {
 
@@ -24,8 +24,6 @@ const Family& bert_family();
 namespace bert {
 
 // config.json's BERT fields (RobertaConfig shares them).
-void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& where);
-void write_config(const ModelConfig& c, nlohmann::json& j);
 
 struct BertEmbeddingsImpl : torch::nn::Module {
   BertEmbeddingsImpl(const ModelConfig& c, bool initialise = true);

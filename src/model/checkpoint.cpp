@@ -9,9 +9,9 @@
 #include <stdexcept>
 
 #include "model/family.h"
-#include "model/runtime.h"
-#include "model/safetensors.h"
-#include "model/weights_file.h"
+#include "runtime/runtime.h"
+#include "weights/safetensors.h"
+#include "weights/weights_file.h"
 #include "util/atomic_file.h"
 
 namespace emotune::model {
@@ -42,7 +42,7 @@ namespace {
 // Where model parameter names are found in a checkpoint file.
 class FileNames {
  public:
-  FileNames(const WeightsFile& file, const std::string& base_model_prefix) : file_(file) {
+  FileNames(const weights::WeightsFile& file, const std::string& base_model_prefix) : file_(file) {
     // Base checkpoints saved from the bare encoder (DistilBertModel, BertModel) carry no prefix.
     bool has_prefix = false;
     for (const auto& [name, _] : file.shapes()) has_prefix |= name.starts_with(base_model_prefix + ".");
@@ -64,7 +64,7 @@ class FileNames {
   }
 
  private:
-  const WeightsFile& file_;
+  const weights::WeightsFile& file_;
   std::string strip_;
 };
 
@@ -74,7 +74,7 @@ bool is_saved_buffer(const std::string& name) { return name.ends_with("position_
 }  // namespace
 
 LoadReport load_weights(SequenceClassifierImpl& model, const fs::path& path, const LoadWeightsOptions& options) {
-  const WeightsFile file(path);
+  const weights::WeightsFile file(path);
   const FileNames names(file, model.base_model_prefix());
   LoadReport report;
   std::set<std::string> used;
@@ -140,7 +140,7 @@ namespace {
 // here, before anything is allocated.
 void check_parameter_count(const ModelConfig& c, const fs::path& weights_path) {
   if (weights_path.extension() != ".safetensors") return;  // a pickle is read whole: once is enough
-  const WeightsFile file(weights_path);
+  const weights::WeightsFile file(weights_path);
   double held = 0;
   for (const auto& [_, shape] : file.shapes()) {
     double n = 1;
@@ -174,11 +174,11 @@ void refuse_missing_weights(SequenceClassifierImpl& model, const LoadReport& rep
 
 // `--precision bf16` on the CPU: refused where oneDNN has no bf16 kernels, suggesting `instead`.
 void require_cpu_bf16(const std::string& instead) {
-  if (!built_with_onednn())
+  if (!kernels::built_with_onednn())
     throw std::invalid_argument("--precision bf16 on the CPU needs oneDNN, and this emotune has no oneDNN (a libtorch "
                                 "2.x build): use f32 on the CPU, or bf16 on a GPU");
-  if (!cpu_runs_bf16())
-    throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + onednn_isa_name() +
+  if (!kernels::cpu_runs_bf16())
+    throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + kernels::onednn_isa_name() +
                                 " here (" + instead + ")");
 }
 
@@ -187,7 +187,7 @@ void require_cpu_bf16(const std::string& instead) {
 LoadOptions inference_options(const std::string& precision, const torch::Device& device) {
   LoadOptions o;
   o.require_all_weights = true;
-  const Precision p = parse_precision(precision);
+  const Precision p = kernels::parse_precision(precision);
   if (!device.is_cpu()) {
     // Accelerators: the plain layers, bf16 products over float32 weights with --precision bf16.
     if (p == Precision::Int8) throw std::invalid_argument("--precision int8 runs on the CPU only (use bf16 on a GPU)");
@@ -195,7 +195,7 @@ LoadOptions inference_options(const std::string& precision, const torch::Device&
     return o;
   }
   if (p == Precision::BFloat16) require_cpu_bf16("use f32 or int8");
-  if (built_with_onednn()) o.pack = p;
+  if (kernels::built_with_onednn()) o.pack = p;
   else if (p == Precision::Int8)
     throw std::invalid_argument("--precision int8 needs oneDNN, and this emotune has no oneDNN (a libtorch 2.x build): "
                                 "use f32");
@@ -204,11 +204,11 @@ LoadOptions inference_options(const std::string& precision, const torch::Device&
 
 LoadOptions training_options(const std::string& precision, const torch::Device& device) {
   LoadOptions o;
-  const Precision p = parse_precision(precision);
+  const Precision p = kernels::parse_precision(precision);
   if (p == Precision::Int8) throw std::invalid_argument("--precision int8 is for inference; train in f32 or bf16");
   if (p == Precision::BFloat16 && device.is_cpu()) require_cpu_bf16("train in f32");
   if (p == Precision::BFloat16) o.products = Products::Bf16;
-  else if (device.is_cpu() && built_with_onednn()) o.products = Products::OnednnF32;
+  else if (device.is_cpu() && kernels::built_with_onednn()) o.products = Products::OnednnF32;
   return o;
 }
 
@@ -216,7 +216,7 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) throw std::runtime_error("model directory not found: " + dir.string());
   const fs::path config_path = dir / "config.json";
   if (!fs::exists(config_path)) throw std::runtime_error("no config.json in model directory " + dir.string());
-  const fs::path weights_path = WeightsFile::in_directory(dir);
+  const fs::path weights_path = weights::WeightsFile::in_directory(dir);
   ModelConfig config = ModelConfig::load(config_path);
   if (config.labels.empty()) {
     if (!options.labels)
@@ -247,7 +247,7 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   if (!bundle.report.missing.empty())
     spdlog::warn("{}: initialised (not in the checkpoint): {}", weights_path.string(), join(bundle.report.missing));
   if (!bundle.report.unused.empty())
-    spdlog::info("{}: not used by {}: {}", weights_path.string(), find_family(config.model_type, dir.string()).architecture,
+    spdlog::info("{}: not used by {}: {}", weights_path.string(), family_config(config.model_type, dir.string()).architecture,
                  join(bundle.report.unused));
   if (config.raw.value("emotune_random_init", false))
     spdlog::warn("{} starts from a RANDOMLY INITIALISED encoder (emotune init), not a pretrained one", dir.string());
@@ -261,8 +261,8 @@ void save_model_files(const fs::path& dir, SequenceClassifierImpl& model, const 
   util::write_text_atomically(dir / "config.json", model.config.to_classifier_json().dump(2) + "\n");
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& item : model.named_parameters()) tensors.emplace_back(item.key(), item.value());
-  save_safetensors(dir / "model.safetensors", tensors);
-  tokenizer.save(dir, find_family(model.config.model_type, dir.string()).tokenizer_class);
+  weights::save_safetensors(dir / "model.safetensors", tensors);
+  tokenizer.save(dir, family_config(model.config.model_type, dir.string()).tokenizer_class);
 }
 
 }  // namespace emotune::model

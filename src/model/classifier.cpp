@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "model/family.h"
-#include "model/linear.h"
 
 namespace emotune::model {
 
@@ -40,7 +39,7 @@ void SequenceClassifierImpl::pack_for_inference(Precision precision) {
 }
 
 void SequenceClassifierImpl::use_products(Products products) {
-  const auto mm = products == Products::OnednnF32 ? std::make_shared<const OnednnMatmul>() : nullptr;
+  const auto mm = products == Products::OnednnF32 ? std::make_shared<const kernels::OnednnMatmul>() : nullptr;
   for (auto& m : modules(/*include_self=*/false))
     if (auto* lin = m->as<Linear>()) lin->use_products(products, mm);
 }

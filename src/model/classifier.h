@@ -10,8 +10,7 @@
 #include <vector>
 
 #include "model/config.h"
-#include "model/linear.h"
-#include "model/packed_linear.h"
+#include "model/kernels.h"
 
 namespace emotune::model {
 
@@ -49,7 +48,7 @@ struct SequenceClassifierImpl : torch::nn::Module {
   // Every linear layer's products from here on (Linear::use_products; one oneDNN matmul shared by all).
   void use_products(Products products);
 
-  // CPU inference from here on: every linear layer packed for oneDNN (model/packed_linear.h), the
+  // CPU inference from here on: every linear layer packed for oneDNN (kernels/packed_linear.h), the
   // encoder's in `precision` (Int8: dynamic int8), the small head in float. The plain weights are
   // released, so the model can no longer train or be saved.
   void pack_for_inference(Precision precision);

@@ -5,8 +5,6 @@
 #include <tuple>
 #include <stdexcept>
 
-#include "model/encoder.h"
-#include "model/family.h"
 #include "util/json_file.h"
 
 namespace emotune::model {
@@ -39,11 +37,8 @@ void check_sizes(const ModelConfig& c, const std::string& where) {
     throw std::runtime_error(where + ": the hidden size must be a multiple of the head count");
   if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size)
     throw std::runtime_error(where + ": pad_token_id outside the vocabulary");
-  try {
-    activation_named(c.activation);
-  } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(where + ": " + e.what());
-  }
+  if (c.activation != "gelu" && c.activation != "relu")
+    throw std::runtime_error(where + ": activation '" + c.activation + "' is not supported (gelu, relu)");
 }
 
 std::vector<std::string> read_id2label(const json& j, const std::string& where) {
@@ -70,6 +65,21 @@ std::vector<std::string> read_id2label(const json& j, const std::string& where) 
 
 }  // namespace
 
+const std::vector<const FamilyConfig*>& all_family_configs() {
+  static const std::vector<const FamilyConfig*> families{&distilbert_family_config(), &bert_family_config(),
+                                                         &roberta_family_config(), &mpnet_family_config()};
+  return families;
+}
+
+const FamilyConfig& family_config(const std::string& model_type, const std::string& where) {
+  std::string known;
+  for (const FamilyConfig* f : all_family_configs()) {
+    if (model_type == f->model_type) return *f;
+    known += (known.empty() ? "" : ", ") + std::string(f->model_type);
+  }
+  throw std::runtime_error(where + ": model_type '" + model_type + "' is not supported (emotune reads " + known + ")");
+}
+
 ModelConfig ModelConfig::load(const std::filesystem::path& path) {
   return parse(util::read_json_file(path), path.string());
 }
@@ -78,14 +88,14 @@ ModelConfig ModelConfig::parse(const json& j, const std::string& where) {
   if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object");
   ModelConfig c;
   c.model_type = config_field<std::string>(j, "model_type", "", where);
-  const Family& family = find_family(c.model_type, where);
+  const FamilyConfig& family = family_config(c.model_type, where);
   c.raw = j;
   // The fields every family names alike (written back by to_classifier_json); then the family's own.
   c.vocab_size = config_field<int64_t>(j, "vocab_size", c.vocab_size, where);
   c.max_position_embeddings = config_field<int64_t>(j, "max_position_embeddings", c.max_position_embeddings, where);
   c.initializer_range = config_field<double>(j, "initializer_range", c.initializer_range, where);
   c.pad_token_id = config_field<int64_t>(j, "pad_token_id", c.pad_token_id, where);
-  family.read_config(j, c, where);
+  family.read(j, c, where);
   check_sizes(c, where);
   c.labels = read_id2label(j, where);
   const auto problem = config_field<std::string>(j, "problem_type", "multi_label_classification", where);
@@ -98,10 +108,10 @@ ModelConfig ModelConfig::parse(const json& j, const std::string& where) {
 
 json ModelConfig::to_classifier_json() const {
   json j = raw.is_object() ? raw : json::object();
-  const Family& family = find_family(model_type, "config");
+  const FamilyConfig& family = family_config(model_type, "config");
   j["model_type"] = family.model_type;
   j["architectures"] = json::array({family.architecture});
-  family.write_config(*this, j);
+  family.write(*this, j);
   j["vocab_size"] = vocab_size;
   j["max_position_embeddings"] = max_position_embeddings;
   j["initializer_range"] = initializer_range;

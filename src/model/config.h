@@ -1,6 +1,7 @@
 // The configuration of an encoder classifier, whatever its family, as read from and written to
-// Hugging Face's config.json. Each family (model/family.h) reads and writes its own field names;
-// the rest of emotune sees only these.
+// Hugging Face's config.json. Each family reads and writes its own field names (model/NAME_config.cpp,
+// like transformers' configuration_NAME.py); the rest of emotune sees only these. Torch-free, so the
+// reader of this outside file builds and is fuzzed on its own (fuzz/fuzz_config.cpp).
 #pragma once
 
 #include <filesystem>
@@ -29,6 +30,7 @@ struct ModelConfig {
   double initializer_range = 0.02;
   int64_t pad_token_id = 0;
   std::string activation = "gelu";  // "gelu" (erf form) or "relu"
+  int64_t relative_attention_num_buckets = 0;  // rows of MPNet's relative position table; 0 elsewhere
   std::vector<std::string> labels;  // id2label in id order; empty for a base checkpoint
   // config.json's problem_type: how scores come from logits (sigmoid for multi-label, softmax for
   // single-label). Absent means multi-label, emotune's default objective.
@@ -65,5 +67,26 @@ T config_field(const nlohmann::json& j, const char* key, T fallback, const std::
     throw std::runtime_error(where + ": field '" + key + "' has the wrong type");
   }
 }
+
+// What config.json says about one family: its names and how its own fields map to ModelConfig.
+struct FamilyConfig {
+  const char* model_type;       // "distilbert"
+  const char* architecture;     // "DistilBertForSequenceClassification"
+  const char* tokenizer_class;  // tokenizer_config.json's, as transformers picks it ("DistilBertTokenizer")
+  // This family's own config.json fields -> ModelConfig (vocab_size, max_position_embeddings,
+  // initializer_range and pad_token_id are read before, for every family); errors name `where`.
+  void (*read)(const nlohmann::json& j, ModelConfig& c, const std::string& where);
+  // ModelConfig -> this family's own config.json fields.
+  void (*write)(const ModelConfig& c, nlohmann::json& j);
+};
+
+// The family config of `model_type`; an unknown one throws naming `where` and the supported types.
+const FamilyConfig& family_config(const std::string& model_type, const std::string& where);
+// Every registered family's, in registration order (config.cpp; model/family.h says how to add one).
+const std::vector<const FamilyConfig*>& all_family_configs();
+const FamilyConfig& distilbert_family_config();
+const FamilyConfig& bert_family_config();
+const FamilyConfig& roberta_family_config();
+const FamilyConfig& mpnet_family_config();
 
 }  // namespace emotune::model

@@ -11,7 +11,7 @@
 
 #include "model/classifier.h"
 #include "model/encoder.h"
-#include "model/linear.h"
+#include "model/kernels.h"
 
 namespace emotune::model {
 

@@ -6,7 +6,6 @@
 
 #include <torch/version.h>
 
-#include "model/attention_kernel.h"
 
 namespace emotune::model {
 
@@ -98,7 +97,7 @@ torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_li
     const auto bias = score_bias.defined() ? score_bias.contiguous() : score_bias;
     const ScoreBias packed_bias{bias.defined() ? bias.data_ptr<float>() : nullptr, bias.defined() ? bias.size(1) : 0};
     const auto start = layout.first.to(torch::kCPU).contiguous(), length = layout.lengths.to(torch::kCPU).contiguous();
-    packed_attention(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), stride, context.data_ptr<float>(),
+    kernels::packed_attention(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), stride, context.data_ptr<float>(),
                      PackedSequences{start.data_ptr<int64_t>(), length.data_ptr<int64_t>(), bs, first_only}, n_heads,
                      head_dim, static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))), packed_bias);
     return context;
@@ -107,7 +106,7 @@ torch::Tensor self_attention(const torch::Tensor& x, Linear& q_lin, Linear& k_li
     // Training or gradients on the CPU: the same per-sequence attention, differentiable, with the
     // attention dropout drawn only where real tokens meet.
     const auto q = q_lin(first_only ? x.index_select(0, layout.first) : x);
-    return packed_attention_with_grad(q, k_lin(x), v_lin(x), layout.first, layout.lengths, n_heads, first_only,
+    return kernels::packed_attention_with_grad(q, k_lin(x), v_lin(x), layout.first, layout.lengths, n_heads, first_only,
                                       dropout->active_p(), score_bias);
   }
   // Accelerators: the padded grid, [tokens, dim] -> [bs, heads, seq, head_dim].

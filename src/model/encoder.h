@@ -9,8 +9,7 @@
 #include <string>
 
 #include "model/config.h"
-#include "model/dropout.h"
-#include "model/linear.h"
+#include "model/kernels.h"
 
 namespace emotune::model {
 

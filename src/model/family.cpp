@@ -16,12 +16,10 @@ const std::vector<const Family*>& all_families() {
 }
 
 const Family& find_family(const std::string& model_type, const std::string& where) {
-  std::string known;
-  for (const Family* f : all_families()) {
-    if (model_type == f->model_type) return *f;
-    known += (known.empty() ? "" : ", ") + std::string(f->model_type);
-  }
-  throw std::runtime_error(where + ": model_type '" + model_type + "' is not supported (emotune reads " + known + ")");
+  const FamilyConfig& config = family_config(model_type, where);  // names the supported types when unknown
+  for (const Family* f : all_families())
+    if (&f->config == &config) return *f;
+  throw std::logic_error("model_type '" + model_type + "' has a config reader but no family (model/family.cpp)");
 }
 
 }  // namespace emotune::model

@@ -11,17 +11,9 @@ namespace nn = torch::nn;
 namespace {
 
 // transformers computes the buckets with 32 whatever the config says (compute_position_bias's
-// default); the table needs at least that many rows.
+// default); mpnet_config.cpp refuses a table with fewer rows.
 constexpr int64_t kBuckets = 32;
 constexpr int64_t kMaxDistance = 128;
-
-int64_t relative_attention_num_buckets(const nlohmann::json& j, const std::string& where) {
-  const auto n = config_field<int64_t>(j, "relative_attention_num_buckets", kBuckets, where);
-  if (n < kBuckets || n > 4096)
-    throw std::runtime_error(where + ": relative_attention_num_buckets must be within [32, 4096] (transformers "
-                                     "looks up 32 buckets)");
-  return n;
-}
 
 }  // namespace
 
@@ -120,7 +112,7 @@ MPNetModelImpl::MPNetModelImpl(const ModelConfig& c, bool initialise) {
   for (int64_t i = 0; i < c.num_layers; ++i) layer->push_back(MPNetLayer(c, initialise));
   encoder->register_module("layer", layer);
   relative_attention_bias = encoder->register_module(
-      "relative_attention_bias", nn::Embedding(relative_attention_num_buckets(c.raw, "config"), c.num_heads));
+      "relative_attention_bias", nn::Embedding(c.relative_attention_num_buckets, c.num_heads));
   register_module("encoder", encoder);
 }
 
@@ -174,35 +166,6 @@ void MPNetForSequenceClassificationImpl::pack_block(std::size_t i, Precision pre
 
 namespace {
 
-void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
-  if (!j.contains("pad_token_id")) c.pad_token_id = 1;  // MPNetConfig's default
-  c.hidden_size = config_field<int64_t>(j, "hidden_size", 768, where);
-  c.num_layers = config_field<int64_t>(j, "num_hidden_layers", 12, where);
-  c.num_heads = config_field<int64_t>(j, "num_attention_heads", 12, where);
-  c.intermediate_size = config_field<int64_t>(j, "intermediate_size", 3072, where);
-  c.type_vocab_size = 0;
-  c.hidden_dropout = config_field<double>(j, "hidden_dropout_prob", 0.1, where);
-  c.attention_dropout = config_field<double>(j, "attention_probs_dropout_prob", 0.1, where);
-  c.classifier_dropout = c.hidden_dropout;  // MPNetClassificationHead's dropout
-  c.layer_norm_eps = config_field<double>(j, "layer_norm_eps", 1e-5, where);
-  c.activation = config_field<std::string>(j, "hidden_act", "gelu", where);
-  if (!(c.layer_norm_eps > 0)) throw std::runtime_error(where + ": layer_norm_eps must be positive");
-  relative_attention_num_buckets(j, where);
-  c.position_offset = c.pad_token_id + 1;
-}
-
-void write_config(const ModelConfig& c, nlohmann::json& j) {
-  j["hidden_size"] = c.hidden_size;
-  j["num_hidden_layers"] = c.num_layers;
-  j["num_attention_heads"] = c.num_heads;
-  j["intermediate_size"] = c.intermediate_size;
-  j["hidden_act"] = c.activation;
-  j["hidden_dropout_prob"] = c.hidden_dropout;
-  j["attention_probs_dropout_prob"] = c.attention_dropout;
-  j["layer_norm_eps"] = c.layer_norm_eps;
-  j["relative_attention_num_buckets"] = relative_attention_num_buckets(c.raw, "config");
-}
-
 SequenceClassifier make(const ModelConfig& c, bool initialise) {
   return std::make_shared<MPNetForSequenceClassificationImpl>(c, initialise);
 }
@@ -210,8 +173,7 @@ SequenceClassifier make(const ModelConfig& c, bool initialise) {
 }  // namespace
 
 const Family& mpnet_family() {
-  static const Family family{"mpnet", "MPNetForSequenceClassification", "MPNetTokenizer", read_config, write_config,
-                             make};
+  static const Family family{mpnet_family_config(), make};
   return family;
 }
 

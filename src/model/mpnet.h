@@ -18,7 +18,7 @@
 #include "model/bert.h"
 #include "model/classifier.h"
 #include "model/encoder.h"
-#include "model/linear.h"
+#include "model/kernels.h"
 #include "model/roberta.h"
 
 namespace emotune::model {

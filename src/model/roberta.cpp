@@ -90,12 +90,6 @@ void RobertaForSequenceClassificationImpl::pack_block(std::size_t i, Precision p
 
 namespace {
 
-void read_config(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
-  if (!j.contains("pad_token_id")) c.pad_token_id = 1;  // RobertaConfig's default
-  bert::read_config(j, c, where);
-  c.position_offset = c.pad_token_id + 1;
-}
-
 SequenceClassifier make(const ModelConfig& c, bool initialise) {
   return std::make_shared<RobertaForSequenceClassificationImpl>(c, initialise);
 }
@@ -103,8 +97,7 @@ SequenceClassifier make(const ModelConfig& c, bool initialise) {
 }  // namespace
 
 const Family& roberta_family() {
-  static const Family family{"roberta", "RobertaForSequenceClassification", "RobertaTokenizer", read_config,
-                             bert::write_config, make};
+  static const Family family{roberta_family_config(), make};
   return family;
 }
 

@@ -12,7 +12,7 @@
 #include "model/bert.h"
 #include "model/classifier.h"
 #include "model/encoder.h"
-#include "model/linear.h"
+#include "model/kernels.h"
 
 namespace emotune::model {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <climits>
 
-#include "model/labels.h"
+#include "data/labels.h"
 
 namespace emotune::monitor {
 
@@ -54,10 +54,10 @@ void group_view(const std::vector<int>& map, std::size_t groups, const std::vect
 Monitor::Monitor(std::vector<std::string> labels, std::vector<float> thresholds, Window window, std::vector<Rule> rules,
                  bool keep_text)
     : labels_(std::move(labels)), thresholds_(std::move(thresholds)), window_(window), rules_(std::move(rules)),
-      keep_text_(keep_text), grouped_(labels_ == model::goemotions_labels()) {
+      keep_text_(keep_text), grouped_(labels_ == data::goemotions_labels()) {
   if (grouped_) {
-    for (auto t : {model::Taxonomy::ekman, model::Taxonomy::sentiment}) {
-      views_.push_back({t, model::taxonomy_map(t), model::taxonomy_labels(t)});
+    for (auto t : {data::Taxonomy::ekman, data::Taxonomy::sentiment}) {
+      views_.push_back({t, data::taxonomy_map(t), data::taxonomy_labels(t)});
       for (const auto& g : views_.back().groups) series_names_.push_back(g);
     }
   } else {
@@ -168,7 +168,7 @@ ordered_json Monitor::summary() const {
       for (std::size_t i = 0; i < sc.size(); ++i) c[i] = sc[i] >= thresholds_[i];
     });
     for (const auto& v : views_)
-      win[model::taxonomy_name(v.taxonomy)] =
+      win[data::taxonomy_name(v.taxonomy)] =
           view(v.groups, [&](const std::vector<float>& sc, std::vector<double>& p, std::vector<bool>& c) {
             group_view(v.map, v.groups.size(), sc, thresholds_, p, c);
           });

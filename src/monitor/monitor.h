@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "model/labels.h"
+#include "data/labels.h"
 #include "monitor/message.h"
 #include "monitor/rules.h"
 
@@ -107,7 +107,7 @@ class Monitor {
   bool keep_text_;
   bool grouped_;
   struct GroupView {  // Ekman and sentiment, for GoEmotions models
-    model::Taxonomy taxonomy;
+    data::Taxonomy taxonomy;
     std::vector<int> map;  // each label's group
     std::vector<std::string> groups;
   };

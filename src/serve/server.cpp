@@ -21,8 +21,8 @@
 
 #include "explain/attribution.h"
 #include "infer/predictor.h"
-#include "model/labels.h"
-#include "model/runtime.h"
+#include "data/labels.h"
+#include "runtime/runtime.h"
 #include "serve/batcher.h"
 #include "serve/http.h"
 #include "serve/metrics.h"
@@ -165,7 +165,7 @@ class Service {
                  [&metrics](std::size_t n) { metrics.observe_batch(n); }),
         name_(std::filesystem::path(o.model_dir).filename().string()) {
     if (name_.empty()) name_ = std::filesystem::path(o.model_dir).parent_path().filename().string();
-    grouping_ = bundle.labels() == model::goemotions_labels();
+    grouping_ = bundle.labels() == data::goemotions_labels();
   }
 
   // Parses and tokenizes on the caller's thread, then queues the texts for the batcher; `done` gets
@@ -253,8 +253,8 @@ void Service::predict(const std::string& body, std::size_t& texts_out, Respond d
 
 std::string Service::predictions_json(const PredictRequest& r, const std::vector<infer::Prediction>& preds,
                                       Clock::time_point t0) const {
-  const auto tax = model::parse_taxonomy(r.taxonomy);
-  const auto& names = r.taxonomy == "original" ? bundle_.labels() : model::taxonomy_labels(tax);
+  const auto tax = data::parse_taxonomy(r.taxonomy);
+  const auto& names = r.taxonomy == "original" ? bundle_.labels() : data::taxonomy_labels(tax);
   ordered_json out{{"predictions", json::array()}};
   for (const auto& p : preds) {
     std::vector<float> scores = p.probs;
@@ -405,13 +405,13 @@ std::string Service::labels_json() const {
   ordered_json taxonomies = ordered_json::object();
   taxonomies["original"] = bundle_.labels();
   if (grouping_)
-    for (auto t : {model::Taxonomy::ekman, model::Taxonomy::sentiment}) {
+    for (auto t : {data::Taxonomy::ekman, data::Taxonomy::sentiment}) {
       ordered_json groups = ordered_json::object();
-      const auto map = model::taxonomy_map(t);
-      for (const auto& g : model::taxonomy_labels(t)) groups[g] = json::array();
+      const auto map = data::taxonomy_map(t);
+      for (const auto& g : data::taxonomy_labels(t)) groups[g] = json::array();
       for (std::size_t e = 0; e < map.size(); ++e)
-        groups[model::taxonomy_labels(t)[static_cast<std::size_t>(map[e])]].push_back(bundle_.labels()[e]);
-      taxonomies[model::taxonomy_name(t)] = groups;
+        groups[data::taxonomy_labels(t)[static_cast<std::size_t>(map[e])]].push_back(bundle_.labels()[e]);
+      taxonomies[data::taxonomy_name(t)] = groups;
     }
   ordered_json thr = ordered_json::object();
   for (std::size_t i = 0; i < thresholds_.size(); ++i) thr[bundle_.labels()[i]] = thresholds_[i];
@@ -583,8 +583,8 @@ int run_server(const ServeOptions& o) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  model::configure_threads(o.threads);
-  const torch::Device device = model::resolve_device(o.device);
+  runtime::configure_threads(o.threads);
+  const torch::Device device = runtime::resolve_device(o.device);
   const auto load_start = Clock::now();
   model::ModelBundle bundle = model::load_model_dir(o.model_dir, model::inference_options(o.precision, device));
   infer::Predictor predictor(bundle, device);

@@ -25,8 +25,8 @@
 #include "eval/report.h"
 #include "infer/predictor.h"
 #include "model/checkpoint.h"
-#include "model/runtime.h"
-#include "model/safetensors.h"
+#include "runtime/runtime.h"
+#include "weights/safetensors.h"
 #include "train/step.h"
 #include "util/atomic_file.h"
 #include "util/json_file.h"
@@ -351,7 +351,7 @@ void Trainer::prepare_output() {
 }
 
 void Trainer::load_model() {
-  labels_ = model::taxonomy_labels(o_.taxonomy);
+  labels_ = data::taxonomy_labels(o_.taxonomy);
   model::LoadOptions lo = model::training_options(o_.precision, device_);
   lo.seed = o_.seed;
   lo.dropout = o_.dropout;
@@ -369,7 +369,7 @@ void Trainer::load_model() {
   if (bundle_->labels() != labels_)
     throw std::runtime_error(dir.string() + " classifies " + std::to_string(bundle_->labels().size()) +
                              " labels, not the " + std::to_string(labels_.size()) + " of --taxonomy " +
-                             model::taxonomy_name(o_.taxonomy));
+                             data::taxonomy_name(o_.taxonomy));
   if (!o_.model_dir.empty() && !o_.base_dir.empty()) throw std::invalid_argument("give --base or --model, not both");
   const auto positions = static_cast<std::size_t>(bundle_->config().max_tokens());
   if (o_.max_length && *o_.max_length > positions)
@@ -462,7 +462,7 @@ void Trainer::check_ranks_agree() {
                                   "max length {}, {} parameters, objective {}, loss {}, precision {}",
                                   train_.size(), dev_.size(), total_steps_, o_.batch_size, o_.grad_accum, o_.lr,
                                   o_.seed, max_length_, runner_->params().size(), static_cast<int>(o_.objective),
-                                  loss_name(o_.loss), model::precision_name(model::parse_precision(o_.precision))));
+                                  loss_name(o_.loss), kernels::precision_name(kernels::parse_precision(o_.precision))));
   torch::NoGradGuard no_grad;
   auto params = runner_->params();
   group_.broadcast_from_writer(params);
@@ -482,7 +482,7 @@ int64_t Trainer::restore_checkpoint() {
   if (state.step <= 0 || state.step > total_steps_)
     throw std::runtime_error((resume_from_ / "trainer_state.json").string() + ": step " + std::to_string(state.step) +
                              " is outside 1.." + std::to_string(total_steps_));
-  const model::SafetensorsFile moments(resume_from_ / "optimizer.safetensors");
+  const weights::SafetensorsFile moments(resume_from_ / "optimizer.safetensors");
   auto& opt = runner_->optimizer();
   const auto& names = runner_->param_names();
   torch::NoGradGuard no_grad;
@@ -598,7 +598,7 @@ void Trainer::save_checkpoint(int64_t step) {
       moments.emplace_back("exp_avg." + runner_->param_names()[i], opt.exp_avg()[i]);
       moments.emplace_back("exp_avg_sq." + runner_->param_names()[i], opt.exp_avg_sq()[i]);
     }
-    model::save_safetensors(tmp / "optimizer.safetensors", moments);
+    weights::save_safetensors(tmp / "optimizer.safetensors", moments);
     json state{{"step", step},
                {"epoch", static_cast<double>(step) / steps_per_epoch_},
                {"total_steps", total_steps_},
@@ -630,7 +630,7 @@ void Trainer::append_metrics(const json& line) {
 
 void Trainer::write_training_args() const {
   if (!group_.is_writer()) return;
-  json a{{"taxonomy", model::taxonomy_name(o_.taxonomy)},
+  json a{{"taxonomy", data::taxonomy_name(o_.taxonomy)},
          {"labels", labels_},
          {"data_dir", o_.data_dir},
          {"train_file", o_.train_file},
@@ -661,7 +661,7 @@ void Trainer::write_training_args() const {
          {"dropout", o_.dropout ? json(*o_.dropout) : json(nullptr)},
          {"world_size", group_.size()},
          {"dist_backend", group_.size() > 1 ? json(o_.dist_backend) : json(nullptr)},
-         {"precision", model::precision_name(model::parse_precision(o_.precision))},
+         {"precision", kernels::precision_name(kernels::parse_precision(o_.precision))},
          {"note", o_.note}};
   util::write_text_atomically(out_ / "training_args.json", a.dump(2) + "\n");
 }
@@ -685,8 +685,8 @@ int Trainer::run() {
   if (o_.batch_size == 0 || o_.grad_accum <= 0 || o_.log_every <= 0)
     throw std::invalid_argument("--batch-size, --grad-accum and --log-every must be positive");
   join_group();
-  model::configure_threads(o_.threads ? o_.threads : threads_per_process());
-  device_ = model::resolve_device(o_.device);
+  runtime::configure_threads(o_.threads ? o_.threads : threads_per_process());
+  device_ = runtime::resolve_device(o_.device);
   if (device_.is_cuda() && group_.size() > 1) device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank_));
   if (group_.size() > 1 && o_.batch_size < static_cast<std::size_t>(group_.size()))
     throw std::invalid_argument("--batch-size " + std::to_string(o_.batch_size) + " is the global batch: it must hold at least one example for each of the " +

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "model/labels.h"
+#include "data/labels.h"
 #include "train/objective.h"
 
 namespace emotune::train {
@@ -14,7 +14,7 @@ namespace emotune::train {
 struct TrainOptions {
   // data
   std::string data_dir, train_file, dev_file;
-  model::Taxonomy taxonomy = model::Taxonomy::original;
+  data::Taxonomy taxonomy = data::Taxonomy::original;
   bool skip_bad_lines = false;
   std::optional<std::size_t> max_length;  // default: 128, or the model's maximum when smaller
   bool shuffle = true;

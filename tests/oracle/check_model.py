@@ -3,7 +3,8 @@ DistilBERT and BERT classifiers of several shapes loaded with from_pretrained fr
 directories emotune writes (no missing or unexpected keys), directories written by save_pretrained
 (safetensors and pytorch_model.bin) loaded by emotune, BERT base checkpoints in both layouts, the real
 all-MiniLM-L6-v2 weights, F16/BF16 checkpoints, and bad checkpoints.
-Usage: check_model.py EMOTUNE_BINARY   (shared data from $EMOTUNE_SHARED; exit 77 = skipped)"""
+Usage: check_model.py EMOTUNE_BINARY [CLASS...]   (shared data from $EMOTUNE_SHARED; exit 77 = skipped)
+CTest runs it as two tests, by class (tests/CMakeLists.txt): a new class must be named there too."""
 import json
 import os
 import shutil

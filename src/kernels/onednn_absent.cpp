@@ -3,10 +3,10 @@
 // (checkpoint.cpp); a direct call says why it cannot run.
 #include <stdexcept>
 
-#include "model/onednn_matmul.h"
-#include "model/packed_linear.h"
+#include "kernels/onednn_matmul.h"
+#include "kernels/packed_linear.h"
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 namespace {
 [[noreturn]] void no_onednn(const char* what) {
@@ -40,4 +40,4 @@ torch::Tensor onednn_linear(const torch::Tensor&, const torch::Tensor&, const to
   no_onednn("oneDNN training products");
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

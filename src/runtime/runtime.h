@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-namespace emotune::model {
+namespace emotune::runtime {
 
 // Makes glibc's malloc keep freed memory for reuse instead of handing it back to the kernel. Every
 // forward and backward pass allocates and frees tensors of megabytes (a training step's gradients
@@ -37,4 +37,4 @@ std::string build_summary();
 // "cpu" or "cuda"; "cuda" is an error when this build of libtorch has no usable GPU.
 torch::Device resolve_device(const std::string& name);
 
-}  // namespace emotune::model
+}  // namespace emotune::runtime

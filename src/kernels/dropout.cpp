@@ -1,4 +1,4 @@
-#include "model/dropout.h"
+#include "kernels/dropout.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -7,7 +7,7 @@
 #include <mutex>
 #include <stdexcept>
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 DropoutMask DropoutMask::draw(double p) {
   if (!(p >= 0.0 && p < 1.0)) throw std::invalid_argument("a dropout mask's probability must be in [0, 1)");
@@ -85,4 +85,4 @@ DropoutImpl::DropoutImpl(double p) : p(p) {
 
 torch::Tensor DropoutImpl::forward(const torch::Tensor& x) { return dropout(x, active_p()); }
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

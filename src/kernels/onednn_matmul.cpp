@@ -1,4 +1,4 @@
-#include "model/onednn_matmul.h"
+#include "kernels/onednn_matmul.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 namespace {
 using dt = dnnl::memory::data_type;
@@ -106,4 +106,4 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
   return y.view(shape);
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

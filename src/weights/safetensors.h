@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
-#include "model/safetensors_header.h"
+#include "weights/safetensors_header.h"
 
-namespace emotune::model {
+namespace emotune::weights {
 
 
 class SafetensorsFile {
@@ -52,4 +52,4 @@ class SafetensorsFile {
 // same directory, then renames it over `path`.
 void save_safetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
 
-}  // namespace emotune::model
+}  // namespace emotune::weights

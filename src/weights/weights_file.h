@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "model/safetensors.h"
+#include "weights/safetensors.h"
 
-namespace emotune::model {
+namespace emotune::weights {
 
 class WeightsFile {
  public:
@@ -37,4 +37,4 @@ class WeightsFile {
   std::map<std::string, std::vector<int64_t>> shapes_;
 };
 
-}  // namespace emotune::model
+}  // namespace emotune::weights

@@ -6,7 +6,7 @@
 
 #include <memory>
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 // a [m, k] x b [k, n] for 2-d float32 CPU tensors, each either row-major or the transpose of a
 // row-major tensor (as t() gives); any sizes. Safe to call from several threads at once.
@@ -30,4 +30,4 @@ class OnednnMatmul {
 torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                             std::shared_ptr<const OnednnMatmul> mm);
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace emotune::model {
+namespace emotune::weights {
 
 struct TensorInfo {
   std::string dtype;  // "F32", "F16", "BF16", ...
@@ -24,4 +24,4 @@ std::size_t safetensors_dtype_size(const std::string& dtype);
 // std::runtime_error naming the tensor and what is wrong.
 std::map<std::string, TensorInfo> parse_safetensors_header(std::string_view header_json, std::size_t data_size);
 
-}  // namespace emotune::model
+}  // namespace emotune::weights

@@ -1,4 +1,4 @@
-#include "model/runtime.h"
+#include "runtime/runtime.h"
 
 #include <ATen/Parallel.h>
 #include <c10/core/CPUAllocator.h>
@@ -15,12 +15,12 @@
 #include <stdexcept>
 #include <thread>
 
-#include "model/packed_linear.h"
+#include "kernels/packed_linear.h"
 
 // Resolved when libtorch's BLAS is OpenBLAS (Debian's alternatives), null otherwise.
 extern "C" char* openblas_get_corename(void) __attribute__((weak));
 
-namespace emotune::model {
+namespace emotune::runtime {
 
 namespace {
 
@@ -108,7 +108,7 @@ void rerun_with_better_blas_kernels(char** argv) {
 
 std::string build_summary() {
   const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-  return "libtorch " + std::string(TORCH_VERSION) + ", oneDNN: " + (built_with_onednn() ? "yes" : "no") +
+  return "libtorch " + std::string(TORCH_VERSION) + ", oneDNN: " + (kernels::built_with_onednn() ? "yes" : "no") +
          ", CUDA: " + (gpus > 0 ? std::to_string(gpus) + " GPU(s) visible" : "no GPU visible");
 }
 
@@ -122,4 +122,4 @@ torch::Device resolve_device(const std::string& name) {
   throw std::invalid_argument("--device must be cpu or cuda, not '" + name + "'");
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::runtime

@@ -1,5 +1,5 @@
 // A linear layer with torch::nn::Linear's parameters (weight [out, in], bias [out]), initialisation
-// and math. For inference it can be packed (model/packed_linear.h): float or int8 weights in oneDNN's
+// and math. For inference it can be packed (kernels/packed_linear.h): float or int8 weights in oneDNN's
 // layout, optionally with the next activation fused; the plain parameters are then released.
 #pragma once
 
@@ -7,10 +7,10 @@
 
 #include <memory>
 
-#include "model/onednn_matmul.h"
-#include "model/packed_linear.h"
+#include "kernels/onednn_matmul.h"
+#include "kernels/packed_linear.h"
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 // Where a trainable (not packed) linear layer computes its products x W^T, dY W and dY^T X.
 enum class Products {
@@ -49,4 +49,4 @@ struct LinearImpl : torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace emotune::model {
+namespace emotune::data {
 
 enum class Taxonomy { original, ekman, sentiment };
 
@@ -22,4 +22,4 @@ std::vector<int> taxonomy_map(Taxonomy t);
 // "goemotions" | "ekman" | "sentiment" | a file with one label per line.
 std::vector<std::string> resolve_labels(const std::string& spec);
 
-}  // namespace emotune::model
+}  // namespace emotune::data

@@ -1,4 +1,4 @@
-#include "model/safetensors.h"
+#include "weights/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -12,7 +12,7 @@
 
 #include "util/atomic_file.h"
 
-namespace emotune::model {
+namespace emotune::weights {
 
 using json = nlohmann::json;
 
@@ -139,4 +139,4 @@ void save_safetensors(const std::filesystem::path& path,
   });
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::weights

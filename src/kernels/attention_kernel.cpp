@@ -1,4 +1,4 @@
-#include "model/attention_kernel.h"
+#include "kernels/attention_kernel.h"
 
 #include <ATen/Parallel.h>
 
@@ -7,9 +7,9 @@
 #include <optional>
 #include <vector>
 
-#include "model/dropout.h"
+#include "kernels/dropout.h"
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 namespace {
 
@@ -288,4 +288,4 @@ torch::Tensor packed_attention_with_grad(const torch::Tensor& q, const torch::Te
                                         dropout_p, b);
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 struct PackedSequences {
   const int64_t* start;   // first packed row of each sequence
@@ -46,4 +46,4 @@ torch::Tensor packed_attention_with_grad(const torch::Tensor& q, const torch::Te
                                          const torch::Tensor& start, const torch::Tensor& length, int64_t heads,
                                          bool first_only, double dropout_p, const torch::Tensor& bias = {});
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 // One dropout mask: element i is kept (scaled by 1 / (1 - p)) with probability 1 - p.
 struct DropoutMask {
@@ -47,4 +47,4 @@ class DropoutImpl : public torch::nn::Cloneable<DropoutImpl> {
 };
 TORCH_MODULE(Dropout);
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

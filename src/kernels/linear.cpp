@@ -1,6 +1,6 @@
-#include "model/linear.h"
+#include "kernels/linear.h"
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool initialise) {
   if (!initialise) {
@@ -57,4 +57,4 @@ void LinearImpl::release_plain() {
   bias.set_data(torch::empty({0}, bias.options()));
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

@@ -1,4 +1,4 @@
-#include "model/weights_file.h"
+#include "weights/weights_file.h"
 
 #include <torch/serialize.h>
 
@@ -6,7 +6,7 @@
 #include <iterator>
 #include <stdexcept>
 
-namespace emotune::model {
+namespace emotune::weights {
 
 namespace fs = std::filesystem;
 
@@ -65,4 +65,4 @@ torch::Tensor WeightsFile::map_in_place(const std::string& name) const {
   return safetensors_ ? SafetensorsFile::map_in_place(safetensors_, name) : torch::Tensor();
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::weights

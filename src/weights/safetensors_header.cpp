@@ -1,4 +1,4 @@
-#include "model/safetensors_header.h"
+#include "weights/safetensors_header.h"
 #include "util/json_file.h"
 
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-namespace emotune::model {
+namespace emotune::weights {
 
 using json = nlohmann::json;
 
@@ -83,4 +83,4 @@ std::map<std::string, TensorInfo> parse_safetensors_header(std::string_view head
   return tensors;
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::weights

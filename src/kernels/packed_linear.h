@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 enum class Precision { Float32, BFloat16, Int8 };
 // --precision's names: "f32" (also "fp32", "" and --quantize's "none"), "bf16", "int8"; anything else throws.
@@ -51,4 +51,4 @@ class PackedLinear {
   std::shared_ptr<const Kernel> kernel_;
 };
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

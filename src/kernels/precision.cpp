@@ -1,8 +1,8 @@
 #include <stdexcept>
 
-#include "model/packed_linear.h"
+#include "kernels/packed_linear.h"
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 Precision parse_precision(const std::string& name) {
   if (name.empty() || name == "none" || name == "f32" || name == "fp32") return Precision::Float32;
@@ -15,4 +15,4 @@ const char* precision_name(Precision p) {
   return p == Precision::Int8 ? "int8" : p == Precision::BFloat16 ? "bf16" : "f32";
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels

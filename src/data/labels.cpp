@@ -1,11 +1,11 @@
-#include "model/labels.h"
+#include "data/labels.h"
 
 #include <algorithm>
 #include <fstream>
 #include <map>
 #include <stdexcept>
 
-namespace emotune::model {
+namespace emotune::data {
 
 namespace {
 
@@ -117,4 +117,4 @@ std::vector<std::string> resolve_labels(const std::string& spec) {
   return labels;
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::data

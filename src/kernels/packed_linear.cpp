@@ -1,4 +1,4 @@
-#include "model/packed_linear.h"
+#include "kernels/packed_linear.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -9,7 +9,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
 
-namespace emotune::model {
+namespace emotune::kernels {
 
 namespace {
 using dt = dnnl::memory::data_type;
@@ -222,4 +222,4 @@ torch::Tensor PackedLinear::forward(const torch::Tensor& x) const {
   return y.view(shape);
 }
 
-}  // namespace emotune::model
+}  // namespace emotune::kernels
