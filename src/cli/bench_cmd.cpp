@@ -45,12 +45,6 @@ std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Matrix-product FLOPs per real token of one forward pass (attention over `seq` positions).
-double forward_flops_per_token(const model::ModelConfig& c, double seq) {
-  const double d = static_cast<double>(c.hidden_size), h = static_cast<double>(c.intermediate_size);
-  return static_cast<double>(c.num_layers) * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d);
-}
-
 // Waits for the device's queued work, so that a clock read afterwards times it.
 void finish_queued_work(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
@@ -77,12 +71,12 @@ double gemm_gflops(const model::ModelConfig& c, torch::ScalarType dtype, Product
 }
 
 int bench(const BenchArgs& a) {
-  if (a.mode != "train" && a.mode != "infer") throw UserError("bench mode must be train or infer");
+  if (a.mode != "train" && a.mode != "infer") throw SettingError("bench mode must be train or infer");
   runtime::configure_threads(a.threads);
   const torch::Device device = runtime::resolve_device(a.device);
   const kernels::Precision precision = kernels::parse_precision(a.precision);
   if (a.mode == "train" && precision == kernels::Precision::Int8)
-    throw UserError("--precision int8 and --quantize are for inference (bench infer)");
+    throw SettingError("--precision int8 and --quantize are for inference (bench infer)");
   if (a.mode == "train" && device.is_cpu()) runtime::keep_freed_memory();  // as `emotune train` runs
   // Inference packs the model for oneDNN on the CPU, as predict, eval and serve do; training keeps it plain.
   model::LoadOptions load = a.mode == "infer" ? model::inference_options(a.precision, device)
@@ -93,12 +87,12 @@ int bench(const BenchArgs& a) {
   const auto positions = static_cast<std::size_t>(bundle.config().max_tokens());
   const std::size_t max_length = a.max_length ? a.max_length : std::min<std::size_t>(128, positions);
   if (max_length > positions)
-    throw UserError("--max-length " + std::to_string(max_length) + " exceeds the model's " +
+    throw SettingError("--max-length " + std::to_string(max_length) + " exceeds the model's " +
                     std::to_string(positions) + " positions");
   const auto ds = data::read_goemotions_tsv(a.data, data::Taxonomy::original, false);
   const auto enc = data::encode_dataset(ds, *bundle.tokenizer, max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());
-  if (L != 28) throw UserError("bench needs a 28-label GoEmotions model");
+  if (L != 28) throw InputError("bench needs a 28-label GoEmotions model");
 
   auto batch_rows = [&](int64_t k) {
     std::vector<std::size_t> rows(a.batch_size);
@@ -131,7 +125,7 @@ int bench(const BenchArgs& a) {
     const double seq = static_cast<double>(mb.inputs.input_ids.size(1));
     real += static_cast<double>(mb.inputs.real_tokens);
     padded += static_cast<double>(mb.inputs.input_ids.numel());
-    flops += static_cast<double>(mb.inputs.real_tokens) * forward_flops_per_token(bundle.config(), seq) *
+    flops += static_cast<double>(mb.inputs.real_tokens) * bundle.config().forward_flops_per_token(seq) *
              (a.mode == "train" ? 3.0 : 1.0);
   }
   // float32: libtorch's BLAS (or the GPU's cuBLAS) and oneDNN; the useful fraction is of the faster one.

@@ -1,11 +1,11 @@
 #include "cli/commands.h"
 
-#include <c10/util/Exception.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
 
+#include "cli/errors.h"
 #include "runtime/runtime.h"
 
 namespace emotune::cli {
@@ -54,15 +54,10 @@ int run(int argc, char** argv) {
   }
   try {
     return action();
-  } catch (const std::bad_alloc&) {
-    std::cerr << "emotune: error: out of memory (a smaller --batch-size or --max-length, or a smaller model, needs less)\n";
-    return 2;
-  } catch (const c10::Error& e) {
-    std::cerr << "emotune: error: " << first_line(e.what_without_backtrace()) << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "emotune: error: " << first_line(e.what()) << "\n";
-    return 2;
+  } catch (...) {
+    const FailureReport report = report_failure(std::current_exception());
+    std::cerr << report.line << "\n";
+    return report.exit_code;
   }
 }
 

@@ -1,5 +1,6 @@
 // The emotune subcommands: each registers its flags on the CLI11 app and returns the action
-// to run when the user picked it. main() turns exceptions from an action into exit codes.
+// to run when the user picked it. run() turns exceptions from an action into one error line and an
+// exit code (cli/errors.h).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,14 +11,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "util/errors.h"
+
 namespace emotune::cli {
 
 using Action = std::function<int()>;
 
-// Bad input from the user (flags, files, data): one line on stderr and exit code 2.
-struct UserError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using emotune::InputError;
+using emotune::SettingError;
 
 void add_tokenize_command(CLI::App& app, Action& action);
 void add_init_command(CLI::App& app, Action& action);

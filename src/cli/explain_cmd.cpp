@@ -45,7 +45,7 @@ std::vector<std::size_t> label_ids(const std::vector<std::string>& names, const 
   std::vector<std::size_t> ids;
   for (const auto& n : names) {
     const auto it = std::find(labels.begin(), labels.end(), n);
-    if (it == labels.end()) throw UserError("--label '" + n + "' is not one of the model's labels");
+    if (it == labels.end()) throw SettingError("--label '" + n + "' is not one of the model's labels");
     ids.push_back(static_cast<std::size_t>(it - labels.begin()));
   }
   return ids;

@@ -21,7 +21,7 @@ int fetch_cmd(const FetchArgs& a) {
   auto o = fetch::cli_fetch_options(a.offline);
   o.revision = a.revision;
   if (!a.to.empty()) o.to = a.to;
-  if (!a.from.empty() && a.what == "goemotions") throw UserError("--from takes model files; for GoEmotions use --data-dir DIR");
+  if (!a.from.empty() && a.what == "goemotions") throw SettingError("--from takes model files; for GoEmotions use --data-dir DIR");
   const auto dir = !a.from.empty()          ? fetch::import_model(a.what, a.from, o)
                    : a.what == "goemotions" ? fetch::fetch_goemotions(o)
                                             : fetch::fetch_model(a.what, o, "--base");

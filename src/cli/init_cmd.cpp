@@ -37,7 +37,7 @@ int init(const InitArgs& a) {
     opts.seed = a.seed;
     base.emplace(model::load_model_dir(a.base, opts));
     if (base->labels() != labels)
-      throw UserError(a.base + " is already a classifier with other labels; init --base takes a base checkpoint");
+      throw InputError(a.base + " is already a classifier with other labels; init --base takes a base checkpoint");
     net = base->model;
     tokenizer = base->tokenizer;
   } else {
@@ -49,7 +49,7 @@ int init(const InitArgs& a) {
     const fs::path tok_dir = a.tokenizer.empty() ? cfg_path.parent_path() : fs::path(a.tokenizer);
     tokenizer = text::load_tokenizer(tok_dir.empty() ? fs::path(".") : tok_dir);
     if (static_cast<int64_t>(tokenizer->vocab_size()) > config.vocab_size)
-      throw UserError("the tokenizer in " + tok_dir.string() + " has " + std::to_string(tokenizer->vocab_size()) +
+      throw InputError("the tokenizer in " + tok_dir.string() + " has " + std::to_string(tokenizer->vocab_size()) +
                       " tokens but vocab_size is " + std::to_string(config.vocab_size));
     net = model::init_classifier(config, a.seed);
   }

@@ -8,7 +8,7 @@
 namespace emotune::cli {
 
 // Calls `fn` for each line of `path` ("" or "-" = stdin). A final newline ends the last
-// line rather than starting an empty one. Throws UserError naming an unreadable file.
+// line rather than starting an empty one. Throws InputError naming an unreadable file.
 void for_each_input_line(const std::string& path, const std::function<void(const std::string&)>& fn);
 
 }  // namespace emotune::cli

@@ -1,19 +1,16 @@
 // `emotune predict`: emotions of texts from arguments, a file or stdin, as JSONL, TSV or bars.
 #include <unistd.h>
 
-#include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <memory>
-#include <numeric>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "fetch/resolve.h"
 #include "cli/commands.h"
 #include "cli/io.h"
 #include "explain/attribution.h"
+#include "infer/prediction_writer.h"
 #include "infer/predictor.h"
 #include "runtime/runtime.h"
 
@@ -39,79 +36,6 @@ struct PredictArgs {
   ExplainFlags how;
 };
 
-double round6(double x) { return std::round(x * 1e6) / 1e6; }
-
-class Printer {
- public:
-  Printer(const PredictArgs& a, const std::vector<std::string>& labels, std::vector<float> thresholds,
-          const explain::Explainer* explainer)
-      : a_(a), labels_(labels), thresholds_(std::move(thresholds)), explainer_(explainer) {
-    if (a_.format == "tsv") {
-      std::cout << "text\tlabels";
-      for (const auto& l : labels_) std::cout << '\t' << l;
-      std::cout << '\n';
-    }
-  }
-
-  void print(const std::string& text, const infer::Prediction& p) {
-    const auto ids = infer::select_labels(p.probs, thresholds_, a_.top_k);
-    if (a_.format == "jsonl") {
-      nlohmann::ordered_json j;
-      j["labels"] = nlohmann::json::array();
-      for (auto i : ids) j["labels"].push_back(labels_[i]);
-      nlohmann::ordered_json scores = nlohmann::ordered_json::object();
-      for (std::size_t i = 0; i < labels_.size(); ++i) scores[labels_[i]] = round6(p.probs[i]);
-      j["scores"] = std::move(scores);
-      if (p.truncated) j["truncated"] = true;
-      if (a_.logits) j["logits"] = p.logits;
-      if (explainer_) {
-        j["explanations"] = nlohmann::json::array();
-        for (const auto& e : explainer_->explain(text, ids)) {
-          auto x = explain::to_json(e, text, labels_);
-          x.erase("text");
-          j["explanations"].push_back(std::move(x));
-        }
-      }
-      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
-    } else if (a_.format == "tsv") {
-      std::string clean = text;
-      std::replace(clean.begin(), clean.end(), '\t', ' ');
-      std::replace(clean.begin(), clean.end(), '\r', ' ');
-      std::cout << clean << '\t';
-      for (std::size_t k = 0; k < ids.size(); ++k) std::cout << (k ? "," : "") << labels_[ids[k]];
-      for (std::size_t i = 0; i < labels_.size(); ++i) std::cout << '\t' << round6(p.probs[i]);
-      std::cout << '\n';
-    } else {
-      print_pretty(text, p);
-    }
-  }
-
- private:
-  void print_pretty(const std::string& text, const infer::Prediction& p) {
-    std::cout << text << (p.truncated ? "  (truncated)" : "") << '\n';
-    std::vector<std::size_t> order(p.probs.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return p.probs[x] > p.probs[y]; });
-    const std::size_t shown = std::min<std::size_t>(a_.top_k ? a_.top_k : 5, order.size());
-    std::size_t width = 0;
-    for (const auto& l : labels_) width = std::max(width, l.size());
-    for (std::size_t k = 0; k < shown; ++k) {
-      const std::size_t i = order[k];
-      const int bar = static_cast<int>(std::lround(p.probs[i] * 30));
-      std::string bars;
-      for (int b = 0; b < bar; ++b) bars += "\u2588";
-      std::printf("  %-*s %s%*s %.3f%s\n", static_cast<int>(width), labels_[i].c_str(), bars.c_str(), 30 - bar, "",
-                  p.probs[i], p.probs[i] >= thresholds_[i] ? "  *" : "");
-    }
-    std::fflush(stdout);
-  }
-
-  const PredictArgs& a_;
-  const std::vector<std::string>& labels_;
-  std::vector<float> thresholds_;
-  const explain::Explainer* explainer_;  // --explain
-};
-
 // --explain: the same model again with plain float weights (the predicting one is packed, which
 // cannot take gradients), explaining each predicted label.
 struct ExplainingModel {
@@ -128,7 +52,7 @@ std::unique_ptr<ExplainingModel> load_explainer(const PredictArgs& a, torch::Dev
 
 int predict(PredictArgs a) {
   if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) && !a.explain ? "pretty" : "jsonl";
-  if (a.explain && a.format != "jsonl") throw UserError("--explain writes JSON lines: use --format jsonl");
+  if (a.explain && a.format != "jsonl") throw SettingError("--explain writes JSON lines: use --format jsonl");
   const auto threads = static_cast<std::size_t>(runtime::configure_threads(a.threads));
   const torch::Device device = runtime::resolve_device(a.device);
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.precision, device));
@@ -136,11 +60,23 @@ int predict(PredictArgs a) {
   std::vector<float> thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
   if (a.threshold) std::fill(thresholds.begin(), thresholds.end(), *a.threshold);
   const auto explaining = a.explain ? load_explainer(a, device) : nullptr;
-  Printer printer(a, bundle.labels(), thresholds, explaining ? &*explaining->explainer : nullptr);
+  infer::PredictionWriter::Explain explain;
+  if (explaining)
+    explain = [&, labels = bundle.labels()](const std::string& text, const std::vector<std::size_t>& ids) {
+      auto all = nlohmann::ordered_json::array();
+      for (const auto& e : explaining->explainer->explain(text, ids)) {
+        auto x = explain::to_json(e, text, labels);
+        x.erase("text");
+        all.push_back(std::move(x));
+      }
+      return all;
+    };
+  infer::PredictionWriter writer(std::cout, infer::parse_prediction_format(a.format), bundle.labels(), thresholds,
+                                 a.top_k, a.logits, explain);
 
   auto run_chunk = [&](const std::vector<std::string>& chunk) {
     const auto preds = predictor.predict(chunk, a.batch_size, threads);
-    for (std::size_t i = 0; i < chunk.size(); ++i) printer.print(chunk[i], preds[i]);
+    for (std::size_t i = 0; i < chunk.size(); ++i) writer.write(chunk[i], preds[i]);
     std::cout.flush();
   };
   if (!a.texts.empty()) {

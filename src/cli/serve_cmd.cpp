@@ -16,9 +16,9 @@ namespace {
 std::string read_api_key(const std::string& path) {
   std::ifstream in(path);
   std::string key;
-  if (!in || !std::getline(in, key)) throw UserError("--api-key-file " + path + ": cannot read it (a file with the key on its first line)");
+  if (!in || !std::getline(in, key)) throw InputError("--api-key-file " + path + ": cannot read it (a file with the key on its first line)");
   boost::algorithm::trim(key);
-  if (key.empty()) throw UserError("--api-key-file " + path + ": the first line is empty; put the key there");
+  if (key.empty()) throw InputError("--api-key-file " + path + ": the first line is empty; put the key there");
   return key;
 }
 

@@ -61,7 +61,7 @@ Dataset read_goemotions_tsv(const std::filesystem::path& path, data::Taxonomy ta
     } catch (const BadLine& e) {
       if (!skip_bad_lines)
         throw std::runtime_error(path.string() + ":" + std::to_string(line_no) + ": " + e.what() +
-                                 " (use --skip-bad-lines to skip such lines)");
+                                 " (use {skip_bad_lines} to skip such lines)");
       ++ds.skipped_lines;
     }
   }

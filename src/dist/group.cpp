@@ -59,7 +59,7 @@ std::optional<Launch> launch_from_environment() {
   if (*world < 1 || *world > 65536) throw std::invalid_argument("WORLD_SIZE=" + std::to_string(*world) + " must be in 1..65536");
   l.world_size = static_cast<int>(*world);
   const auto rank = env_integer("RANK");
-  if (!rank) throw std::invalid_argument("WORLD_SIZE is set but RANK is not (launch with torchrun or emotune train --nproc-per-node)");
+  if (!rank) throw std::invalid_argument("WORLD_SIZE is set but RANK is not (launch with torchrun or emotune train {nproc_per_node})");
   if (*rank < 0 || *rank >= l.world_size)
     throw std::invalid_argument("RANK=" + std::to_string(*rank) + " is outside 0.." + std::to_string(l.world_size - 1) +
                                 " (WORLD_SIZE=" + std::to_string(l.world_size) + ")");
@@ -80,7 +80,7 @@ std::optional<Launch> launch_from_environment() {
 Backend parse_backend(const std::string& name) {
   if (name == "gloo") return Backend::gloo;
   if (name == "nccl") return Backend::nccl;
-  throw std::invalid_argument("--dist-backend must be gloo or nccl, not '" + name + "'");
+  throw std::invalid_argument("{dist_backend} must be gloo or nccl, not '" + name + "'");
 }
 
 std::string local_address_towards(const std::string& master_addr, int master_port) {
@@ -162,7 +162,7 @@ Group::Group(const Launch& l, const GroupOptions& options)
     : impl_(std::make_unique<Impl>()), rank_(l.rank), size_(l.world_size) {
   impl_->timeout = options.timeout;
   if (options.backend == Backend::nccl)
-    throw std::runtime_error("--dist-backend nccl is not supported yet: use gloo");
+    throw std::runtime_error("{dist_backend} nccl is not supported yet: use gloo");
   // c10d logs each failure before it throws; the exception, worded below, says it once.
   quieten_c10d_logs();
   const std::string where = l.master_addr + ":" + std::to_string(l.master_port);

@@ -17,12 +17,12 @@
 #include <stdexcept>
 #include <thread>
 
+#include "util/stop_signals.h"
+
 namespace emotune::dist {
 
 namespace {
 
-volatile std::sig_atomic_t forwarded_signal = 0;
-void remember_signal(int sig) { forwarded_signal = sig; }
 
 std::vector<std::string> own_command_line() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
@@ -50,7 +50,7 @@ int free_local_port() {
   const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
                   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
   if (fd >= 0) ::close(fd);
-  if (!ok) throw std::runtime_error("cannot find a free local port for the workers (give --master-port)");
+  if (!ok) throw std::runtime_error("cannot find a free local port for the workers (give {master_port})");
   return ntohs(a.sin_port);
 }
 
@@ -109,23 +109,18 @@ std::vector<std::string> worker_arguments(const std::vector<std::string>& args) 
 }
 
 int run_workers(const LauncherOptions& o) {
-  if (o.nproc_per_node < 1) throw std::invalid_argument("--nproc-per-node must be at least 1");
-  if (o.nnodes < 1) throw std::invalid_argument("--nnodes must be at least 1");
+  if (o.nproc_per_node < 1) throw std::invalid_argument("{nproc_per_node} must be at least 1");
+  if (o.nnodes < 1) throw std::invalid_argument("{nnodes} must be at least 1");
   if (o.node_rank < 0 || o.node_rank >= o.nnodes)
-    throw std::invalid_argument("--node-rank " + std::to_string(o.node_rank) + " is outside 0.." + std::to_string(o.nnodes - 1));
+    throw std::invalid_argument("{node_rank} " + std::to_string(o.node_rank) + " is outside 0.." + std::to_string(o.nnodes - 1));
   if (o.nnodes > 1 && o.master_addr.empty())
-    throw std::invalid_argument("--nnodes " + std::to_string(o.nnodes) + " needs --master-addr (the address of node 0)");
+    throw std::invalid_argument("{nnodes} " + std::to_string(o.nnodes) + " needs {master_addr} (the address of node 0)");
   const std::string addr = o.master_addr.empty() ? "127.0.0.1" : o.master_addr;
   const int port = o.master_port ? o.master_port : o.nnodes > 1 ? 29500 : free_local_port();
   const int world = o.nproc_per_node * o.nnodes;
   const auto args = worker_arguments(own_command_line());
 
-  struct sigaction sa {}, old_int {}, old_term {};
-  sa.sa_handler = remember_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
-  forwarded_signal = 0;
+  const util::StopSignals signals;  // each is forwarded to the workers, which stop cleanly
 
   std::vector<Worker> workers;
   pid_t group = 0;
@@ -147,10 +142,7 @@ int run_workers(const LauncherOptions& o) {
   std::optional<std::chrono::steady_clock::time_point> failed_at;
   bool killed = false;
   for (;;) {
-    if (const int sig = forwarded_signal) {
-      forwarded_signal = 0;
-      ::kill(-group, sig);
-    }
+    if (const int sig = util::StopSignals::take()) ::kill(-group, sig);
     int status = 0;
     const pid_t pid = ::waitpid(-group, &status, WNOHANG);
     if (pid > 0) {
@@ -175,8 +167,6 @@ int run_workers(const LauncherOptions& o) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
   if (!first_failure) return 0;
   const bool all_stopped = std::all_of(workers.begin(), workers.end(), [](const Worker& w) { return w.status == 130; });
   return all_stopped ? 130 : *first_failure;

@@ -8,6 +8,7 @@
 #include "infer/predictor.h"
 #include "text/unicode.h"
 #include "text/utf8.h"
+#include "util/errors.h"
 
 namespace emotune::explain {
 
@@ -63,7 +64,7 @@ namespace {
 std::int32_t baseline_token(const text::Tokenizer& tokenizer, Baseline baseline) {
   if (baseline == Baseline::Pad) return tokenizer.pad_id();
   const auto mask = tokenizer.mask_id();
-  if (!mask) throw std::runtime_error("--baseline mask: the tokenizer has no mask token");
+  if (!mask) throw SettingError("{baseline} mask: the tokenizer has no mask token");
   return *mask;
 }
 
@@ -187,10 +188,10 @@ Explainer::Explainer(model::ModelBundle& bundle, Options options) : bundle_(bund
   const auto limit = static_cast<std::size_t>(bundle.config().max_tokens());
   max_length_ = options_.max_length == 0 ? limit : options_.max_length;
   if (max_length_ > limit || max_length_ < 2)
-    throw std::invalid_argument("--max-length " + std::to_string(max_length_) + " must be between 2 and the model's " +
+    throw std::invalid_argument("{max_length} " + std::to_string(max_length_) + " must be between 2 and the model's " +
                                 std::to_string(limit) + " positions");
   if (options_.method == Method::IntegratedGradients && (options_.steps < 1 || options_.steps > kMaxSteps))
-    throw std::invalid_argument("--steps must be between 1 and " + std::to_string(kMaxSteps));
+    throw std::invalid_argument("{steps} must be between 1 and " + std::to_string(kMaxSteps));
   if (options_.max_batch_tokens < 1) throw std::invalid_argument("max_batch_tokens must be positive");
   baseline_id_ = baseline_token(*bundle.tokenizer, options_.baseline);
   bundle_.model->eval();

@@ -75,7 +75,7 @@ void check_revision(const std::string& rev) {
   const bool ok = rev.size() <= 128 && std::regex_match(rev, name) && rev.find("..") == std::string::npos &&
                   rev.back() != '.' && rev.find(".lock") == std::string::npos;
   if (!ok)
-    throw std::invalid_argument("--revision " + rev + ": not a branch, tag or commit name (letters, digits, . _ - and "
+    throw std::invalid_argument("{revision} " + rev + ": not a branch, tag or commit name (letters, digits, . _ - and "
                                 "/ between parts; no '..', no leading '/' or '.')");
 }
 
@@ -84,9 +84,9 @@ void check_revision(const std::string& rev) {
 void check_replaceable(const fs::path& dest) {
   std::error_code ec;
   if (!fs::exists(dest, ec)) return;
-  if (!fs::is_directory(dest, ec)) throw std::invalid_argument("--to " + dest.string() + " exists and is not a directory");
+  if (!fs::is_directory(dest, ec)) throw std::invalid_argument("{to} " + dest.string() + " exists and is not a directory");
   if (fs::is_empty(dest, ec) || is_complete_model_dir(dest)) return;
-  throw std::invalid_argument("--to " + dest.string() + " holds files that are not a model: choose a new or empty directory");
+  throw std::invalid_argument("{to} " + dest.string() + " holds files that are not a model: choose a new or empty directory");
 }
 
 }  // namespace
@@ -100,7 +100,7 @@ fs::path fetch_model(const std::string& repo, const FetchOptions& o, const std::
     if (auto hf = find_in_hf_cache(repo, o.revision)) return *hf;
   if (offline(o))
     throw std::runtime_error(repo + " is not in the emotune cache (" + dest.string() + ") or the Hugging Face cache (" +
-                             hf_hub_cache().string() + "), and downloads are off (--offline / HF_HUB_OFFLINE)");
+                             hf_hub_cache().string() + "), and downloads are off ({offline} / HF_HUB_OFFLINE)");
 
   const std::string endpoint = strip_slash(env("HF_ENDPOINT").empty() ? "https://huggingface.co" : env("HF_ENDPOINT"));
   const std::string token = env("HF_TOKEN");
@@ -158,7 +158,7 @@ fs::path fetch_goemotions(const FetchOptions& o) {
   };
   if (complete()) return dest;
   if (offline(o))
-    throw std::runtime_error("GoEmotions is not in " + dest.string() + " and downloads are off (--offline / HF_HUB_OFFLINE)");
+    throw std::runtime_error("GoEmotions is not in " + dest.string() + " and downloads are off ({offline} / HF_HUB_OFFLINE)");
   const std::string base = strip_slash(env("EMOTUNE_GOEMOTIONS_URL").empty() ? kGoEmotionsUrl : env("EMOTUNE_GOEMOTIONS_URL"));
   const auto policy = policy_from_env();
   for (const auto& f : kGoEmotionsFiles) {
@@ -173,7 +173,7 @@ fs::path fetch_goemotions(const FetchOptions& o) {
     } catch (const FetchError& e) {
       if (e.kind == Failure::unreachable)
         throw FetchError(e.kind, "cannot reach " + url_host(r.url) +
-                                     "; download GoEmotions on a connected machine and pass --data-dir DIR, or copy "
+                                     "; download GoEmotions on a connected machine and pass {data_dir} DIR, or copy "
                                      "train.tsv, dev.tsv, test.tsv and emotions.txt into " + dest.string());
       throw;
     }

@@ -23,9 +23,9 @@ Predictor::Predictor(model::ModelBundle& bundle, torch::Device device, std::size
   const auto limit = static_cast<std::size_t>(bundle.config().max_tokens());
   max_length_ = max_length == 0 ? limit : max_length;
   if (max_length_ > limit)
-    throw std::invalid_argument("--max-length " + std::to_string(max_length_) + " exceeds the model's " +
+    throw std::invalid_argument("{max_length} " + std::to_string(max_length_) + " exceeds the model's " +
                                 std::to_string(limit) + " positions");
-  if (max_length_ < 2) throw std::invalid_argument("--max-length must be at least 2");
+  if (max_length_ < 2) throw std::invalid_argument("{max_length} must be at least 2");
   bundle_.model->to(device_);
   bundle_.model->eval();
 }
@@ -67,7 +67,7 @@ void run_streams(std::size_t jobs, std::size_t streams, const std::function<void
 torch::Tensor compute_logits(model::SequenceClassifier& model,
                              const std::vector<const std::vector<std::int32_t>*>& sequences, std::size_t batch_size,
                              std::int32_t pad_id, torch::Device device, std::size_t streams) {
-  if (batch_size == 0) throw std::invalid_argument("--batch-size must be positive");
+  if (batch_size == 0) throw std::invalid_argument("{batch_size} must be positive");
   std::vector<std::size_t> order(sequences.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),

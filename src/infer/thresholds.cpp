@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "util/atomic_file.h"
+#include "util/errors.h"
 #include "util/json_file.h"
 
 namespace emotune::infer {
@@ -39,6 +41,22 @@ std::vector<float> load_thresholds_file(const std::filesystem::path& path, const
     throw std::runtime_error(path.string() + ": expected \"values\": one threshold per label");
   }
   return t;
+}
+
+void save_thresholds(const std::filesystem::path& model_dir, const std::vector<std::string>& labels,
+                     const std::vector<float>& values, const std::vector<std::string>& model_labels,
+                     const ThresholdsOrigin& origin) {
+  if (values.size() != labels.size() ||
+      !std::is_permutation(labels.begin(), labels.end(), model_labels.begin(), model_labels.end()))
+    throw InternalError("thresholds for labels that are not the model's");
+  nlohmann::ordered_json by_name = nlohmann::ordered_json::object();  // the model's order may differ
+  for (std::size_t i = 0; i < labels.size(); ++i) by_name[labels[i]] = values[i];
+  const nlohmann::ordered_json j{{"source", origin.source},
+                                 {"file", origin.file},
+                                 {"taxonomy", origin.taxonomy},
+                                 {"labels", labels},
+                                 {"values", labels == model_labels ? nlohmann::ordered_json(values) : by_name}};
+  util::write_text_atomically(model_dir / "thresholds.json", j.dump(2) + "\n");
 }
 
 }  // namespace emotune::infer

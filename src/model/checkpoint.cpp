@@ -169,16 +169,16 @@ void refuse_missing_weights(SequenceClassifierImpl& model, const LoadReport& rep
   throw std::runtime_error(weights_path.string() + " lacks " + std::to_string(refused.size()) + " tensor(s) the " +
                            (require_all ? std::string("classifier") : std::string("encoder")) + " needs: " +
                            refused.front() + (refused.size() > 1 ? ", ..." : "") +
-                           (require_all ? " (a base checkpoint? fine-tune it with train --base)" : ""));
+                           (require_all ? " (a base checkpoint? fine-tune it with train {base})" : ""));
 }
 
 // `--precision bf16` on the CPU: refused where oneDNN has no bf16 kernels, suggesting `instead`.
 void require_cpu_bf16(const std::string& instead) {
   if (!kernels::built_with_onednn())
-    throw std::invalid_argument("--precision bf16 on the CPU needs oneDNN, and this emotune has no oneDNN (a libtorch "
+    throw std::invalid_argument("{precision} bf16 on the CPU needs oneDNN, and this emotune has no oneDNN (a libtorch "
                                 "2.x build): use f32 on the CPU, or bf16 on a GPU");
   if (!kernels::cpu_runs_bf16())
-    throw std::invalid_argument("--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + kernels::onednn_isa_name() +
+    throw std::invalid_argument("{precision} bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN runs " + kernels::onednn_isa_name() +
                                 " here (" + instead + ")");
 }
 
@@ -190,14 +190,14 @@ LoadOptions inference_options(const std::string& precision, const torch::Device&
   const Precision p = kernels::parse_precision(precision);
   if (!device.is_cpu()) {
     // Accelerators: the plain layers, bf16 products over float32 weights with --precision bf16.
-    if (p == Precision::Int8) throw std::invalid_argument("--precision int8 runs on the CPU only (use bf16 on a GPU)");
+    if (p == Precision::Int8) throw std::invalid_argument("{precision} int8 runs on the CPU only (use bf16 on a GPU)");
     if (p == Precision::BFloat16) o.products = Products::Bf16;
     return o;
   }
   if (p == Precision::BFloat16) require_cpu_bf16("use f32 or int8");
   if (kernels::built_with_onednn()) o.pack = p;
   else if (p == Precision::Int8)
-    throw std::invalid_argument("--precision int8 needs oneDNN, and this emotune has no oneDNN (a libtorch 2.x build): "
+    throw std::invalid_argument("{precision} int8 needs oneDNN, and this emotune has no oneDNN (a libtorch 2.x build): "
                                 "use f32");
   return o;
 }
@@ -205,7 +205,7 @@ LoadOptions inference_options(const std::string& precision, const torch::Device&
 LoadOptions training_options(const std::string& precision, const torch::Device& device) {
   LoadOptions o;
   const Precision p = kernels::parse_precision(precision);
-  if (p == Precision::Int8) throw std::invalid_argument("--precision int8 is for inference; train in f32 or bf16");
+  if (p == Precision::Int8) throw std::invalid_argument("{precision} int8 is for inference; train in f32 or bf16");
   if (p == Precision::BFloat16 && device.is_cpu()) require_cpu_bf16("train in f32");
   if (p == Precision::BFloat16) o.products = Products::Bf16;
   else if (device.is_cpu() && kernels::built_with_onednn()) o.products = Products::OnednnF32;

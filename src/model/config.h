@@ -39,6 +39,13 @@ struct ModelConfig {
 
   // The most tokens one sequence may hold, special tokens included.
   int64_t max_tokens() const { return max_position_embeddings - position_offset; }
+  // Matrix-product FLOPs per real token of one encoder forward pass, attention over `seq` positions:
+  // per layer, the q, k, v and output projections (4 d^2), the feed-forward pair (2 d h), each a
+  // multiply and an add, plus q k^T and the weighted sum of v (2 seq d each).
+  double forward_flops_per_token(double seq) const {
+    const double d = static_cast<double>(hidden_size), h = static_cast<double>(intermediate_size);
+    return static_cast<double>(num_layers) * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d);
+  }
 
   // Reads and validates config.json; errors name the file and the field.
   static ModelConfig load(const std::filesystem::path& path);

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "kernels/packed_linear.h"
+#include "util/errors.h"
 
 // Resolved when libtorch's BLAS is OpenBLAS (Debian's alternatives), null otherwise.
 extern "C" char* openblas_get_corename(void) __attribute__((weak));
@@ -65,12 +66,12 @@ void keep_freed_memory() {
 }
 
 int configure_threads(int threads) {
-  if (threads < 0) throw std::invalid_argument("--threads must be 0 (all cores) or positive");
+  if (threads < 0) throw std::invalid_argument("{threads} must be 0 (all cores) or positive");
   const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // More threads than CPUs never computes faster, and OpenMP's spinning threads can all but stop
   // (1000 threads on 2 cores did not finish one text).
   if (threads > cpus)
-    throw std::invalid_argument("--threads " + std::to_string(threads) + " is more than this machine's " +
+    throw std::invalid_argument("{threads} " + std::to_string(threads) + " is more than this machine's " +
                                 std::to_string(cpus) + " CPU threads (use 0 for all of them)");
   if (threads == 0) threads = cpus;
   at::set_num_threads(threads);
@@ -116,10 +117,10 @@ torch::Device resolve_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda") {
     if (!torch::cuda::is_available())
-      throw std::runtime_error("--device cuda: this emotune is built with a libtorch without CUDA or no GPU is visible");
+      throw InputError("{device} cuda: this emotune is built with a libtorch without CUDA or no GPU is visible");
     return torch::kCUDA;
   }
-  throw std::invalid_argument("--device must be cpu or cuda, not '" + name + "'");
+  throw std::invalid_argument("{device} must be cpu or cuda, not '" + name + "'");
 }
 
 }  // namespace emotune::runtime

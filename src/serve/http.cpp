@@ -185,7 +185,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     try {
       core_.handlers.handle(std::move(request), respond);
     } catch (const std::exception& e) {
-      respond(core_.handlers.refuse(500, "internal", e.what()));
+      // The handlers answer their own failures; this is the last resort, and says nothing of ours.
+      spdlog::error("http: a handler failed: {}", e.what());
+      respond(core_.handlers.refuse(500, "internal", "internal error (the server's log has the details)"));
     }
   }
 

@@ -1,6 +1,7 @@
 #include "serve/server.h"
 
 #include <pthread.h>
+#include <c10/util/Exception.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -30,6 +31,7 @@
 #include "serve/request.h"
 #include "serve/tei.h"
 #include "text/utf8.h"
+#include "util/errors.h"
 
 namespace emotune::serve {
 
@@ -64,15 +66,37 @@ std::string internal_error_message(const std::string& what) {
   return "internal error " + id + " (the server's log has the details)";
 }
 
-// The answer for a failure thrown while a request was handled.
-HttpResponse error_answer(const std::exception_ptr& failure) {
+}  // namespace
+
+ErrorStatus error_status_for(const std::exception_ptr& failure) {
   try {
     std::rethrow_exception(failure);
   } catch (const HttpError& e) {
-    return json_error(e.status, e.code, e.message);
+    return {e.status, e.code, e.message};
+  } catch (const c10::Error& e) {  // libtorch's: ours, logged without its backtrace
+    return {500, "internal", internal_error_message(e.what_without_backtrace())};
   } catch (const std::exception& e) {
-    return json_error(500, "internal", internal_error_message(e.what()));
+    switch (classify(e)) {
+      case Failure::Setting:
+        return {400, "bad_request", render_settings(e.what(), /*as_flags=*/false)};
+      case Failure::Input:
+        return {422, "unprocessable", render_settings(e.what(), /*as_flags=*/false)};
+      case Failure::System:
+      case Failure::Internal:
+        break;
+    }
+    return {500, "internal", internal_error_message(render_settings(e.what(), false))};
+  } catch (...) {
+    return {500, "internal", internal_error_message("an exception that is not a std::exception")};
   }
+}
+
+namespace {
+
+// The answer for a failure thrown while a request was handled, in emotune's error format.
+HttpResponse error_answer(const std::exception_ptr& failure) {
+  const ErrorStatus e = error_status_for(failure);
+  return json_error(e.status, e.code, e.message);
 }
 
 HttpResponse json_answer(std::string body) {
@@ -93,10 +117,10 @@ HttpResponse tei_error_answer(const std::exception_ptr& failure) {
     std::rethrow_exception(failure);
   } catch (const TeiError& e) {
     return tei_error(e);
-  } catch (const HttpError& e) {
-    return tei_error(tei_error_from(e));
-  } catch (const std::exception& e) {
-    return tei_error({500, "Backend", internal_error_message(e.what())});
+  } catch (...) {
+    const ErrorStatus e = error_status_for(std::current_exception());
+    if (e.status == 500) return tei_error({500, "Backend", e.message});
+    return tei_error(tei_error_from(HttpError{e.status, e.code, e.message}));
   }
 }
 
@@ -575,7 +599,7 @@ HttpResponse Router::refuse(int status, const std::string& code, const std::stri
 }  // namespace
 
 int run_server(const ServeOptions& o) {
-  if (o.max_batch == 0) throw std::invalid_argument("--max-batch must be positive");
+  if (o.max_batch == 0) throw std::invalid_argument("{max_batch} must be positive");
   // SIGTERM/SIGINT are taken by one waiting thread (sigwait), never by a handler mid-request.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <string>
 
 namespace emotune::serve {
@@ -44,5 +45,16 @@ struct ServeOptions {
 // returns 0 (a second signal: at once).
 // Logs the address it listens on (with the port the system chose for --port 0).
 int run_server(const ServeOptions& options);
+
+// The HTTP status of a failure thrown while a request was handled, decided here and nowhere else:
+// an HttpError's own; 400 for a setting the client chose (util/errors.h: Setting), 422 for what it
+// sent that cannot be processed (Input); 500 for ours (System, Internal), whose message is only an id
+// to quote (the details go to the log).
+struct ErrorStatus {
+  int status;
+  std::string code;     // emotune's error code ("bad_request", "unprocessable", "internal", ...)
+  std::string message;  // settings named as request fields
+};
+ErrorStatus error_status_for(const std::exception_ptr& failure);
 
 }  // namespace emotune::serve

@@ -25,7 +25,7 @@ torch::Tensor asymmetric_loss(const torch::Tensor& logits, const torch::Tensor& 
 Objective parse_objective(const std::string& s) {
   if (s == "multi-label") return Objective::multi_label;
   if (s == "single-label") return Objective::single_label;
-  throw std::invalid_argument("--objective must be multi-label or single-label, not '" + s + "'");
+  throw std::invalid_argument("{objective} must be multi-label or single-label, not '" + s + "'");
 }
 
 LossKind parse_loss(const std::string& s) {
@@ -33,7 +33,7 @@ LossKind parse_loss(const std::string& s) {
   if (s == "weighted-bce") return LossKind::weighted_bce;
   if (s == "focal") return LossKind::focal;
   if (s == "asl") return LossKind::asl;
-  throw std::invalid_argument("--loss must be bce, weighted-bce, focal or asl, not '" + s + "'");
+  throw std::invalid_argument("{loss} must be bce, weighted-bce, focal or asl, not '" + s + "'");
 }
 
 const char* loss_name(LossKind kind) {

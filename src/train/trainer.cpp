@@ -29,6 +29,8 @@
 #include "weights/safetensors.h"
 #include "train/step.h"
 #include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/stop_signals.h"
 #include "util/json_file.h"
 
 namespace emotune::train {
@@ -64,32 +66,6 @@ std::string metrics_up_to(const std::filesystem::path& path, int64_t step) {
   }
   return kept;
 }
-
-// ---- stopping on SIGINT/SIGTERM: the handler only sets a flag; the loop saves and exits. ----
-volatile std::sig_atomic_t& stop_requested() {
-  static volatile std::sig_atomic_t flag = 0;
-  return flag;
-}
-void on_stop_signal(int) { stop_requested() = 1; }
-
-class StopSignals {
- public:
-  StopSignals() {
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the process at once
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~StopSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 // ---- small helpers ----
 std::string hex_encode(const torch::Tensor& bytes) {
@@ -312,33 +288,33 @@ void Trainer::find_resume_checkpoint() {
     // Rank 0 chooses; the others read the same checkpoint (the output directory must be shared).
     resume_from_ = group_.writer_value("resume_from", "");
     if (!fs::exists(resume_from_ / "trainer_state.json"))
-      throw std::runtime_error("--resume: rank 0 resumes from " + resume_from_.string() +
-                               ", which this host cannot read (--output must be on storage every rank shares)");
+      throw std::runtime_error("{resume}: rank 0 resumes from " + resume_from_.string() +
+                               ", which this host cannot read ({output} must be on storage every rank shares)");
     return;
   }
   if (const auto n = util::clean_up_after_dead_writers(out_) + util::clean_up_after_dead_writers(ckpts))
     spdlog::info("{}: removed {} temporary file(s) left by a killed run", out_.string(), n);
   for (const auto& [step, path] : list_checkpoints(ckpts))
     if (fs::exists(path / "trainer_state.json")) resume_from_ = path;  // the newest complete one
-  if (resume_from_.empty()) throw std::runtime_error("--resume: no checkpoint in " + ckpts.string());
+  if (resume_from_.empty()) throw std::runtime_error("{resume}: no checkpoint in " + ckpts.string());
   group_.writer_value("resume_from", resume_from_.string());
 }
 
 // Refuses, before anything is loaded, an output that would destroy the input or an earlier run.
 void Trainer::check_output_target() const {
-  if (o_.output.empty()) throw std::invalid_argument("--output is required");
-  for (const auto& [flag, input] : {std::pair{"--model", o_.model_dir}, {"--base", o_.base_dir}})
+  if (o_.output.empty()) throw std::invalid_argument("{output} is required");
+  for (const auto& [flag, input] : {std::pair{"{model}", o_.model_dir}, {"{base}", o_.base_dir}})
     if (!input.empty() && inside(input, out_))
-      throw std::invalid_argument("--output " + out_.string() + " holds the " + flag + " model " + input +
-                                  ": training would replace its own input; choose another --output");
-  for (const auto& [flag, input] : {std::pair{"--data-dir", o_.data_dir}, {"--train-file", o_.train_file},
-                                    {"--dev-file", o_.dev_file}})
+      throw std::invalid_argument("{output} " + out_.string() + " holds the " + flag + " model " + input +
+                                  ": training would replace its own input; choose another {output}");
+  for (const auto& [flag, input] : {std::pair{"{data_dir}", o_.data_dir}, {"{train_file}", o_.train_file},
+                                    {"{dev_file}", o_.dev_file}})
     if (!input.empty() && inside(input, out_))
-      throw std::invalid_argument("--output " + out_.string() + " holds the " + flag + " " + input +
-                                  ": --overwrite would delete the data; choose another --output");
+      throw std::invalid_argument("{output} " + out_.string() + " holds the " + flag + " " + input +
+                                  ": {overwrite} would delete the data; choose another {output}");
   if (group_.is_writer() && !o_.resume && fs::exists(out_) && !o_.overwrite)
-    throw std::runtime_error("output directory " + out_.string() + " already exists (use --overwrite to replace it, "
-                             "or --resume to continue it)");
+    throw std::runtime_error("output directory " + out_.string() + " already exists (use {overwrite} to replace it, "
+                             "or {resume} to continue it)");
 }
 
 // Called once the model, the data and the plan are known to be good: an old run is moved aside (and
@@ -364,16 +340,16 @@ void Trainer::load_model() {
   else if (!o_.base_dir.empty())
     dir = o_.base_dir;
   else
-    throw std::invalid_argument("give --base DIR (a base or classifier checkpoint) or --model DIR");
+    throw std::invalid_argument("give {base} DIR (a base or classifier checkpoint) or {model} DIR");
   bundle_.emplace(model::load_model_dir(dir, lo));
   if (bundle_->labels() != labels_)
     throw std::runtime_error(dir.string() + " classifies " + std::to_string(bundle_->labels().size()) +
-                             " labels, not the " + std::to_string(labels_.size()) + " of --taxonomy " +
+                             " labels, not the " + std::to_string(labels_.size()) + " of {taxonomy} " +
                              data::taxonomy_name(o_.taxonomy));
-  if (!o_.model_dir.empty() && !o_.base_dir.empty()) throw std::invalid_argument("give --base or --model, not both");
+  if (!o_.model_dir.empty() && !o_.base_dir.empty()) throw std::invalid_argument("give {base} or {model}, not both");
   const auto positions = static_cast<std::size_t>(bundle_->config().max_tokens());
   if (o_.max_length && *o_.max_length > positions)
-    throw std::invalid_argument("--max-length " + std::to_string(*o_.max_length) + " exceeds the model's " +
+    throw std::invalid_argument("{max_length} " + std::to_string(*o_.max_length) + " exceeds the model's " +
                                 std::to_string(positions) + " positions");
   max_length_ = o_.max_length.value_or(std::min<std::size_t>(128, positions));
   bundle_->model->config.single_label = o_.objective == Objective::single_label;
@@ -382,7 +358,7 @@ void Trainer::load_model() {
 
 void Trainer::load_data() {
   const fs::path train_path = !o_.train_file.empty() ? fs::path(o_.train_file) : fs::path(o_.data_dir) / "train.tsv";
-  if (o_.train_file.empty() && o_.data_dir.empty()) throw std::invalid_argument("give --data-dir DIR or --train-file FILE");
+  if (o_.train_file.empty() && o_.data_dir.empty()) throw std::invalid_argument("give {data_dir} DIR or {train_file} FILE");
   const auto train = data::read_goemotions_tsv(train_path, o_.taxonomy, o_.skip_bad_lines);
   if (train.skipped_lines) spdlog::warn("{}: skipped {} bad line(s)", train_path.string(), train.skipped_lines);
   train_ = data::encode_dataset(train, *bundle_->tokenizer, max_length_);
@@ -390,7 +366,7 @@ void Trainer::load_data() {
   if (dev_path.empty() && !o_.data_dir.empty() && fs::exists(fs::path(o_.data_dir) / "dev.tsv"))
     dev_path = fs::path(o_.data_dir) / "dev.tsv";
   if (o_.eval_every != "none") {
-    if (dev_path.empty()) throw std::invalid_argument("no dev split: give --dev-file FILE or --eval-every none");
+    if (dev_path.empty()) throw std::invalid_argument("no dev split: give {dev_file} FILE or {eval_every} none");
     const auto dev = data::read_goemotions_tsv(dev_path, o_.taxonomy, o_.skip_bad_lines);
     if (dev.skipped_lines) spdlog::warn("{}: skipped {} bad line(s)", dev_path.string(), dev.skipped_lines);
     dev_ = data::encode_dataset(dev, *bundle_->tokenizer, max_length_);
@@ -425,7 +401,7 @@ void Trainer::plan_steps() {
   else if (const auto n = parse_steps(o_.eval_every))
     eval_interval_ = *n;
   else
-    throw std::invalid_argument("--eval-every must be epoch, none or a positive number of steps (got '" +
+    throw std::invalid_argument("{eval_every} must be epoch, none or a positive number of steps (got '" +
                                 o_.eval_every + "')");
 }
 
@@ -476,7 +452,7 @@ int64_t Trainer::restore_checkpoint() {
   }
   const ResumeState state = read_resume_state(resume_from_ / "trainer_state.json");
   if (state.total_steps != total_steps_)
-    throw std::runtime_error("--resume: the checkpoint was made for " + std::to_string(state.total_steps) +
+    throw std::runtime_error("{resume}: the checkpoint was made for " + std::to_string(state.total_steps) +
                              " steps, these arguments give " + std::to_string(total_steps_) +
                              " (resume with the arguments of the interrupted run)");
   if (state.step <= 0 || state.step > total_steps_)
@@ -683,13 +659,13 @@ void Trainer::progress(int64_t step, double loss, double examples_per_s, double 
 
 int Trainer::run() {
   if (o_.batch_size == 0 || o_.grad_accum <= 0 || o_.log_every <= 0)
-    throw std::invalid_argument("--batch-size, --grad-accum and --log-every must be positive");
+    throw std::invalid_argument("{batch_size}, {grad_accum} and {log_every} must be positive");
   join_group();
   runtime::configure_threads(o_.threads ? o_.threads : threads_per_process());
   device_ = runtime::resolve_device(o_.device);
   if (device_.is_cuda() && group_.size() > 1) device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank_));
   if (group_.size() > 1 && o_.batch_size < static_cast<std::size_t>(group_.size()))
-    throw std::invalid_argument("--batch-size " + std::to_string(o_.batch_size) + " is the global batch: it must hold at least one example for each of the " +
+    throw std::invalid_argument("{batch_size} " + std::to_string(o_.batch_size) + " is the global batch: it must hold at least one example for each of the " +
                                 std::to_string(group_.size()) + " ranks");
   tty_ = ::isatty(STDERR_FILENO) && group_.is_writer();
   if (o_.resume) find_resume_checkpoint();
@@ -705,8 +681,7 @@ int Trainer::run() {
   spdlog::info("{} steps ({} per epoch), batch {}, lr {}, warm-up {} steps{}", total_steps_, steps_per_epoch_,
                o_.batch_size, o_.lr, schedule_.warmup_steps, o_.note.empty() ? "" : " [" + o_.note + "]");
 
-  StopSignals signals;
-  stop_requested() = 0;
+  const util::StopSignals signals(/*second_ends_process=*/true);  // the loop saves, then exits
   const auto t0 = std::chrono::steady_clock::now();
   int64_t examples = 0;
   for (int64_t step = start; step < total_steps_; ++step) {
@@ -759,7 +734,7 @@ int Trainer::run() {
           });
       }
     }
-    const bool stop = group_.any(stop_requested() != 0);
+    const bool stop = group_.any(util::StopSignals::received() != 0);
     if ((o_.save_every > 0 && done % o_.save_every == 0) || (epoch_end && done != total_steps_) || stop)
       save_checkpoint(done);
     if (stop && done < total_steps_) {
@@ -786,7 +761,7 @@ void Trainer::stop_diverged(int64_t done, const std::string& what) {
            (out_ / "checkpoints" / ("step-" + std::to_string(done))).string();
   }
   if (replaced_run_) replaced_run_->discard();
-  throw std::runtime_error("training diverged: " + what + " (try a lower --lr)" + kept);
+  throw std::runtime_error("training diverged: " + what + " (try a lower {lr})" + kept);
 }
 
 }  // namespace
@@ -803,8 +778,19 @@ int run_training(const TrainOptions& options) {
     const auto* c10 = dynamic_cast<const c10::Error*>(&e);
     std::string what = c10 ? c10->what_without_backtrace() : e.what();
     what = what.substr(0, what.find('\n'));
-    if (what.rfind("rank ", 0) == 0) throw std::runtime_error(what);
-    throw std::runtime_error(trainer.group().who() + ": " + what);
+    if (what.rfind("rank ", 0) != 0) what = trainer.group().who() + ": " + what;
+    // The same kind of failure, so that it keeps its exit code (util/errors.h).
+    switch (c10 ? Failure::Internal : classify(e)) {
+      case Failure::Setting:
+        throw SettingError(what);
+      case Failure::Input:
+        throw InputError(what);
+      case Failure::System:
+        throw std::runtime_error(what);
+      case Failure::Internal:
+        throw InternalError(what);
+    }
+    throw InternalError(what);
   }
 }
 

@@ -49,7 +49,7 @@ void write_text_atomically(const fs::path& path, const std::string& text) {
 void write_directory_atomically(const fs::path& dir_in, bool overwrite, const std::function<void(const fs::path&)>& fill) {
   const fs::path dir = dir_in.has_filename() ? dir_in : dir_in.parent_path();
   if (fs::exists(dir) && !overwrite)
-    throw std::runtime_error("output directory " + dir.string() + " already exists (use --overwrite to replace it)");
+    throw std::runtime_error("output directory " + dir.string() + " already exists (use {overwrite} to replace it)");
   if (!dir.parent_path().empty()) fs::create_directories(dir.parent_path());
   const fs::path tmp = temp_sibling(dir, ".tmp.");
   const fs::path old = temp_sibling(dir, ".old.");

@@ -50,7 +50,7 @@ class Fetch(unittest.TestCase):
         return subprocess.run([harness.EMOTUNE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def assert_fails(self, p, *words):
-        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)  # the caller's failure, not emotune's (1)
         err = p.stderr.strip().splitlines()
         self.assertTrue(err and err[-1].startswith("emotune: error: "), p.stderr)
         for w in words:

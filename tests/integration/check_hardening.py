@@ -59,8 +59,9 @@ class Case(unittest.TestCase):
         return subprocess.run([EMOTUNE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
 
     def assert_error(self, p, *needles):
+        # Bad input is the caller's failure: exit code 2 (1 would say emotune itself failed).
         err = p.stderr.decode()
-        self.assertNotEqual(p.returncode, 0, err)
+        self.assertEqual(p.returncode, 2, err)
         lines = [l for l in err.splitlines() if "error" in l]
         self.assertEqual(len(lines), 1, err)
         for n in needles:
