@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/config.h"
+#include "util/errors.h"
 #include "data/labels.h"
 #include "runtime/runtime.h"
 #include "weights/safetensors.h"
@@ -183,3 +184,25 @@ TEST(Runtime, OpenBlasFallbackKernelsAreReplacedOnlyWhenTheCpuOutgrowsThem) {
   EXPECT_EQ(better_openblas_core("Cooperlake", true, true), std::nullopt);
   EXPECT_EQ(better_openblas_core("Zen", true, false), std::nullopt);
 }
+
+namespace {
+
+TEST(Config, OnePlaceChoosesTheMaxLengthForEveryCommand) {
+  ModelConfig c;  // 512 positions
+  EXPECT_EQ(c.choose_max_length(0), 512u);
+  EXPECT_EQ(c.choose_max_length(0, 128), 128u);
+  EXPECT_EQ(c.choose_max_length(64, 128), 64u);
+  c.max_position_embeddings = 66;
+  c.position_offset = 2;  // RoBERTa: 64 real tokens
+  EXPECT_EQ(c.choose_max_length(0, 128), 64u);
+  for (std::size_t bad : {std::size_t{1}, std::size_t{65}}) {
+    try {
+      c.choose_max_length(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const emotune::SettingError& e) {
+      EXPECT_EQ(std::string(e.what()), "{max_length} " + std::to_string(bad) + " is outside 2..64 (the model's positions)");
+    }
+  }
+}
+
+}  // namespace

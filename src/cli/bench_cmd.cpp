@@ -10,8 +10,8 @@
 #include <torch/cuda.h>
 
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "data/batch.h"
-#include "fetch/resolve.h"
 #include "model/checkpoint.h"
 #include "kernels/onednn_matmul.h"
 #include "kernels/packed_linear.h"
@@ -84,11 +84,7 @@ int bench(const BenchArgs& a) {
   if (a.products == "blas" && load.products == kernels::Products::OnednnF32) load.products = kernels::Products::Libtorch;
   model::ModelBundle bundle = model::load_model_dir(a.model_dir, load);
   bundle.model->to(device);
-  const auto positions = static_cast<std::size_t>(bundle.config().max_tokens());
-  const std::size_t max_length = a.max_length ? a.max_length : std::min<std::size_t>(128, positions);
-  if (max_length > positions)
-    throw SettingError("--max-length " + std::to_string(max_length) + " exceeds the model's " +
-                    std::to_string(positions) + " positions");
+  const std::size_t max_length = bundle.config().choose_max_length(a.max_length, 128);  // train's default
   const auto ds = data::read_goemotions_tsv(a.data, data::Taxonomy::original, false);
   const auto enc = data::encode_dataset(ds, *bundle.tokenizer, max_length);
   const auto L = static_cast<int64_t>(bundle.labels().size());
@@ -196,7 +192,7 @@ void add_bench_command(CLI::App& app, Action& action) {
   add_offline_flag(cmd, a->offline);
   cmd->callback([a, &action] {
     action = [a] {
-      a->model_dir = fetch::resolve_model(a->model_dir, fetch::cli_fetch_options(a->offline), "--model").string();
+      a->model_dir = resolve_model_flag(a->model_dir, a->offline, "--model");
       return bench(*a);
     };
   });

@@ -3,9 +3,9 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "eval/evaluate.h"
 #include "fetch/resolve.h"
-#include "runtime/runtime.h"
 
 namespace emotune::cli {
 
@@ -27,8 +27,6 @@ struct EvalArgs {
 };
 
 int run_eval(const EvalArgs& a) {
-  const int threads = runtime::configure_threads(a.threads);
-  const torch::Device device = runtime::resolve_device(a.device);
   eval::EvaluateOptions o;
   if (!a.data.empty()) {
     o.data_file = a.data;
@@ -44,10 +42,10 @@ int run_eval(const EvalArgs& a) {
   o.taxonomy = a.taxonomy;
   o.batch_size = a.batch_size;
   o.max_length = a.max_length;
-  o.streams = static_cast<std::size_t>(threads);
   o.dump_probs = a.dump_probs;
   o.report_dir = a.report_dir;
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.precision, device));
+  auto [streams, device, bundle] = load_for_inference(a.model_dir, a.threads, a.device, a.precision);
+  o.streams = streams;
   eval::print_headline(eval::evaluate(bundle, a.model_dir, o, device), std::cout);
   return 0;
 }
@@ -71,9 +69,8 @@ void add_eval_command(CLI::App& app, Action& action) {
   add_runtime_options(cmd, a->threads, a->device, a->precision, a->offline);
   cmd->callback([a, &action] {
     action = [a] {
-      const auto fo = fetch::cli_fetch_options(a->offline);
-      a->model_dir = fetch::resolve_model(a->model_dir, fo, "--model").string();
-      a->data_dir = fetch::resolve_data_dir(a->data_dir, fo).string();
+      a->model_dir = resolve_model_flag(a->model_dir, a->offline);
+      a->data_dir = fetch::resolve_data_dir(a->data_dir, fetch::cli_fetch_options(a->offline)).string();
       return run_eval(*a);
     };
   });

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "cli/io.h"
 #include "explain/attribution.h"
-#include "fetch/resolve.h"
 #include "infer/thresholds.h"
 #include "runtime/runtime.h"
 
@@ -118,7 +118,7 @@ void add_explain_command(CLI::App& app, Action& action) {
   cmd->callback([a, &action] {
     if (!a->texts.empty() && !a->input.empty()) throw CLI::ValidationError("give TEXT arguments or --input, not both");
     action = [a] {
-      a->model_dir = fetch::resolve_model(a->model_dir, fetch::cli_fetch_options(a->offline), "--model").string();
+      a->model_dir = resolve_model_flag(a->model_dir, a->offline, "--model");
       return explain_texts(*a);
     };
   });

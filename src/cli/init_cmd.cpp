@@ -2,8 +2,8 @@
 // tests and experiments can have models of any size.
 #include <spdlog/spdlog.h>
 
-#include "fetch/resolve.h"
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "model/checkpoint.h"
 #include "data/labels.h"
 #include "util/atomic_file.h"
@@ -78,7 +78,7 @@ void add_init_command(CLI::App& app, Action& action) {
   cmd->callback([a, &action] {
     if (a->config.empty() && a->base.empty()) throw CLI::RequiredError("--config or --base");
     action = [a] {
-      a->base = fetch::resolve_model(a->base, fetch::cli_fetch_options(a->offline), "--base").string();
+      a->base = resolve_model_flag(a->base, a->offline, "--base");
       return init(*a);
     };
   });

@@ -8,10 +8,9 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "fetch/resolve.h"
+#include "cli/model_flags.h"
 #include "infer/predictor.h"
 #include "infer/thresholds.h"
-#include "runtime/runtime.h"
 #include "monitor/monitor.h"
 #include "monitor/rules.h"
 #include "monitor/stream.h"
@@ -56,10 +55,9 @@ int run_monitor(const MonitorArgs& a) {
   o.keep_text = a.keep_text;
   o.skip_bad_lines = a.skip_bad_lines;
   o.batch_size = a.batch_size;
-  o.streams = static_cast<std::size_t>(runtime::configure_threads(a.threads));
   o.report_dir = a.report;
-  const torch::Device device = runtime::resolve_device(a.device);
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.precision, device));
+  auto [streams, device, bundle] = load_for_inference(a.model_dir, a.threads, a.device, a.precision);
+  o.streams = streams;
   infer::Predictor predictor(bundle, device);
   std::vector<monitor::Rule> rules;
   if (!a.rules.empty()) {
@@ -112,7 +110,7 @@ void add_monitor_command(CLI::App& app, Action& action) {
   add_runtime_options(cmd, a->threads, a->device, a->precision, a->offline);
   cmd->callback([a, &action] {
     action = [a] {
-      a->model_dir = fetch::resolve_model(a->model_dir, fetch::cli_fetch_options(a->offline), "--model").string();
+      a->model_dir = resolve_model_flag(a->model_dir, a->offline, "--model");
       return run_monitor(*a);
     };
   });

@@ -6,13 +6,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "fetch/resolve.h"
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "cli/io.h"
 #include "explain/attribution.h"
 #include "infer/prediction_writer.h"
 #include "infer/predictor.h"
-#include "runtime/runtime.h"
 
 namespace emotune::cli {
 
@@ -53,9 +52,7 @@ std::unique_ptr<ExplainingModel> load_explainer(const PredictArgs& a, torch::Dev
 int predict(PredictArgs a) {
   if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) && !a.explain ? "pretty" : "jsonl";
   if (a.explain && a.format != "jsonl") throw SettingError("--explain writes JSON lines: use --format jsonl");
-  const auto threads = static_cast<std::size_t>(runtime::configure_threads(a.threads));
-  const torch::Device device = runtime::resolve_device(a.device);
-  model::ModelBundle bundle = model::load_model_dir(a.model_dir, model::inference_options(a.precision, device));
+  auto [threads, device, bundle] = load_for_inference(a.model_dir, a.threads, a.device, a.precision);
   infer::Predictor predictor(bundle, device, a.max_length);
   std::vector<float> thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
   if (a.threshold) std::fill(thresholds.begin(), thresholds.end(), *a.threshold);
@@ -121,7 +118,7 @@ void add_predict_command(CLI::App& app, Action& action) {
   cmd->callback([a, &action] {
     if (!a->texts.empty() && !a->input.empty()) throw CLI::ValidationError("give TEXT arguments or --input, not both");
     action = [a] {
-      a->model_dir = fetch::resolve_model(a->model_dir, fetch::cli_fetch_options(a->offline), "--model").string();
+      a->model_dir = resolve_model_flag(a->model_dir, a->offline, "--model");
       return predict(*a);
     };
   });

@@ -1,6 +1,6 @@
 // `emotune serve`: the HTTP service and web page (see serve/server.h).
 #include "cli/commands.h"
-#include "fetch/resolve.h"
+#include "cli/model_flags.h"
 #include "serve/server.h"
 
 #include <boost/algorithm/string/trim.hpp>
@@ -62,7 +62,7 @@ void add_serve_command(CLI::App& app, Action& action) {
     o->explain = !*no_explain;
     action = [o, offline, api_key_file] {
       if (!api_key_file->empty()) o->api_key = read_api_key(*api_key_file);
-      o->model_dir = fetch::resolve_model(o->model_dir, fetch::cli_fetch_options(*offline), "--model").string();
+      o->model_dir = resolve_model_flag(o->model_dir, *offline, "--model");
       return serve::run_server(*o);
     };
   });

@@ -3,8 +3,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "fetch/resolve.h"
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "cli/io.h"
 #include "text/tokenizer.h"
 #include "text/wordpiece.h"
@@ -76,7 +76,7 @@ void add_tokenize_command(CLI::App& app, Action& action) {
   cmd->callback([args, &action] {
     if (args->model_dir.empty() && args->vocab_file.empty()) throw CLI::RequiredError("--model or --vocab");
     action = [args] {
-      args->model_dir = fetch::resolve_model(args->model_dir, fetch::cli_fetch_options(args->offline), "--model").string();
+      args->model_dir = resolve_model_flag(args->model_dir, args->offline, "--model");
       return tokenize(*args);
     };
   });

@@ -6,6 +6,7 @@
 #include "fetch/resolve.h"
 #include "runtime/runtime.h"
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "train/trainer.h"
 
 namespace emotune::cli {
@@ -117,8 +118,8 @@ void add_train_command(CLI::App& app, Action& action) {
       throw CLI::ValidationError("--nproc-per-node: this process is already a rank of a launched run (WORLD_SIZE is set)");
     action = [o, offline, launch, launching] {
       const auto fo = fetch::cli_fetch_options(*offline);
-      o->base_dir = fetch::resolve_model(o->base_dir, fo, "--base").string();
-      o->model_dir = fetch::resolve_model(o->model_dir, fo, "--model").string();
+      o->base_dir = resolve_model_flag(o->base_dir, *offline, "--base");
+      o->model_dir = resolve_model_flag(o->model_dir, *offline, "--model");
       o->data_dir = fetch::resolve_data_dir(o->data_dir, fo).string();
       // The launcher fetches once; its workers then find the model and data in the cache.
       if (launching) return dist::run_workers(*launch);

@@ -54,11 +54,7 @@ class Evaluator {
                        o.taxonomy + " groups");
     }
     single_label_ = bundle.config().single_label;
-    const auto positions = static_cast<std::size_t>(bundle.config().max_tokens());
-    max_length_ = o.max_length ? o.max_length : positions;
-    if (max_length_ > positions || max_length_ < 2)
-      throw SettingError("{max_length} " + std::to_string(max_length_) + " is outside 2.." + std::to_string(positions) +
-                      " (the model's positions)");
+    max_length_ = bundle.config().choose_max_length(o.max_length);
   }
 
   const std::vector<std::string>& labels() const { return labels_; }

@@ -185,11 +185,7 @@ std::vector<WordAttribution> group_words(const std::vector<TokenAttribution>& to
 }  // namespace
 
 Explainer::Explainer(model::ModelBundle& bundle, Options options) : bundle_(bundle), options_(options) {
-  const auto limit = static_cast<std::size_t>(bundle.config().max_tokens());
-  max_length_ = options_.max_length == 0 ? limit : options_.max_length;
-  if (max_length_ > limit || max_length_ < 2)
-    throw std::invalid_argument("{max_length} " + std::to_string(max_length_) + " must be between 2 and the model's " +
-                                std::to_string(limit) + " positions");
+  max_length_ = bundle.config().choose_max_length(options_.max_length);
   if (options_.method == Method::IntegratedGradients && (options_.steps < 1 || options_.steps > kMaxSteps))
     throw std::invalid_argument("{steps} must be between 1 and " + std::to_string(kMaxSteps));
   if (options_.max_batch_tokens < 1) throw std::invalid_argument("max_batch_tokens must be positive");

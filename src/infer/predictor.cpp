@@ -20,12 +20,7 @@ namespace emotune::infer {
 
 Predictor::Predictor(model::ModelBundle& bundle, torch::Device device, std::size_t max_length)
     : bundle_(bundle), device_(device) {
-  const auto limit = static_cast<std::size_t>(bundle.config().max_tokens());
-  max_length_ = max_length == 0 ? limit : max_length;
-  if (max_length_ > limit)
-    throw std::invalid_argument("{max_length} " + std::to_string(max_length_) + " exceeds the model's " +
-                                std::to_string(limit) + " positions");
-  if (max_length_ < 2) throw std::invalid_argument("{max_length} must be at least 2");
+  max_length_ = bundle.config().choose_max_length(max_length);
   bundle_.model->to(device_);
   bundle_.model->eval();
 }

@@ -5,6 +5,7 @@
 #include <tuple>
 #include <stdexcept>
 
+#include "util/errors.h"
 #include "util/json_file.h"
 
 namespace emotune::model {
@@ -126,6 +127,15 @@ json ModelConfig::to_classifier_json() const {
   j["id2label"] = id2label;
   j["label2id"] = label2id;
   return j;
+}
+
+std::size_t ModelConfig::choose_max_length(std::size_t requested, std::size_t default_length) const {
+  const auto positions = static_cast<std::size_t>(max_tokens());
+  const std::size_t chosen = requested ? requested : default_length ? std::min(default_length, positions) : positions;
+  if (chosen < 2 || chosen > positions)
+    throw SettingError("{max_length} " + std::to_string(chosen) + " is outside 2.." + std::to_string(positions) +
+                       " (the model's positions)");
+  return chosen;
 }
 
 void ModelConfig::set_all_dropouts(double p) {

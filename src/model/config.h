@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <type_traits>
+#include <cstddef>
 #include <vector>
 
 namespace emotune::model {
@@ -39,6 +40,10 @@ struct ModelConfig {
 
   // The most tokens one sequence may hold, special tokens included.
   int64_t max_tokens() const { return max_position_embeddings - position_offset; }
+  // The tokens per text a command works with, decided here for every command: `requested`, or when
+  // 0 `default_length` capped at the model's positions, or when that is 0 too the model's positions.
+  // Outside 2..max_tokens() is a SettingError naming {max_length}.
+  std::size_t choose_max_length(std::size_t requested, std::size_t default_length = 0) const;
   // Matrix-product FLOPs per real token of one encoder forward pass, attention over `seq` positions:
   // per layer, the q, k, v and output projections (4 d^2), the feed-forward pair (2 d h), each a
   // multiply and an add, plus q k^T and the weighted sum of v (2 seq d each).

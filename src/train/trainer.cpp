@@ -265,7 +265,8 @@ class Trainer {
   torch::Device device_{torch::kCPU};
   std::optional<model::ModelBundle> bundle_;
   std::vector<std::string> labels_;
-  std::size_t max_length_ = 128;
+  static constexpr std::size_t kDefaultMaxLength = 128;  // --max-length when not given (capped at the model's)
+  std::size_t max_length_ = kDefaultMaxLength;
   data::EncodedDataset train_, dev_;
   bool has_dev_ = false;
   Loss loss_;
@@ -347,11 +348,7 @@ void Trainer::load_model() {
                              " labels, not the " + std::to_string(labels_.size()) + " of {taxonomy} " +
                              data::taxonomy_name(o_.taxonomy));
   if (!o_.model_dir.empty() && !o_.base_dir.empty()) throw std::invalid_argument("give {base} or {model}, not both");
-  const auto positions = static_cast<std::size_t>(bundle_->config().max_tokens());
-  if (o_.max_length && *o_.max_length > positions)
-    throw std::invalid_argument("{max_length} " + std::to_string(*o_.max_length) + " exceeds the model's " +
-                                std::to_string(positions) + " positions");
-  max_length_ = o_.max_length.value_or(std::min<std::size_t>(128, positions));
+  max_length_ = bundle_->config().choose_max_length(o_.max_length.value_or(0), kDefaultMaxLength);
   bundle_->model->config.single_label = o_.objective == Objective::single_label;
   bundle_->model->to(device_);
 }
