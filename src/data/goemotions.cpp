@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "text/utf8.h"
+#include "util/errors.h"
 
 namespace emotune::data {
 
@@ -47,7 +48,7 @@ Example parse_line(const std::string& line, const std::vector<int>& group_of) {
 
 Dataset read_goemotions_tsv(const std::filesystem::path& path, data::Taxonomy taxonomy, bool skip_bad_lines) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read data file " + path.string());
+  if (!in) throw InputError("cannot read data file " + path.string());
   const std::vector<int> group_of = data::taxonomy_map(taxonomy);
   Dataset ds;
   ds.path = path;
@@ -60,12 +61,12 @@ Dataset read_goemotions_tsv(const std::filesystem::path& path, data::Taxonomy ta
       ds.examples.push_back(parse_line(line, group_of));
     } catch (const BadLine& e) {
       if (!skip_bad_lines)
-        throw std::runtime_error(path.string() + ":" + std::to_string(line_no) + ": " + e.what() +
-                                 " (use {skip_bad_lines} to skip such lines)");
+        throw InputError(path.string() + ":" + std::to_string(line_no) + ": " + e.what() +
+                         " (use {skip_bad_lines} to skip such lines)");
       ++ds.skipped_lines;
     }
   }
-  if (ds.examples.empty()) throw std::runtime_error(path.string() + ": no examples");
+  if (ds.examples.empty()) throw InputError(path.string() + ": no examples");
   return ds;
 }
 

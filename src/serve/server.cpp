@@ -472,13 +472,19 @@ class Router {
   using Finish = std::function<void(HttpResponse)>;
 
   // Counts a prediction or explanation from its start until its answer has been handed over.
+  // One request in a count: it leaves the count once, when its answer is handed over (release), or
+  // when it is dropped unanswered.
   struct InProgress {
     explicit InProgress(std::atomic<std::size_t>& count) : n(count), now(++count) {}
     InProgress(const InProgress&) = delete;
     InProgress& operator=(const InProgress&) = delete;
-    ~InProgress() { --n; }
+    ~InProgress() { release(); }
+    void release() {
+      if (!released.exchange(true)) --n;
+    }
     std::atomic<std::size_t>& n;
     const std::size_t now;
+    std::atomic<bool> released{false};
   };
 
   Finish finisher(std::shared_ptr<Exchange> x, Respond respond);
@@ -576,8 +582,12 @@ void Router::post(const std::string& path, const std::string& body, std::size_t&
   if (!explaining && counted->now > o_.max_concurrent_requests)
     throw HttpError{429, "overloaded", std::to_string(o_.max_concurrent_requests) +
                                            " requests are in progress (--max-concurrent-requests); retry shortly"};
-  // The count ends when the last copy of this callback is gone, i.e. once the answer is out.
-  Finish counted_finish = [finish, counted](HttpResponse r) { finish(std::move(r)); };
+  // The count ends before the answer goes out: a client that sends its next request on reading this
+  // answer finds the slot free (copies of this callback may outlive the answer a little).
+  Finish counted_finish = [finish, counted](HttpResponse r) {
+    counted->release();
+    finish(std::move(r));
+  };
   if (path == "/v1/predict") return service_.predict(body, texts, counted_finish);
   if (path == "/predict") return service_.tei_predict(body, texts, counted_finish);
   if (path == "/") return service_.inference_api(body, texts, counted_finish);

@@ -10,7 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
-from harness import EMOTUNE, GOEMOTIONS, first_lines, init_model, main, run  # noqa: E402
+from harness import EMOTUNE, GOEMOTIONS, first_lines, http_call, init_model, main, run  # noqa: E402
 
 import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
@@ -380,23 +380,14 @@ class HostileClients(Case):
 
     @staticmethod
     def call(port, method, path, obj=None, headers=None, timeout=60):
-        """(status, headers, body as JSON or bytes) over http.client."""
-        import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        """(status, headers, body as JSON or bytes)."""
+        h = {"Content-Type": "application/json"} if obj is not None else {}
+        h.update(headers or {})
+        status, got, raw = http_call(port, method, path, obj, h, timeout)
         try:
-            h = {"Content-Type": "application/json"} if obj is not None else {}
-            h.update(headers or {})
-            body = obj if isinstance(obj, bytes) or obj is None else json.dumps(obj).encode()
-            conn.request(method, path, body=body, headers=h)
-            r = conn.getresponse()
-            raw = r.read()
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), body
-        finally:
-            conn.close()
+            return status, got, json.loads(raw)
+        except ValueError:
+            return status, got, raw
 
     def test_deeply_nested_bodies_get_400(self):
         _, port = self.start()

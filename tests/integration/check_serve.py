@@ -1,7 +1,6 @@
 """`emotune serve` on a loopback port: every route, every error, concurrent clients (answers equal
 `emotune predict`), dynamic batching, and a clean SIGTERM shutdown.
 Usage: check_serve.py EMOTUNE_BINARY   (shared data from $EMOTUNE_SHARED; exit 77 = skipped)"""
-import http.client
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
-from harness import EMOTUNE, ROOT, TOKENIZER_DIR, main  # noqa: E402
+from harness import EMOTUNE, ROOT, TOKENIZER_DIR, http_call, main  # noqa: E402
 
 
 def free_port():
@@ -39,13 +38,8 @@ class Server:
         raise RuntimeError("server did not come up: " + self.proc.stderr.read().decode())
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return r.status, r.read(), r.getheader("Content-Type")
-        finally:
-            conn.close()
+        status, got, raw = http_call(self.port, method, path, body, headers)
+        return status, raw, got.get("content-type")
 
     def post(self, obj=None, raw=None):
         status, body, _ = self.request("POST", "/v1/predict", raw if raw is not None else json.dumps(obj).encode(),

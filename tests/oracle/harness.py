@@ -85,3 +85,22 @@ def main():
         print(f"SKIPPED: usage {os.path.basename(sys.argv[0])} EMOTUNE_BINARY with EMOTUNE_SHARED set")
         sys.exit(77)
     unittest.main(argv=[sys.argv[0], "-v", *sys.argv[2:]])  # then test names, to run a few
+
+
+def http_call(port, method, path, body=None, headers=None, timeout=60):
+    """One request to a local emotune serve: (status, headers with lower-case names, raw body bytes).
+    A dict or list body is sent as JSON with Content-Type application/json."""
+    import http.client
+    h = {}
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    h.update(headers or {})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+    finally:
+        conn.close()
+
