@@ -16,7 +16,8 @@
 # A rehearsal without a GPU (every step, a few steps each, on the CPU, with the CUDA build's libtorch):
 #   CHECK_DEVICE=cpu CHECK_SMOKE=1 PYTHON=build/pyenv/bin/python TORCH_LIB=build-cuda/site/torch/lib \
 #     OUT=/tmp/rehearsal bench/gpu/device_check.sh
-set -uo pipefail
+# The first failed step ends the run (its name and line in the summary): later numbers would rest on it.
+set -euo pipefail
 cd "$(dirname "$0")/../.."
 device="${CHECK_DEVICE:-cuda}"
 smoke="${CHECK_SMOKE:-0}"
@@ -26,6 +27,7 @@ mkdir -p "$out"
 summary="$out/summary.txt"
 say() { echo "$*" | tee -a "$summary"; }
 work="$(mktemp -d)"
+trap 'say "FAILED: line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 
 # Unpack the carried binaries, libraries and data.
 cp -r .device "$work/pack"
@@ -56,16 +58,16 @@ fi
 say "$("$emotune" --version)"
 timed() {  # NAME SECONDS COMMAND...: runs it for at most SECONDS, logs to $out/NAME.log, says its wall time
   local name="$1" limit="$2"; shift 2
-  local t0=$(date +%s%N)
-  timeout "$limit" "$@" > "$out/$name.log" 2>&1
-  local rc=$?
+  local t0 rc=0
+  t0=$(date +%s%N)
+  timeout "$limit" "$@" > "$out/$name.log" 2>&1 || rc=$?
   say "$name: rc $rc, wall $(( ($(date +%s%N) - t0) / 1000000 )) ms"
   return $rc
 }
 
 # 1. Unit tests on the GPU.
 timed unit_tests 120 "$work/pack/bin/emotune_tests" --gtest_filter='*Cuda*'
-grep -E "^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]|^\[  FAILED  \] [A-Z]|bf16     \]" "$out/unit_tests.log" | tee -a "$summary"
+grep -E "^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]|^\[  FAILED  \] [A-Z]|bf16     \]" "$out/unit_tests.log" | tee -a "$summary" || true
 
 # 2. Throughput on random batches of the DistilBERT shape.
 db="$work/distilbert"
@@ -84,7 +86,7 @@ precision=bf16
 [ "$device" = cpu ] && precision=f32
 timed "full_finetune_$precision" 240 "$emotune" train --model "$db" --data-dir "$data" --output "$work/full" "${epochs[@]}" \
   --batch-size 16 --lr 2e-5 --device "$device" --precision "$precision" --seed 42 --save-total-limit 1
-grep '"eval"' "$work/full/metrics.jsonl" | tail -1 | tee -a "$summary"
+{ grep '"eval"' "$work/full/metrics.jsonl" || true; } | tail -1 | tee -a "$summary"  # none in the rehearsal
 PYTHONUNBUFFERED=1 timeout 200 "$python" bench/gpu/hf_gpu_peer.py trainer --model "$db" --data "$data/train.tsv" \
   --steps "$trainer_steps" 2>"$out/trainer.log" | tee -a "$summary"
 
@@ -107,7 +109,7 @@ cp "$work/resume/model.safetensors" "$work/straight.safetensors"
 rm -rf "$work/resume/checkpoints/step-${resume_steps[0]}" "$work/resume/model.safetensors"
 timeout 90 "$emotune" "${resume_args[@]}" --resume >> "$out/resume.log" 2>&1
 if cmp -s "$work/straight.safetensors" "$work/resume/model.safetensors"; then say "resume on $device: exact"
-else say "resume on $device: NOT exact"; fi
+else say "resume on $device: NOT exact"; exit 1; fi
 
 # 6. The real fine-tune: the main job's recipe on the GPU.
 timed minilm_train 200 "$emotune" train --base "$work/pack/minilm" --data-dir "$data" --output "$work/minilm" \
@@ -115,6 +117,6 @@ timed minilm_train 200 "$emotune" train --base "$work/pack/minilm" --data-dir "$
 timeout 120 "$emotune" eval --model "$work/minilm" --data-dir "$data" --split test --thresholds tuned --device "$device" \
   > "$out/minilm_eval.txt" 2>&1
 grep -i -m3 "macro\|micro" "$out/minilm_eval.txt" | tee -a "$summary"
-cp "$work/full/metrics.jsonl" "$out/full_metrics.jsonl" 2>/dev/null
-cp "$work/minilm/metrics.jsonl" "$out/minilm_metrics.jsonl" 2>/dev/null
+cp "$work/full/metrics.jsonl" "$out/full_metrics.jsonl"
+cp "$work/minilm/metrics.jsonl" "$out/minilm_metrics.jsonl"
 rm -rf "$work"

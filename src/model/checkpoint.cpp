@@ -117,14 +117,15 @@ namespace {
 // encoder never exists whole in memory (the model was built without touching its linear layers):
 // an int8 load then peaks well below a float one. Blocks with missing tensors are packed later.
 // The word embeddings (94 MB for DistilBERT) stay in the file's mapping: a batch reads a few rows.
-LoadReport load_packing(SequenceClassifierImpl& model, const fs::path& path, Precision precision, bool require_finite) {
+LoadReport load_packing(SequenceClassifierImpl& model, const fs::path& path, Precision precision, bool require_finite,
+                        bool map_embeddings) {
   const std::string prefix = model.block_prefix();
   std::vector<std::size_t> remaining(model.num_blocks(), 0);
   for (const auto& item : model.named_parameters())
     if (item.key().rfind(prefix, 0) == 0) ++remaining.at(std::stoul(item.key().substr(prefix.size())));
   LoadWeightsOptions o;
   o.require_finite = require_finite;
-  o.map_in_place = {model.base_model_prefix() + ".embeddings.word_embeddings.weight"};
+  if (map_embeddings) o.map_in_place = {model.base_model_prefix() + ".embeddings.word_embeddings.weight"};
   o.loaded = [&](const std::string& name) {
     if (name.rfind(prefix, 0) != 0) return;
     const auto i = std::stoul(name.substr(prefix.size()));
@@ -233,7 +234,8 @@ ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
   ModelBundle bundle{options.pack ? make_classifier(config, /*initialise=*/false) : init_classifier(config, options.seed),
                      std::move(tokenizer), dir, {}};
   if (options.pack) {
-    bundle.report = load_packing(*bundle.model, weights_path, *options.pack, options.require_all_weights);
+    bundle.report = load_packing(*bundle.model, weights_path, *options.pack, options.require_all_weights,
+                                 options.map_embeddings);
   } else {
     LoadWeightsOptions lw;
     lw.require_finite = options.require_all_weights;

@@ -43,6 +43,9 @@ struct LoadOptions {
   std::optional<double> dropout;  // overrides every dropout probability of the config
   // CPU inference only: pack the linear layers for oneDNN in this precision (see pack_for_inference).
   std::optional<Precision> pack;
+  // With pack: the word embeddings stay in the weights file's mapping (less memory). A long-lived
+  // server copies them instead: a file truncated under a mapping kills the process (SIGBUS).
+  bool map_embeddings = true;
   // Training: where the linear layers compute their products (SequenceClassifierImpl::use_products).
   Products products = Products::Libtorch;
   // Every parameter must come from the checkpoint (inference). Otherwise only the classification head

@@ -620,7 +620,9 @@ int run_server(const ServeOptions& o) {
   runtime::configure_threads(o.threads);
   const torch::Device device = runtime::resolve_device(o.device);
   const auto load_start = Clock::now();
-  model::ModelBundle bundle = model::load_model_dir(o.model_dir, model::inference_options(o.precision, device));
+  auto load = model::inference_options(o.precision, device);
+  load.map_embeddings = false;  // the file may be replaced or truncated while we serve
+  model::ModelBundle bundle = model::load_model_dir(o.model_dir, load);
   infer::Predictor predictor(bundle, device);
   ServerMetrics metrics;
   metrics.set_model_load_seconds(std::chrono::duration<double>(Clock::now() - load_start).count());

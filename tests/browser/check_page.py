@@ -123,7 +123,10 @@ def run_page_checks(browser, base, shots, check):
           "ArrowRight selects Ekman")
     page.keyboard.press("ArrowRight")
     page.wait_for_function("document.querySelectorAll('#all li').length === 4", timeout=20000)
-    check(True, "sentiment tab shows 4 scores")
+    sentiment = [li.text_content() for li in page.query_selector_all("#all li")]
+    check(page.eval_on_selector("#tab-sentiment", "t => t.getAttribute('aria-selected') === 'true'")
+          and all(any(name in s for s in sentiment) for name in ("positive", "negative", "ambiguous", "neutral")),
+          f"ArrowRight again selects sentiment, whose 4 scores are listed ({sentiment})")
     page.focus("#tab-original")
     page.keyboard.press("Home")
     page.click("#tab-original")

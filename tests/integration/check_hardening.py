@@ -346,8 +346,8 @@ class NoSilentNonsense(Case):
 
 
 class HostileClients(Case):
-    def start(self, *extra):
-        proc = subprocess.Popen([EMOTUNE, "serve", "--model", self.model, "--port", "0", *extra],
+    def start(self, *extra, model=None):
+        proc = subprocess.Popen([EMOTUNE, "serve", "--model", model or self.model, "--port", "0", *extra],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for line in proc.stderr:
             if "serving" in line:
@@ -476,6 +476,20 @@ class HostileClients(Case):
             self.assertIn(b" 431 ", answer.split(b"\r\n")[0], flood[:20])
             self.assertLess(time.time() - started, 10)
         self.assertIn(b" 200 ", self.raw(port, self.PREDICT).split(b"\r\n")[0])
+
+    def test_weights_truncated_under_a_running_server_do_not_kill_it(self):
+        # Mapped pages of a file truncated in place raise SIGBUS when read: the server keeps no mapping.
+        model = self.copy_model("truncated_under_serve")
+        proc, port = self.start(model=model)
+        texts = {"texts": ["so happy today", "this is awful", "words the first request never used: zebra quartz"]}
+        before = self.call(port, "POST", "/v1/predict", texts)
+        self.assertEqual(before[0], 200, before[2])
+        with open(os.path.join(model, "model.safetensors"), "r+b") as f:
+            f.truncate(8)
+        after = self.call(port, "POST", "/v1/predict", texts)
+        self.assertEqual(after[0], 200, after[2])
+        self.assertEqual(after[2]["predictions"], before[2]["predictions"])
+        self.assertIsNone(proc.poll(), "the server died")
 
     def test_explanations_are_bounded_and_keep_to_their_own_slots(self):
         _, port = self.start("--explain-max-work", "10000000", "--max-concurrent-explanations", "1",
