@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <optional>
 #include <memory>
 #include <thread>
 
@@ -28,6 +30,8 @@ struct Transfer {
   bool disk_full = false;
   int write_errno = 0;
   std::string linked_etag;      // X-Linked-Etag (the hub's SHA-256 of large files)
+  std::string etag;             // ETag, when strong: the validator a later resume sends as If-Range
+  curl_off_t range_total = -1;  // the resource's size, from Content-Range ("bytes a-b/N", "bytes */N")
   CURL* curl = nullptr;
   // progress
   bool progress = false;
@@ -48,22 +52,53 @@ std::string human_bytes(double b) {
   return buf;
 }
 
+// The value of header `key` (lower case, with its colon) in `line`, trimmed; nullopt for other headers.
+std::optional<std::string> header_value(const std::string& line, const std::string& key) {
+  if (line.size() <= key.size()) return std::nullopt;
+  std::string head = line.substr(0, key.size());
+  for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (head != key) return std::nullopt;
+  std::string v = line.substr(key.size());
+  const auto first = v.find_first_not_of(" \t"), last = v.find_last_not_of(" \t\r\n");
+  return first == std::string::npos ? std::string() : v.substr(first, last - first + 1);
+}
+
 size_t on_header(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
-  std::string line(data, size * n);
-  const std::string key = "x-linked-etag:";
-  if (line.size() > key.size()) {
-    std::string head = line.substr(0, key.size());
-    for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (head == key) {
-      std::string v = line.substr(key.size());
-      std::string clean;
-      for (char c : v)
-        if (std::isxdigit(static_cast<unsigned char>(c))) clean += static_cast<char>(std::tolower(c));
-      t->linked_etag = clean;
+  const std::string line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a redirect): its own headers
+    t->etag.clear();
+    t->range_total = -1;
+  }
+  if (const auto v = header_value(line, "x-linked-etag:")) {
+    std::string clean;
+    for (char c : *v)
+      if (std::isxdigit(static_cast<unsigned char>(c))) clean += static_cast<char>(std::tolower(c));
+    t->linked_etag = clean;
+  } else if (const auto etag = header_value(line, "etag:")) {
+    // A weak validator (W/"...") may not be used in If-Range (RFC 9110 13.1.5).
+    if (etag->rfind("W/", 0) != 0 && etag->size() < 256) t->etag = *etag;
+  } else if (const auto range = header_value(line, "content-range:")) {
+    const auto slash = range->rfind('/');
+    if (slash != std::string::npos) {
+      try {
+        t->range_total = static_cast<curl_off_t>(std::stoll(range->substr(slash + 1)));
+      } catch (const std::exception&) {
+        t->range_total = -1;
+      }
     }
   }
   return size * n;
+}
+
+// The validator of the part file's bytes (the ETag of the response they came from), kept beside it.
+fs::path validator_path(const fs::path& part) { return part.string() + ".etag"; }
+
+std::string read_validator(const fs::path& part) {
+  std::ifstream in(validator_path(part));
+  std::string v;
+  std::getline(in, v);
+  return v;
 }
 
 size_t on_body(char* data, size_t size, size_t n, void* user) {
@@ -165,6 +200,7 @@ void download(const DownloadRequest& r, const DownloadPolicy& policy) {
     ~DropEmptyPart() {
       std::error_code ec;
       if (fs::exists(part, ec) && fs::file_size(part, ec) == 0) fs::remove(part, ec);
+      if (!fs::exists(part, ec)) fs::remove(part.string() + ".etag", ec);
     }
   } drop_empty{part};
   fs::create_directories(r.dest.parent_path());
@@ -181,7 +217,15 @@ void download(const DownloadRequest& r, const DownloadPolicy& policy) {
       std::this_thread::sleep_for(std::chrono::duration<double>(policy.backoff_s * std::pow(2.0, attempt - 1)));
     }
     std::error_code ec;
-    const auto have = fs::exists(part, ec) ? static_cast<curl_off_t>(fs::file_size(part, ec)) : 0;
+    auto have = fs::exists(part, ec) ? static_cast<curl_off_t>(fs::file_size(part, ec)) : 0;
+    // Resume only bytes that are known to belong to the file: sent with If-Range (their ETag), or
+    // checked against the SHA-256 at the end. Others start over.
+    const std::string validator = read_validator(part);
+    const bool verified = !r.sha256.empty() || linked_etag.size() == 64;
+    if (have > 0 && validator.empty() && !verified) {
+      fs::resize_file(part, 0, ec);
+      have = 0;
+    }
     std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(part.c_str(), "ab"), std::fclose);
     if (!file) throw FetchError(Failure::io, "cannot write " + part.string() + ": " + std::strerror(errno));
 
@@ -211,12 +255,15 @@ void download(const DownloadRequest& r, const DownloadPolicy& policy) {
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
     if (have > 0) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, have);
+    // Never from https down to http, nor to other protocols (ftp, file, ...).
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, r.url.rfind("https:", 0) == 0 ? "https" : "http,https");
     std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers(nullptr, curl_slist_free_all);
-    if (r.bearer_token) {
-      // libcurl drops this header on redirects to other hosts (the hub's CDN URLs are pre-signed).
-      headers.reset(curl_slist_append(nullptr, ("Authorization: Bearer " + *r.bearer_token).c_str()));
-      curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
-    }
+    auto add_header = [&](const std::string& h) { headers.reset(curl_slist_append(headers.release(), h.c_str())); };
+    // libcurl drops this header on redirects to other hosts (the hub's CDN URLs are pre-signed).
+    if (r.bearer_token) add_header("Authorization: Bearer " + *r.bearer_token);
+    // A changed file answers 200 with all of itself, not the rest of another version.
+    if (have > 0 && !validator.empty()) add_header("If-Range: " + validator);
+    if (headers) curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
 
     const CURLcode rc = curl_easy_perform(c);
     if (r.progress && rc == CURLE_OK) {  // the last state, drawn whatever the rate limit skipped
@@ -234,6 +281,13 @@ void download(const DownloadRequest& r, const DownloadPolicy& policy) {
     }
     file.reset();
     if (!t.linked_etag.empty()) linked_etag = t.linked_etag;
+    // The part file now starts with this response's bytes: keep its validator for a later resume.
+    if ((have == 0 || t.truncated) && status >= 200 && status < 300) {
+      if (t.etag.empty())
+        fs::remove(validator_path(part), ec);
+      else
+        std::ofstream(validator_path(part)) << t.etag << '\n';
+    }
 
     if (rc == CURLE_OK) {
       done = true;
@@ -243,9 +297,16 @@ void download(const DownloadRequest& r, const DownloadPolicy& policy) {
     if (rc == CURLE_WRITE_ERROR)
       throw FetchError(Failure::io, "cannot write " + part.string() + ": " + std::strerror(t.write_errno));
     if (rc == CURLE_HTTP_RETURNED_ERROR) {
-      if (status == 416 && have > 0) {  // the part file already holds every byte
-        done = true;
-        break;
+      if (status == 416 && have > 0) {
+        if (t.range_total == have) {  // the part file already holds every byte
+          done = true;
+          break;
+        }
+        // Longer than the file, or of unknown size: those bytes are not the file's. Start over.
+        fs::resize_file(part, 0, ec);
+        fs::remove(validator_path(part), ec);
+        last_problem = "HTTP 416";
+        continue;
       }
       if (status == 401 || status == 403)
         throw FetchError(Failure::unauthorized,
@@ -283,6 +344,7 @@ void download(const DownloadRequest& r, const DownloadPolicy& policy) {
     }
   }
   fs::rename(part, r.dest);
+  fs::remove(validator_path(part), ec);
 }
 
 }  // namespace emotune::fetch

@@ -197,6 +197,34 @@ class Fetch(unittest.TestCase):
             self.assertEqual(got[GITHUB_PREFIX + "train.tsv"].get("Range"), "bytes=1000-")
             self.assertNotIn("Range", got[GITHUB_PREFIX + "dev.tsv"])
 
+    def test_a_part_file_longer_than_the_file_starts_over_and_one_nobody_can_check_is_not_resumed(self):
+        # A 416 means the part file is not the start of this file (it used to count as complete).
+        dest = os.path.join(self.tmp, "ge416-" + os.path.basename(self.home))
+        os.makedirs(dest)
+        with open(os.path.join(harness.GOEMOTIONS, "train.tsv"), "rb") as f:
+            longer = f.read(os.path.getsize(os.path.join(harness.GOEMOTIONS, "dev.tsv")) + 100)
+        with open(os.path.join(dest, "dev.tsv.part"), "wb") as f:
+            f.write(longer)
+        with self.server() as s:
+            p = self.emotune(self.env(s), "fetch", "goemotions", "--to", dest)
+            self.assertEqual((p.returncode, p.stdout.strip()), (0, dest), p.stderr)
+            self.assertEqual(sha(os.path.join(dest, "dev.tsv")), sha(os.path.join(harness.GOEMOTIONS, "dev.tsv")))
+            tries = [h for m, pth, h in s.requests() if pth == GITHUB_PREFIX + "dev.tsv"]
+            self.assertEqual([t.get("Range") for t in tries], [f"bytes={len(longer)}-", None])
+        # config.json has no checksum and this part file no validator: its bytes cannot be trusted.
+        cache = os.path.join(self.home, "models", "org--tiny", "main")
+        os.makedirs(cache, exist_ok=True)
+        with open(os.path.join(cache, "config.json.part"), "wb") as f:
+            f.write(b'{"not": "this file"')
+        with self.server() as s:
+            p = self.emotune(self.env(s), "fetch", "org/tiny")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            tries = [h for m, pth, h in s.requests() if pth.endswith("/config.json")]
+            self.assertTrue(tries and all("Range" not in t for t in tries), tries)
+            with open(os.path.join(p.stdout.strip(), "config.json"), "rb") as f, \
+                    open(os.path.join(self.model, "config.json"), "rb") as g:
+                self.assertEqual(f.read(), g.read())
+
     def test_checksum_mismatch_deletes_the_part_file(self):
         with self.server() as s:
             s.corrupt.add(GITHUB_PREFIX + "dev.tsv")
