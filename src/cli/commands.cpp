@@ -10,17 +10,6 @@
 
 namespace emotune::cli {
 
-namespace {
-
-// Error text on one line: libtorch messages carry backtraces and newlines.
-std::string first_line(std::string s) {
-  const auto nl = s.find('\n');
-  if (nl != std::string::npos) s.resize(nl);
-  return s;
-}
-
-}  // namespace
-
 int run(int argc, char** argv) {
   CLI::App app{"emotune: emotion recognition with fine-tuned transformer encoders"};
   app.require_subcommand(1);

@@ -8,14 +8,13 @@
 
 namespace emotune::cli {
 
-namespace {
-
-// One line: libtorch's messages carry backtraces and newlines.
 std::string first_line(std::string s) {
   const auto nl = s.find('\n');
   if (nl != std::string::npos) s.resize(nl);
   return s;
 }
+
+namespace {
 
 FailureReport internal(const std::string& what) {
   return {1, "emotune: internal error: " + first_line(what) +

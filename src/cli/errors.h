@@ -15,4 +15,7 @@ struct FailureReport {
 
 FailureReport report_failure(const std::exception_ptr& failure);
 
+// The first line of a message (libtorch's and CLI11's carry more: backtraces, usage).
+std::string first_line(std::string s);
+
 }  // namespace emotune::cli
