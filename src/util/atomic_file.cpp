@@ -1,10 +1,12 @@
 #include "util/atomic_file.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <regex>
 
 #include <fstream>
@@ -22,6 +24,28 @@ fs::path temp_sibling(const fs::path& target, const char* tag) {
   return target.parent_path() / ("." + name.string() + tag + std::to_string(::getpid()));
 }
 
+// Makes what was written to `path` (a file's bytes, a directory's entries) durable before the
+// rename that publishes it: without it, a power loss after the rename can leave an empty file under
+// the final name. Filesystems that cannot sync a directory (EINVAL) are left as they are.
+void sync_to_disk(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot open " + path.string() + " to sync it: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL && err != EROFS)
+    throw std::runtime_error("cannot sync " + path.string() + " to disk: " + std::strerror(err));
+}
+
+fs::path parent_or_here(const fs::path& path) { return path.parent_path().empty() ? fs::path(".") : path.parent_path(); }
+
+// Every file and folder under `dir`, and `dir` itself.
+void sync_tree(const fs::path& dir) {
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    if (entry.is_regular_file() || entry.is_directory()) sync_to_disk(entry.path());
+  sync_to_disk(dir);
+}
+
 }  // namespace
 
 void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
@@ -34,7 +58,9 @@ void write_file_atomically(const fs::path& path, const std::function<void(std::o
       out.flush();
       if (!out) throw std::runtime_error("error while writing " + path.string() + " (disk full?)");
     }
+    sync_to_disk(tmp);
     fs::rename(tmp, path);
+    sync_to_disk(parent_or_here(path));
   } catch (...) {
     std::error_code ec;
     fs::remove(tmp, ec);
@@ -58,8 +84,10 @@ void write_directory_atomically(const fs::path& dir_in, bool overwrite, const st
   try {
     fs::create_directory(tmp);
     fill(tmp);
+    sync_tree(tmp);
     if (fs::exists(dir)) fs::rename(dir, old);
     fs::rename(tmp, dir);
+    sync_to_disk(parent_or_here(dir));
     fs::remove_all(old, ec);
   } catch (...) {
     fs::remove_all(tmp, ec);

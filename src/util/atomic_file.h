@@ -1,5 +1,6 @@
 // Writing files and directories so that a crash never leaves a half-written result:
-// write beside the target under a temporary name, flush, then rename over it.
+// write beside the target under a temporary name, flush and fsync it, rename it over the target,
+// then fsync the folder (so that a power loss leaves the old or the new, never an empty file).
 #pragma once
 
 #include <filesystem>
