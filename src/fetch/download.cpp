@@ -200,7 +200,7 @@ void download(const DownloadRequest& r, const DownloadPolicy& policy) {
     ~DropEmptyPart() {
       std::error_code ec;
       if (fs::exists(part, ec) && fs::file_size(part, ec) == 0) fs::remove(part, ec);
-      if (!fs::exists(part, ec)) fs::remove(part.string() + ".etag", ec);
+      if (!fs::exists(part, ec)) fs::remove(validator_path(part), ec);
     }
   } drop_empty{part};
   fs::create_directories(r.dest.parent_path());

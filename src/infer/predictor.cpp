@@ -1,6 +1,7 @@
 #include "infer/predictor.h"
 
 #include "data/batch.h"
+#include "runtime/runtime.h"
 
 #include <ATen/Parallel.h>
 #include <omp.h>
@@ -142,6 +143,15 @@ torch::Tensor group_probabilities(const torch::Tensor& probs, data::Taxonomy tax
     col.copy_(torch::maximum(col, probs.select(1, static_cast<int64_t>(e))));
   }
   return grouped;
+}
+
+InferenceModel load_for_inference(const std::string& model_dir, int threads, const std::string& device,
+                                  const std::string& precision, bool map_embeddings) {
+  const auto streams = static_cast<std::size_t>(runtime::configure_threads(threads));
+  const torch::Device on = runtime::resolve_device(device);
+  auto load = model::inference_options(precision, on);
+  load.map_embeddings = map_embeddings;
+  return {streams, on, model::load_model_dir(model_dir, load)};
 }
 
 }  // namespace emotune::infer

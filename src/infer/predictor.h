@@ -59,4 +59,16 @@ std::vector<std::size_t> select_labels(const std::vector<float>& scores, const s
 torch::Tensor group_probabilities(const torch::Tensor& probs, data::Taxonomy taxonomy);
 
 
+// A model loaded for inference, and where it runs.
+struct InferenceModel {
+  std::size_t streams;  // forward passes at once: the threads configured
+  torch::Device device;
+  model::ModelBundle bundle;
+};
+// How predict, eval, monitor and serve start: configures this process's threads and `device`, then
+// loads `model_dir` packed for inference in `precision`. map_embeddings: model::LoadOptions's (a
+// long-lived server passes false).
+InferenceModel load_for_inference(const std::string& model_dir, int threads, const std::string& device,
+                                  const std::string& precision, bool map_embeddings = true);
+
 }  // namespace emotune::infer

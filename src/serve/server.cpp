@@ -471,9 +471,8 @@ class Router {
   };
   using Finish = std::function<void(HttpResponse)>;
 
-  // Counts a prediction or explanation from its start until its answer has been handed over.
-  // One request in a count: it leaves the count once, when its answer is handed over (release), or
-  // when it is dropped unanswered.
+  // One prediction or explanation in its count, from its start until its answer is handed over
+  // (release) or it is dropped unanswered; it leaves the count once.
   struct InProgress {
     explicit InProgress(std::atomic<std::size_t>& count) : n(count), now(++count) {}
     InProgress(const InProgress&) = delete;
@@ -617,12 +616,10 @@ int run_server(const ServeOptions& o) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  runtime::configure_threads(o.threads);
-  const torch::Device device = runtime::resolve_device(o.device);
   const auto load_start = Clock::now();
-  auto load = model::inference_options(o.precision, device);
-  load.map_embeddings = false;  // the file may be replaced or truncated while we serve
-  model::ModelBundle bundle = model::load_model_dir(o.model_dir, load);
+  // No mapping of the weights file: it may be replaced or truncated while we serve.
+  auto [streams, device, bundle] =
+      infer::load_for_inference(o.model_dir, o.threads, o.device, o.precision, /*map_embeddings=*/false);
   infer::Predictor predictor(bundle, device);
   ServerMetrics metrics;
   metrics.set_model_load_seconds(std::chrono::duration<double>(Clock::now() - load_start).count());
