@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -18,7 +19,10 @@ using namespace emotune::data;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path temp_path(const std::string& name) { return fs::temp_directory_path() / ("emotune_test_" + name); }
+// Per process: ctest runs each case as its own process, several at once.
+fs::path temp_path(const std::string& name) {
+  return fs::temp_directory_path() / ("emotune_test_" + std::to_string(::getpid()) + "_" + name);
+}
 }  // namespace
 
 TEST(Safetensors, RoundTripsNamesShapesAndValues) {

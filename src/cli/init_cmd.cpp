@@ -6,11 +6,8 @@
 #include "cli/model_flags.h"
 #include "model/checkpoint.h"
 #include "data/labels.h"
-#include "util/atomic_file.h"
 
 namespace emotune::cli {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -26,38 +23,9 @@ struct InitArgs {
 };
 
 int init(const InitArgs& a) {
-  const std::vector<std::string> labels = data::resolve_labels(a.labels);
-  std::optional<model::ModelBundle> base;
-  model::SequenceClassifier net;
-  text::TokenizerPtr tokenizer;
-  if (!a.base.empty()) {
-    // A base checkpoint: the encoder comes from it, the head is initialised for `labels`.
-    model::LoadOptions opts;
-    opts.labels = labels;
-    opts.seed = a.seed;
-    base.emplace(model::load_model_dir(a.base, opts));
-    if (base->labels() != labels)
-      throw InputError(a.base + " is already a classifier with other labels; init --base takes a base checkpoint");
-    net = base->model;
-    tokenizer = base->tokenizer;
-  } else {
-    const fs::path cfg_path = fs::is_directory(a.config) ? fs::path(a.config) / "config.json" : fs::path(a.config);
-    model::ModelConfig config = model::ModelConfig::load(cfg_path);
-    config.labels = labels;
-    // Marked in config.json, so every command that later loads it (or what is trained from it) says so.
-    config.raw["emotune_random_init"] = true;
-    const fs::path tok_dir = a.tokenizer.empty() ? cfg_path.parent_path() : fs::path(a.tokenizer);
-    tokenizer = text::load_tokenizer(tok_dir.empty() ? fs::path(".") : tok_dir);
-    if (static_cast<int64_t>(tokenizer->vocab_size()) > config.vocab_size)
-      throw InputError("the tokenizer in " + tok_dir.string() + " has " + std::to_string(tokenizer->vocab_size()) +
-                      " tokens but vocab_size is " + std::to_string(config.vocab_size));
-    net = model::init_classifier(config, a.seed);
-  }
-  util::write_directory_atomically(a.out, a.overwrite,
-                                   [&](const fs::path& dir) { model::save_model_files(dir, *net, *tokenizer); });
-  int64_t params = 0;
-  for (const auto& p : net->parameters()) params += p.numel();
-  spdlog::info("wrote {} ({} labels, {} parameters, seed {})", a.out, labels.size(), params, a.seed);
+  model::NewClassifier spec{a.base, a.config, a.tokenizer, data::resolve_labels(a.labels), a.seed};
+  const int64_t params = model::write_new_classifier(spec, a.out, a.overwrite);
+  spdlog::info("wrote {} ({} labels, {} parameters, seed {})", a.out, spec.labels.size(), params, a.seed);
   return 0;
 }
 

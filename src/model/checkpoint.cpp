@@ -13,6 +13,7 @@
 #include "weights/safetensors.h"
 #include "weights/weights_file.h"
 #include "util/atomic_file.h"
+#include "util/errors.h"
 
 namespace emotune::model {
 
@@ -265,6 +266,49 @@ void save_model_files(const fs::path& dir, SequenceClassifierImpl& model, const 
   for (const auto& item : model.named_parameters()) tensors.emplace_back(item.key(), item.value());
   weights::save_safetensors(dir / "model.safetensors", tensors);
   tokenizer.save(dir, family_config(model.config.model_type, dir.string()).tokenizer_class);
+}
+
+namespace {
+
+struct ClassifierAndTokenizer {
+  SequenceClassifier net;
+  text::TokenizerPtr tokenizer;
+};
+
+ClassifierAndTokenizer from_base(const NewClassifier& spec) {
+  LoadOptions options;
+  options.labels = spec.labels;
+  options.seed = spec.seed;
+  ModelBundle base = load_model_dir(spec.base, options);
+  if (base.labels() != spec.labels)
+    throw InputError("{base} " + spec.base.string() + " is already a classifier with other labels: give a base checkpoint");
+  return {base.model, base.tokenizer};
+}
+
+ClassifierAndTokenizer from_config(const NewClassifier& spec) {
+  const fs::path config_path = fs::is_directory(spec.config) ? spec.config / "config.json" : spec.config;
+  ModelConfig config = ModelConfig::load(config_path);
+  config.labels = spec.labels;
+  // Marked in config.json, so every command that later loads it (or what is trained from it) says so.
+  config.raw["emotune_random_init"] = true;
+  fs::path tokenizer_dir = spec.tokenizer_dir.empty() ? config_path.parent_path() : spec.tokenizer_dir;
+  if (tokenizer_dir.empty()) tokenizer_dir = ".";
+  text::TokenizerPtr tokenizer = text::load_tokenizer(tokenizer_dir);
+  if (static_cast<int64_t>(tokenizer->vocab_size()) > config.vocab_size)
+    throw InputError("the tokenizer in " + tokenizer_dir.string() + " has " + std::to_string(tokenizer->vocab_size()) +
+                     " tokens but vocab_size is " + std::to_string(config.vocab_size));
+  return {init_classifier(config, spec.seed), tokenizer};
+}
+
+}  // namespace
+
+int64_t write_new_classifier(const NewClassifier& spec, const fs::path& out, bool overwrite) {
+  const ClassifierAndTokenizer made = spec.base.empty() ? from_config(spec) : from_base(spec);
+  util::write_directory_atomically(out, overwrite,
+                                   [&](const fs::path& dir) { save_model_files(dir, *made.net, *made.tokenizer); });
+  int64_t params = 0;
+  for (const auto& p : made.net->parameters()) params += p.numel();
+  return params;
 }
 
 }  // namespace emotune::model

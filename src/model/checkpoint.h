@@ -83,4 +83,18 @@ SequenceClassifier init_classifier(const ModelConfig& config, std::uint64_t seed
 void save_model_files(const std::filesystem::path& dir, SequenceClassifierImpl& model,
                       const text::Tokenizer& tokenizer);
 
+// What `emotune init` makes: a classifier for `labels` whose encoder comes from the base checkpoint
+// `base`, or, when `base` is empty, is freshly initialised from `config` (config.json or its folder)
+// with the tokenizer in `tokenizer_dir` (default: the config's folder), marked emotune_random_init.
+struct NewClassifier {
+  std::filesystem::path base;
+  std::filesystem::path config;
+  std::filesystem::path tokenizer_dir;
+  std::vector<std::string> labels;
+  std::uint64_t seed = 42;
+};
+// Writes it to `out` atomically (replacing an existing `out` only with `overwrite`); returns its
+// number of parameters.
+int64_t write_new_classifier(const NewClassifier& spec, const std::filesystem::path& out, bool overwrite);
+
 }  // namespace emotune::model
