@@ -1,15 +1,23 @@
 // The data-parallel pieces without a training run: torchrun's environment, the launcher's command
-// line, and the collectives of two ranks (two threads of this process, over loopback).
+// line, the rendezvous store (its address, its secret, its bounds), and the collectives of two ranks
+// (two threads of this process, over loopback).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
 #include "dist/gradients.h"
 #include "dist/group.h"
 #include "dist/launcher.h"
+#include "dist/store.h"
 
 namespace emotune::dist {
 namespace {
@@ -17,7 +25,9 @@ namespace {
 class Environment : public ::testing::Test {
  protected:
   void TearDown() override {
-    for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(v);
+    for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                          "EMOTUNE_DIST_SECRET", "EMOTUNE_DIST_SECRET_FILE"})
+      ::unsetenv(v);
   }
 };
 
@@ -187,6 +197,151 @@ TEST(Group, UnreachableMasterIsNamedWithinTheTimeout) {
     EXPECT_NE(std::string(e.what()).find("rank 1 of 2: cannot reach the master at 127.0.0.1:"), std::string::npos) << e.what();
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
+
+const std::string kSecret = "0123456789abcdef-the-run-secret";
+
+TEST(RendezvousStore, ServesOnItsAddressAloneAndAnswersEveryRequest) {
+  const int port = free_local_port();
+  RendezvousStore master("127.0.0.1", port, kSecret, true, std::chrono::seconds(5));
+  // Bound to the address given, not the wildcard that TCPStore takes.
+  EXPECT_EQ(master.listening_address(), "127.0.0.1:" + std::to_string(port));
+  RendezvousStore rank1("127.0.0.1", port, kSecret, false, std::chrono::seconds(5));
+  EXPECT_EQ(rank1.listening_address(), "");
+  rank1.set("a", bytes("one"));
+  EXPECT_EQ(master.get("a"), bytes("one"));
+  EXPECT_EQ(master.add("n", 2), 2);
+  EXPECT_EQ(rank1.add("n", 5), 7);
+  EXPECT_EQ(master.get("n"), bytes("7"));  // as c10d's stores keep counters: decimal text
+  EXPECT_TRUE(rank1.check({"a", "n"}));
+  EXPECT_FALSE(rank1.check({"a", "absent"}));
+  EXPECT_EQ(rank1.compareSet("a", bytes("two"), bytes("three")), bytes("one"));  // not "two": unchanged
+  EXPECT_EQ(rank1.compareSet("a", bytes("one"), bytes("three")), bytes("three"));
+  EXPECT_EQ(rank1.compareSet("fresh", {}, bytes("x")), bytes("x"));
+  EXPECT_EQ(master.getNumKeys(), 3);
+  EXPECT_TRUE(rank1.deleteKey("fresh"));
+  EXPECT_FALSE(rank1.deleteKey("fresh"));
+  EXPECT_NE(error_of([&] { rank1.add("a", 1); }).find("key 'a' does not hold a number"), std::string::npos);
+  // get and wait block until another rank sets the key.
+  auto later = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    master.set("late", bytes("here"));
+  });
+  EXPECT_EQ(rank1.get("late"), bytes("here"));
+  later.get();
+  rank1.wait({"a", "late"}, std::chrono::seconds(1));
+  // A second connection (libtorch 2.x's clone) sees the same keys.
+  EXPECT_EQ(rank1.clone()->get("late"), bytes("here"));
+}
+
+TEST(RendezvousStore, RefusesARankWithoutTheSecretAndServesTheOthers) {
+  const int port = free_local_port();
+  RendezvousStore master("127.0.0.1", port, kSecret, true, std::chrono::seconds(5));
+  const std::string refused =
+      error_of([&] { RendezvousStore("127.0.0.1", port, kSecret + "-not", false, std::chrono::seconds(5)); });
+  EXPECT_NE(refused.find("the rendezvous at 127.0.0.1:" + std::to_string(port) + ": rank 0 refused this rank: its secret differs"),
+            std::string::npos) << refused;
+  EXPECT_NE(error_of([&] { RendezvousStore("127.0.0.1", port, "", false, std::chrono::seconds(5)); }).find("refused"),
+            std::string::npos);
+  // A peer that skips the handshake and sends requests gets no key: its bytes are taken as a proof,
+  // which fails, and the connection closes.
+  master.set("gloo/address", bytes("10.0.0.1:4000"));
+  const int raw = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(raw, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+  std::string request(64, '\0');  // exactly a challenge and a proof's length, so all of it is read
+  request[0] = 3;                  // shaped as a get of the key
+  request.replace(5, 12, "gloo/address");
+  ASSERT_EQ(::send(raw, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  std::string received;
+  char buffer[256];
+  for (ssize_t n; (n = ::recv(raw, buffer, sizeof buffer, 0)) > 0;) received.append(buffer, static_cast<std::size_t>(n));
+  ::close(raw);
+  EXPECT_EQ(received.size(), 21u + 32u + 1u) << "hello, challenge and one refusal byte, then the end";
+  EXPECT_EQ(received.find("10.0.0.1"), std::string::npos);
+  // The rank with the secret is served all along.
+  RendezvousStore rank1("127.0.0.1", port, kSecret, false, std::chrono::seconds(5));
+  EXPECT_EQ(rank1.get("gloo/address"), bytes("10.0.0.1:4000"));
+}
+
+TEST(RendezvousStore, AMissingKeyIsNamedAfterTheTimeout) {
+  const int port = free_local_port();
+  RendezvousStore master("127.0.0.1", port, kSecret, true, std::chrono::seconds(1));
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string e = error_of([&] { master.get("never"); });
+  EXPECT_NE(e.find("key 'never' did not appear within 1 s"), std::string::npos) << e;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_NE(error_of([&] { master.wait({"never"}, std::chrono::milliseconds(300)); }).find("did not appear"),
+            std::string::npos);
+}
+
+TEST(RendezvousStore, ANonEmotuneListenerIsNamed) {
+  const int port = free_local_port();
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_port = htons(static_cast<uint16_t>(port));
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  ::listen(listener, 1);
+  auto other = std::async(std::launch::async, [&] {
+    const int c = ::accept(listener, nullptr, nullptr);
+    const std::string banner = "SSH-2.0-OpenSSH_9.2 and then some more bytes for good measure\r\n";
+    ::send(c, banner.data(), banner.size(), MSG_NOSIGNAL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::close(c);
+  });
+  const std::string e = error_of([&] { RendezvousStore("127.0.0.1", port, kSecret, false, std::chrono::seconds(3)); });
+  other.get();
+  ::close(listener);
+  EXPECT_NE(e.find("not an emotune rendezvous"), std::string::npos) << e;
+}
+
+TEST_F(Environment, TheSecretComesFromTheVariableOrAPrivateFile) {
+  EXPECT_EQ(rendezvous_secret(), "");
+  const auto file = std::filesystem::temp_directory_path() / ("emotune_secret_" + std::to_string(::getpid()));
+  { std::ofstream(file) << "s3cret-s3cret-s3cret-s3cret\n"; }
+  ::setenv("EMOTUNE_DIST_SECRET_FILE", file.c_str(), 1);
+  ::chmod(file.c_str(), 0644);
+  EXPECT_NE(error_of([] { rendezvous_secret(); }).find("may be read by others: chmod 600"), std::string::npos);
+  ::chmod(file.c_str(), 0600);
+  EXPECT_EQ(rendezvous_secret(), "s3cret-s3cret-s3cret-s3cret");
+  { std::ofstream(file) << "short\n"; }
+  EXPECT_NE(error_of([] { rendezvous_secret(); }).find("shorter than 16 bytes"), std::string::npos);
+  ::setenv("EMOTUNE_DIST_SECRET", "from-the-variable-0123456789", 1);
+  EXPECT_EQ(rendezvous_secret(), "from-the-variable-0123456789");
+  std::filesystem::remove(file);
+  EXPECT_EQ(random_secret().size(), 64u);
+  EXPECT_NE(random_secret(), random_secret());
+}
+
+TEST(Group, RanksOnSeveralHostsNeedASecret) {
+  EXPECT_TRUE(is_loopback("127.0.0.1"));
+  EXPECT_TRUE(is_loopback("::1"));
+  EXPECT_FALSE(is_loopback("10.1.2.3"));
+  Launch l;
+  l.rank = 1;
+  l.world_size = 2;
+  l.master_addr = "10.1.2.3";
+  GroupOptions o;
+  o.timeout = std::chrono::seconds(1);
+  const std::string e = error_of([&] { Group g(l, o); });
+  EXPECT_NE(e.find("rank 1 of 2: MASTER_ADDR 10.1.2.3 is not this host's loopback"), std::string::npos) << e;
+  EXPECT_NE(e.find("{dist_secret_file}"), std::string::npos) << e;
 }
 
 }  // namespace

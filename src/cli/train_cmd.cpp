@@ -100,6 +100,9 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_option("--master-port", launch->master_port, "Port on node 0 (default: a free one on one host, 29500 on several)")
       ->check(CLI::Range(1, 65535));
   cmd->add_option("--dist-backend", o->dist_backend, "gloo (CPU) | nccl (CUDA)")->check(CLI::IsMember({"gloo", "nccl"}));
+  auto secret_file = std::make_shared<std::string>();
+  cmd->add_option("--dist-secret-file", *secret_file,
+                  "File holding the run's shared secret (mode 600; needed on several hosts; or set EMOTUNE_DIST_SECRET)");
   cmd->add_option("--dist-timeout", o->dist_timeout_s, "Seconds a rank waits for the others before giving up with an error")
       ->check(CLI::Range(1, 86400));
   auto offline = std::make_shared<bool>(false);
@@ -116,6 +119,11 @@ void add_train_command(CLI::App& app, Action& action) {
       throw CLI::ValidationError("--nnodes, --node-rank, --master-addr and --master-port go with --nproc-per-node");
     if (launching && std::getenv("WORLD_SIZE"))
       throw CLI::ValidationError("--nproc-per-node: this process is already a rank of a launched run (WORLD_SIZE is set)");
+    // The ranks read it from the environment (dist::rendezvous_secret): the launcher's workers inherit it.
+    if (!secret_file->empty()) {
+      ::setenv("EMOTUNE_DIST_SECRET_FILE", secret_file->c_str(), 1);
+      ::unsetenv("EMOTUNE_DIST_SECRET");  // the flag wins over the variable
+    }
     action = [o, offline, launch, launching] {
       const auto fo = fetch::cli_fetch_options(*offline);
       o->base_dir = resolve_model_flag(o->base_dir, *offline, "--base");

@@ -13,7 +13,9 @@
 #include <c10/util/Logging.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "dist/store.h"
+#include "util/errors.h"
 
 namespace emotune::dist {
 
@@ -74,6 +76,7 @@ std::optional<Launch> launch_from_environment() {
     if (*port < 1 || *port > 65535) throw std::invalid_argument("MASTER_PORT=" + std::to_string(*port) + " is outside 1..65535");
     l.master_port = static_cast<int>(*port);
   }
+  l.secret = rendezvous_secret();
   return l;
 }
 
@@ -168,15 +171,16 @@ Group::Group(const Launch& l, const GroupOptions& options)
   const std::string where = l.master_addr + ":" + std::to_string(l.master_port);
   const std::string me = "rank " + std::to_string(l.rank) + " of " + std::to_string(l.world_size);
   impl_->me = me;
-  c10d::TCPStoreOptions so;
-  so.port = static_cast<std::uint16_t>(l.master_port);
-  so.isServer = l.rank == 0;
-  so.numWorkers = static_cast<std::size_t>(l.world_size);
-  so.waitWorkers = false;
-  so.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options.timeout);
-  c10::intrusive_ptr<c10d::TCPStore> tcp;
+  // Over the network only ranks holding the secret may meet; on one host nothing listens beyond loopback.
+  if (l.secret.empty() && !is_loopback(l.master_addr))
+    throw SettingError(me + ": MASTER_ADDR " + l.master_addr + " is not this host's loopback, and ranks on several hosts "
+                       "need a shared secret: {dist_secret_file} FILE (the same on every host) or EMOTUNE_DIST_SECRET");
+  c10::intrusive_ptr<RendezvousStore> tcp;
   try {
-    tcp = c10::make_intrusive<c10d::TCPStore>(l.master_addr, so);
+    tcp = c10::make_intrusive<RendezvousStore>(l.master_addr, l.master_port, l.secret, l.rank == 0,
+                                               std::chrono::duration_cast<std::chrono::milliseconds>(options.timeout));
+  } catch (const SettingError&) {
+    throw;  // refused: the message says why
   } catch (const std::exception& e) {
     const std::string why = library_message(e);
     throw std::runtime_error(me + ": " +

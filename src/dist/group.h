@@ -1,6 +1,7 @@
 // Data-parallel training's process group: the ranks of one run, found through torch.distributed's
-// rendezvous (a c10d TCPStore at MASTER_ADDR:MASTER_PORT) and talking over gloo (CPU) or NCCL (CUDA),
-// as torchrun-launched PyTorch programs do. A run of one process gets a group of one, whose
+// rendezvous at MASTER_ADDR:MASTER_PORT (dist/store.h: served by rank 0 on that address alone, to
+// ranks that prove the run's secret) and talking over gloo (CPU), as torchrun-launched PyTorch
+// programs do. A run of one process gets a group of one, whose
 // collectives do nothing, so the training loop reads the same either way.
 #pragma once
 
@@ -15,11 +16,12 @@
 namespace emotune::dist {
 
 // Where this process stands, as torchrun's environment says it: RANK, WORLD_SIZE, LOCAL_RANK,
-// LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+// LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT; and the run's secret (dist/store.h, rendezvous_secret()).
 struct Launch {
   int rank = 0, world_size = 1, local_rank = 0, local_world_size = 1;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
+  std::string secret;  // required unless MASTER_ADDR is this host's loopback
 };
 
 // The launch described by the environment; nothing when WORLD_SIZE is unset (a plain run). Malformed

@@ -1,4 +1,5 @@
 #include "dist/launcher.h"
+#include "dist/store.h"
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -119,6 +120,15 @@ int run_workers(const LauncherOptions& o) {
   const int port = o.master_port ? o.master_port : o.nnodes > 1 ? 29500 : free_local_port();
   const int world = o.nproc_per_node * o.nnodes;
   const auto args = worker_arguments(own_command_line());
+  // The workers prove this secret to the rendezvous (dist/store.h); it reaches them in their
+  // environment, never on a command line.
+  std::string secret = rendezvous_secret();
+  if (secret.empty()) {
+    if (o.nnodes > 1)
+      throw std::invalid_argument("{nnodes} " + std::to_string(o.nnodes) + ": ranks on several hosts need a shared secret: "
+                                  "{dist_secret_file} FILE (the same content on every host, mode 600) or EMOTUNE_DIST_SECRET");
+    secret = random_secret();  // one host: a fresh one, known to this launcher's workers alone
+  }
 
   const util::StopSignals signals;  // each is forwarded to the workers, which stop cleanly
 
@@ -130,7 +140,7 @@ int run_workers(const LauncherOptions& o) {
         {"RANK", std::to_string(rank)},          {"WORLD_SIZE", std::to_string(world)},
         {"LOCAL_RANK", std::to_string(i)},       {"LOCAL_WORLD_SIZE", std::to_string(o.nproc_per_node)},
         {"GROUP_RANK", std::to_string(o.node_rank)}, {"MASTER_ADDR", addr},
-        {"MASTER_PORT", std::to_string(port)}};
+        {"MASTER_PORT", std::to_string(port)},      {"EMOTUNE_DIST_SECRET", secret}};
     const pid_t pid = start_worker(args, env, group);
     if (!group) group = pid;
     workers.push_back(Worker{rank, pid, std::nullopt});

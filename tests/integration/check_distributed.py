@@ -2,7 +2,8 @@
 torchrun's environment, or on two "hosts" in their own network namespaces) give the same per-step
 losses, evaluations and final weights as one process at the same global batch; a run stopped with
 Ctrl-C resumes to the same weights; a missing master, a wrong world size, differing arguments and a
-dead rank each end every rank with one clear error line, and nothing hangs."""
+dead rank each end every rank with one clear error line, and nothing hangs. Over the network only ranks
+holding the run's secret meet; on one host the rendezvous listens on loopback alone."""
 import json
 import os
 import shutil
@@ -266,25 +267,70 @@ class TwoHosts(Case):
             subprocess.run(["ip", "-n", n, "addr", "add", a + "/24", "dev", v], check=True)
             subprocess.run(["ip", "-n", n, "link", "set", v, "up"], check=True)
             subprocess.run(["ip", "-n", n, "link", "set", "lo", "up"], check=True)
+        self.secret = self.secret_file("secret", "a-shared-secret-of-this-run-0123456789")
+
+    def secret_file(self, name, content):
+        path = self.path(name)
+        with open(path, "w") as f:
+            f.write(content + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def node(self, node, out, *extra, port="29561"):
+        """Node `node`'s launcher, in its namespace, started."""
+        cmd = ["ip", "netns", "exec", self.ns[node], *self.args(out, "--nproc-per-node", "1", "--nnodes", "2",
+                                                                "--node-rank", str(node), "--master-addr", self.addr[0],
+                                                                "--master-port", port, *extra)]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def test_two_hosts_match_one_process(self):
         out = self.path("hosts")
-        procs = []
-        for node in range(2):
-            cmd = ["ip", "netns", "exec", self.ns[node], *self.args(out, "--nproc-per-node", "1", "--nnodes", "2",
-                                                                    "--node-rank", str(node), "--master-addr",
-                                                                    self.addr[0], "--master-port", "29561")]
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        procs = [self.node(n, out, "--dist-secret-file", self.secret) for n in range(2)]
         for p in procs:
             _, err = p.communicate(timeout=180)
             self.assertEqual(p.returncode, 0, err.decode())
         self.assert_same_run(self.single(), out)
 
+    def test_a_host_without_the_secret_is_refused(self):
+        """A rank whose secret differs is refused by rank 0 before it reads or writes a key; a host with no
+        secret at all does not start."""
+        other = self.secret_file("other", "another-secret-altogether-0123456789")
+        a = self.node(0, self.path("refused"), "--dist-secret-file", self.secret, "--dist-timeout", "8", port="29563")
+        b = self.node(1, self.path("refused"), "--dist-secret-file", other, "--dist-timeout", "8", port="29563")
+        _, err_b = b.communicate(timeout=60)
+        _, err_a = a.communicate(timeout=60)
+        self.assertNotEqual(b.returncode, 0)
+        self.assertIn("rank 0 refused this rank: its secret differs (give every rank the same --dist-secret-file",
+                      err_b.decode())
+        self.assertNotEqual(a.returncode, 0)
+        self.assertIn("only 1 of WORLD_SIZE=2 ranks joined", err_a.decode())
+        p = self.node(1, self.path("nosecret"), port="29564")
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--nnodes 2: ranks on several hosts need a shared secret: --dist-secret-file", err.decode())
+
+    def test_one_host_listens_on_loopback_alone(self):
+        """Two workers on host A meet at 127.0.0.1: host B cannot reach the rendezvous port on A's address,
+        while A itself can."""
+        out, port = self.path("loopback"), 29565
+        cmd = ["ip", "netns", "exec", self.ns[0], *self.args(out, "--nproc-per-node", "2", "--master-port", str(port),
+                                                             steps=100000)]
+        run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: (run.kill(), run.communicate()))
+        wait_for_lines(os.path.join(out, "metrics.jsonl"), 1, 120)
+        probe = "import socket,sys; s=socket.socket(); s.settimeout(3); sys.exit(s.connect_ex((sys.argv[1], int(sys.argv[2]))))"
+        def reach(ns, addr):
+            return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe, addr, str(port)],
+                                  timeout=30).returncode == 0
+        self.assertTrue(reach(self.ns[0], "127.0.0.1"))
+        self.assertFalse(reach(self.ns[1], self.addr[0]))
+        self.assertFalse(reach(self.ns[0], self.addr[0]))
+
     def test_host_without_a_route_to_the_master(self):
         p = subprocess.run(["ip", "netns", "exec", self.ns[1],
                             *self.args(self.path("noroute"), "--nproc-per-node", "1", "--nnodes", "2", "--node-rank",
                                        "1", "--master-addr", "10.213.78.1", "--master-port", "29562",
-                                       "--dist-timeout", "3")],
+                                       "--dist-timeout", "3", "--dist-secret-file", self.secret)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("10.213.78.1", p.stderr.decode())
