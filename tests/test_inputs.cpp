@@ -197,16 +197,82 @@ TEST(AtomicFiles, ADirectoryIsReplacedOnlyWhenAskedAndWhole) {
   EXPECT_TRUE(fs::exists(run / "b"));
 }
 
-TEST(AtomicFiles, CleanUpRestoresAMovedAsideRunWhoseWriterDied) {
+// This process's writer tag, read off the temporary name a real write uses.
+std::string writer_tag(const fs::path& dir) {
+  std::string tag;
+  emotune::util::write_file_atomically(dir / "probe", [&](std::ostream&) {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string name = e.path().filename().string();
+      const auto at = name.find(".emotune-tmp.");
+      if (at != std::string::npos) tag = name.substr(at + 13, 12);
+    }
+  });
+  fs::remove(dir / "probe");
+  return tag;
+}
+
+TEST(AtomicFiles, CleanUpTouchesOnlyDeadEmotuneWritersOfThisHost) {
   TempDir d;
-  // A writer (a pid that cannot be alive: above pid_max) moved "run" aside and died before moving the
-  // new one in: the old one is the only copy and comes back.
-  fs::create_directory(d.path / ".run.old.999999999");
-  std::ofstream(d.path / ".run.old.999999999" / "model.safetensors") << "w";
-  std::ofstream(d.path / ".notes.tmp.999999999") << "half";
+  const std::string tag = writer_tag(d.path);
+  ASSERT_EQ(tag.size(), 12u);
+  const std::string dead = "." + tag + ".999999999";  // a pid above pid_max: not alive
+  // A writer moved "run" aside and died before moving the new one in: the old one is the only copy.
+  fs::create_directory(d.path / (".run.emotune-old" + dead));
+  std::ofstream(d.path / (".run.emotune-old" + dead) / "model.safetensors") << "w";
+  std::ofstream(d.path / (".notes.emotune-tmp" + dead)) << "half";
+  // Not ours to touch: another program's names, another host's (or container's) writer, a living
+  // writer, and a kept run.
+  const std::vector<std::string> others{".notes.tmp.999999999", ".run.old.999999999",
+                                        ".x.emotune-tmp.0123456789ab.999999999",
+                                        ".y.emotune-tmp." + tag + "." + std::to_string(::getpid()), ".z.emotune-kept"};
+  for (const auto& name : others) std::ofstream(d.path / name) << "keep me";
   EXPECT_EQ(emotune::util::clean_up_after_dead_writers(d.path), 2u);
   EXPECT_TRUE(fs::exists(d.path / "run" / "model.safetensors"));
-  EXPECT_FALSE(fs::exists(d.path / ".notes.tmp.999999999"));
+  EXPECT_FALSE(fs::exists(d.path / (".notes.emotune-tmp" + dead)));
+  for (const auto& name : others) EXPECT_TRUE(fs::exists(d.path / name)) << name;
+  // The old copy of a run whose new one is complete (the writer died after the swap) goes.
+  fs::create_directory(d.path / (".run.emotune-old" + dead));
+  EXPECT_EQ(emotune::util::clean_up_after_dead_writers(d.path), 1u);
+  EXPECT_TRUE(fs::exists(d.path / "run" / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(d.path / (".run.emotune-old" + dead)));
+}
+
+TEST(AtomicFiles, AReplacedRunIsKeptUntilItsReplacementFinishes) {
+  TempDir d;
+  const auto run = d.path / "run";
+  auto fresh_run = [&](const char* content) {
+    fs::create_directories(run);
+    std::ofstream(run / "model.safetensors") << content;
+  };
+  auto content = [&](const fs::path& dir) { return contents(dir / "model.safetensors"); };
+  fresh_run("old");
+  { emotune::util::KeptRun kept(run); }  // the new run failed: the old one is back
+  EXPECT_EQ(content(run), "old");
+  {
+    emotune::util::KeptRun kept(run);
+    fresh_run("new");
+    kept.discard();  // finished
+  }
+  EXPECT_EQ(content(run), "new");
+  EXPECT_FALSE(fs::exists(emotune::util::KeptRun::path_for(run)));
+  {
+    emotune::util::KeptRun kept(run);
+    fresh_run("stopped");
+    kept.keep();  // stopped: both stay
+  }
+  EXPECT_EQ(content(run), "stopped");
+  EXPECT_EQ(content(emotune::util::KeptRun::path_for(run)), "new");
+  {
+    // Replaced again before the stopped one finished: the complete "new" stays kept, "stopped" goes.
+    emotune::util::KeptRun kept(run);
+    EXPECT_FALSE(fs::exists(run));
+    EXPECT_EQ(content(kept.path()), "new");
+    fresh_run("again");
+    kept.keep();
+  }
+  EXPECT_TRUE(emotune::util::discard_kept_run(run));  // the resumed one finished
+  EXPECT_FALSE(emotune::util::discard_kept_run(run));
+  EXPECT_EQ(content(run), "again");
 }
 
 }  // namespace

@@ -279,7 +279,7 @@ class Trainer {
   int64_t current_epoch_ = -1;
   std::vector<std::size_t> order_;
   fs::path resume_from_;
-  std::optional<util::MovedAside> replaced_run_;  // the old output directory under --overwrite, until we finish
+  std::optional<util::KeptRun> replaced_run_;  // the old output directory under --overwrite, until we finish
   bool tty_ = false;
 };
 
@@ -737,13 +737,20 @@ int Trainer::run() {
     if (stop && done < total_steps_) {
       if (tty_) std::fputc('\n', stderr);
       spdlog::warn("stopped at step {}: checkpoint saved; continue with --resume", done);
-      if (replaced_run_) replaced_run_->discard();
+      if (replaced_run_) {
+        // Both stay: this run to resume, the one it replaces until this one finishes.
+        replaced_run_->keep();
+        spdlog::warn("the run this one replaces is kept in {} until it finishes", replaced_run_->path().string());
+      }
       return 130;
     }
   }
   if (tty_) std::fputc('\n', stderr);
   if (group_.is_writer()) model::save_model_files(out_, *bundle_->model, *bundle_->tokenizer);
   if (replaced_run_) replaced_run_->discard();
+  // A resumed replacement has finished now: the run it replaced goes.
+  if (o_.resume && group_.is_writer() && util::discard_kept_run(out_))
+    spdlog::info("removed the run this one replaced ({})", util::KeptRun::path_for(out_).string());
   spdlog::info("model written to {}", out_.string());
   return 0;
 }
@@ -752,12 +759,14 @@ int Trainer::run() {
 void Trainer::stop_diverged(int64_t done, const std::string& what) {
   if (tty_) std::fputc('\n', stderr);
   std::string kept;
-  if (done > 0) {
+  if (replaced_run_) {
+    replaced_run_->restore();  // a failed replacement gives the old run back
+    kept = "; the run it was replacing is back in " + out_.string();
+  } else if (done > 0) {
     save_checkpoint(done);
     kept = "; the weights after step " + std::to_string(done) + " are in " +
            (out_ / "checkpoints" / ("step-" + std::to_string(done))).string();
   }
-  if (replaced_run_) replaced_run_->discard();
   throw std::runtime_error("training diverged: " + what + " (try a lower {lr})" + kept);
 }
 

@@ -1,11 +1,14 @@
 #include "util/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <regex>
 
@@ -18,10 +21,35 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_sibling(const fs::path& target, const char* tag) {
-  fs::path name = target.filename();
-  if (name.empty()) name = target.parent_path().filename();
-  return target.parent_path() / ("." + name.string() + tag + std::to_string(::getpid()));
+// This host, boot and PID namespace, as 12 hex digits (FNV-1a): PIDs compare only under one tag.
+const std::string& writer_host() {
+  static const std::string tag = [] {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::string identity = host;
+    std::ifstream boot("/proc/sys/kernel/random/boot_id");
+    std::string boot_id;
+    std::getline(boot, boot_id);
+    identity += "/" + boot_id;
+    struct stat pid_namespace {};
+    if (::stat("/proc/self/ns/pid", &pid_namespace) == 0) identity += "/" + std::to_string(pid_namespace.st_ino);
+    std::uint64_t h = 14695981039346656037ULL;
+    for (unsigned char c : identity) h = (h ^ c) * 1099511628211ULL;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+    return std::string(hex, 12);
+  }();
+  return tag;
+}
+
+fs::path name_of(const fs::path& target) {
+  return target.filename().empty() ? target.parent_path().filename() : target.filename();
+}
+
+// ".NAME.emotune-KIND.HOST.PID" beside `target`.
+fs::path temp_sibling(const fs::path& target, const char* kind) {
+  return target.parent_path() /
+         ("." + name_of(target).string() + ".emotune-" + kind + "." + writer_host() + "." + std::to_string(::getpid()));
 }
 
 // Makes what was written to `path` (a file's bytes, a directory's entries) durable before the
@@ -49,7 +77,7 @@ void sync_tree(const fs::path& dir) {
 }  // namespace
 
 void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
-  const fs::path tmp = temp_sibling(path, ".tmp.");
+  const fs::path tmp = temp_sibling(path, "tmp");
   try {
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -77,8 +105,8 @@ void write_directory_atomically(const fs::path& dir_in, bool overwrite, const st
   if (fs::exists(dir) && !overwrite)
     throw std::runtime_error("output directory " + dir.string() + " already exists (use {overwrite} to replace it)");
   if (!dir.parent_path().empty()) fs::create_directories(dir.parent_path());
-  const fs::path tmp = temp_sibling(dir, ".tmp.");
-  const fs::path old = temp_sibling(dir, ".old.");
+  const fs::path tmp = temp_sibling(dir, "tmp");
+  const fs::path old = temp_sibling(dir, "old");
   std::error_code ec;
   fs::remove_all(tmp, ec);
   try {
@@ -105,15 +133,14 @@ bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid)
 std::size_t clean_up_after_dead_writers(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return 0;
-  static const std::regex pattern(R"(\.(.+)\.(tmp|old)\.([0-9]{1,9}))");
-  std::vector<std::pair<fs::path, std::smatch>> found;
+  static const std::regex pattern(R"(\.(.+)\.emotune-(tmp|old)\.([0-9a-f]{12})\.([0-9]{1,9}))");
   std::size_t cleaned = 0;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
     std::smatch m;
-    if (!std::regex_match(name, m, pattern)) continue;
+    if (!std::regex_match(name, m, pattern) || m[3] != writer_host()) continue;
     long pid = 0;
-    const std::string digits = m[3];
+    const std::string digits = m[4];
     std::from_chars(digits.data(), digits.data() + digits.size(), pid);
     if (pid == ::getpid() || process_alive(pid)) continue;
     const fs::path original = dir / m[1].str();
@@ -126,27 +153,45 @@ std::size_t clean_up_after_dead_writers(const fs::path& dir) {
   return cleaned;
 }
 
-MovedAside::MovedAside(const fs::path& dir) : dir_(dir), aside_(temp_sibling(dir, ".old.")) {
-  std::error_code ec;
-  fs::remove_all(aside_, ec);
-  fs::rename(dir_, aside_);
+fs::path KeptRun::path_for(const fs::path& dir) {
+  const fs::path d = dir.has_filename() ? dir : dir.parent_path();
+  return d.parent_path() / ("." + name_of(d).string() + ".emotune-kept");
 }
 
-void MovedAside::restore() {
+KeptRun::KeptRun(const fs::path& dir) : dir_(dir.has_filename() ? dir : dir.parent_path()), kept_(path_for(dir)) {
+  if (fs::exists(kept_)) {
+    fs::remove_all(dir_);  // an unfinished replacement of the kept run
+  } else {
+    fs::rename(dir_, kept_);
+    sync_to_disk(parent_or_here(dir_));
+  }
+}
+
+void KeptRun::restore() {
   if (done_) return;
   std::error_code ec;
   fs::remove_all(dir_, ec);
-  fs::rename(aside_, dir_, ec);
+  fs::rename(kept_, dir_, ec);
   done_ = true;
 }
 
-void MovedAside::discard() {
+void KeptRun::discard() {
   if (done_) return;
   std::error_code ec;
-  fs::remove_all(aside_, ec);
+  fs::remove_all(kept_, ec);
   done_ = true;
 }
 
-MovedAside::~MovedAside() { restore(); }
+void KeptRun::keep() { done_ = true; }
+
+KeptRun::~KeptRun() { restore(); }
+
+bool discard_kept_run(const fs::path& dir) {
+  std::error_code ec;
+  const fs::path kept = KeptRun::path_for(dir);
+  if (!fs::exists(kept, ec)) return false;
+  fs::remove_all(kept, ec);
+  return !ec;
+}
 
 }  // namespace emotune::util

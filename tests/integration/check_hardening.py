@@ -3,6 +3,8 @@ non-zero exit, nothing is lost and nothing hangs. Each test is one probe of the 
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -10,12 +12,24 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
-from harness import EMOTUNE, GOEMOTIONS, first_lines, http_call, init_model, main, run  # noqa: E402
+from harness import EMOTUNE, GOEMOTIONS, first_lines, http_call, init_model, main, run, wait_for_lines  # noqa: E402
 
 import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 TINY = dict(dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=64)
+
+
+def writer_tag():
+    """The tag emotune's temporary names carry on this host (util/atomic_file.cpp): FNV-1a 64 of
+    hostname/boot_id/PID-namespace inode, first 12 hex digits."""
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        boot = f.readline().rstrip("\n")
+    identity = f"{socket.gethostname()}/{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    h = 14695981039346656037
+    for c in identity.encode():
+        h = ((h ^ c) * 1099511628211) % (1 << 64)
+    return f"{h:016x}"[:12]
 
 
 class Case(unittest.TestCase):
@@ -94,7 +108,32 @@ class NoLostRuns(Case):
             f.write("text\t99\tid\n")
         self.assert_error(self.train(out, "--overwrite", "--train-file", bad), "bad_label.tsv:1")
         self.assert_unchanged(out, weights)
-        self.assertFalse([n for n in os.listdir(self.tmp) if ".old." in n or ".tmp." in n])
+        self.assertFalse([n for n in os.listdir(self.tmp) if ".emotune-" in n])
+
+    def test_overwrite_gives_the_old_run_back_on_divergence_and_keeps_it_past_a_stop(self):
+        out, weights = self.finished_run("replaced")
+        kept = self.path(".replaced.emotune-kept")
+        p = self.train(out, "--overwrite", "--lr", "1e30", "--max-steps", "50", timeout=60)
+        self.assert_error(p, "diverged", "is back in")
+        self.assert_unchanged(out, weights)
+        self.assertFalse(os.path.exists(kept))
+        # Stopped (SIGTERM): the new run stays resumable and the old one is kept beside it...
+        args = ["--overwrite", "--max-steps", "3000", "--log-every", "1", "--eval-every", "none"]
+        proc = subprocess.Popen([EMOTUNE, "train", "--model", self.model, "--train-file", self.train_tsv, "--dev-file",
+                                 self.dev_tsv, "--output", out, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for_lines(os.path.join(out, "metrics.jsonl"), 3, 60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 130, err.decode())
+        self.assertIn("kept in " + kept, err.decode())
+        with open(os.path.join(kept, "model.safetensors"), "rb") as f:
+            self.assertEqual(f.read(), weights)
+        # ...until the resumed run finishes.
+        p = self.train(out, "--max-steps", "3000", "--log-every", "1", "--eval-every", "none", "--resume", timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertFalse(os.path.exists(kept))
+        with open(os.path.join(out, "model.safetensors"), "rb") as f:
+            self.assertNotEqual(f.read(), weights)
 
     def test_output_that_holds_the_input_model_is_refused(self):
         model = self.copy_model("input_model")
@@ -208,7 +247,7 @@ class NoLostRuns(Case):
     def test_temporaries_of_a_killed_save_are_removed_on_resume(self):
         out = self.interrupted_run("killed")
         dead_pid = "4194000"
-        stale = os.path.join(out, "checkpoints", f".step-3.tmp.{dead_pid}")
+        stale = os.path.join(out, "checkpoints", f".step-3.emotune-tmp.{writer_tag()}.{dead_pid}")
         os.makedirs(stale)
         with open(os.path.join(stale, "model.safetensors"), "wb") as f:
             f.write(b"partial")
