@@ -1,5 +1,6 @@
 // The rendezvous store of a data-parallel run: the key-value store (torch.distributed's c10d::Store
-// API) through which the ranks meet and gloo swaps its addresses. Rank 0 serves it on MASTER_ADDR's
+// API) through which the ranks meet and gloo swaps its addresses; its protocol and server are in
+// dist/rendezvous.h. Rank 0 serves it on MASTER_ADDR's
 // own address and nowhere else (libtorch 1.13's TCPStore listens on every interface and answers
 // anyone), and it serves only a peer that has proven it holds the run's secret: both sides answer
 // the other's fresh 32-byte challenge with HMAC-SHA256 under the secret before any key is read or
@@ -15,6 +16,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "dist/rendezvous.h"
 
 namespace emotune::dist {
 
@@ -45,24 +48,12 @@ class RendezvousStore : public c10d::Store {
   std::string listening_address() const;
 
  private:
-  struct Server;
   struct Connection;
   std::string address_, secret_;
   int port_;
-  std::unique_ptr<Server> server_;
+  std::unique_ptr<rendezvous::Server> server_;
   std::unique_ptr<Connection> connection_;
   std::mutex mutex_;  // one request at a time on the connection
 };
-
-// The run's secret: $EMOTUNE_DIST_SECRET, else the content of the file $EMOTUNE_DIST_SECRET_FILE
-// (`train --dist-secret-file` sets it), else empty. A file that others may read, or a secret shorter
-// than 16 bytes, throws.
-std::string rendezvous_secret();
-
-// A fresh random secret (64 hex digits), for the launcher's workers on one host.
-std::string random_secret();
-
-// Whether `address` (a name or a literal) is this host's loopback (127.0.0.0/8, ::1).
-bool is_loopback(const std::string& address);
 
 }  // namespace emotune::dist
