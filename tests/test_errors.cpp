@@ -61,6 +61,9 @@ TEST(Errors, TheCliExitsTwoForTheCallersFailuresAndOneForOurs) {
   r = report_failure(thrown(emotune::InputError("data/train.tsv:3: a label id 99 is out of range\nmore")));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.line, "emotune: error: data/train.tsv:3: a label id 99 is out of range");
+  // Input quoted in a message reaches the terminal without its escape sequences.
+  r = report_failure(thrown(emotune::InputError("input line 2: \"time\" is not a time: \x1b[2J\x1b]0;x\x07")));
+  EXPECT_EQ(r.line, "emotune: error: input line 2: \"time\" is not a time: \\x1b[2J\\x1b]0;x\\x07");
   r = report_failure(thrown(std::runtime_error("cannot write runs/m")));
   EXPECT_EQ(r.exit_code, 2);
   r = report_failure(thrown(std::bad_alloc()));
@@ -99,3 +102,11 @@ TEST(Errors, TheServerAnswersFourHundredsForTheClientsFailuresAndFiveHundredOnly
 }
 
 }  // namespace
+
+TEST(Printable, EscapesWhatATerminalWouldObey) {
+  using emotune::printable;
+  EXPECT_EQ(printable("plain text, tabs\tand ünïcödé 😀"), "plain text, tabs\tand ünïcödé 😀");
+  EXPECT_EQ(printable("\x1b]0;pwned\x07\x1b[2J"), "\\x1b]0;pwned\\x07\\x1b[2J");
+  EXPECT_EQ(printable("c1 \xc2\x9b" "31m csi, del \x7f"), "c1 \\u{9b}31m csi, del \\x7f");
+  EXPECT_EQ(printable("cut \xc2"), "cut \xc2");  // a lone lead byte is not a control character
+}

@@ -190,3 +190,30 @@ TEST(Monitor, TheTimelineStaysBoundedHoweverLongTheStream) {
   EXPECT_EQ(counted, sources[0].total);
   EXPECT_EQ(m.summary()["a"]["window"]["messages"], 3);
 }
+
+TEST(Monitor, KeepsAtMostMaxSourcesDroppingTheLeastRecentlyActive) {
+  mon::Monitor m(kLabels, kThresholds, {3, 0}, {}, false, 3);
+  const std::vector<float> scores{0.2f, 0.3f, 0.4f};
+  m.add(message(0, "a"), scores);
+  m.add(message(1, "b"), scores);
+  m.add(message(2, "c"), scores);
+  m.add(message(3, "a"), scores);  // a is active again: b is now the least recent
+  m.add(message(4, "d"), scores);
+  const auto s = m.summary();
+  EXPECT_EQ(s.size(), 3u);
+  EXPECT_TRUE(s.contains("a") && s.contains("c") && s.contains("d"));
+  EXPECT_EQ(s["a"]["messages"], 2);
+  EXPECT_EQ(m.sources_dropped(), 1u);
+  // A stream of ever new sources stays at the bound.
+  for (int i = 0; i < 1000; ++i) m.add(message(10 + i, "s" + std::to_string(i)), scores);
+  EXPECT_EQ(m.sources_by_activity().size(), 3u);
+  EXPECT_EQ(m.sources_dropped(), 1001u);
+  EXPECT_EQ(m.messages_total(), 1005u);
+}
+
+TEST(Monitor, ADurationWindowKeepsABoundedNumberOfMessages) {
+  mon::Monitor m(kLabels, kThresholds, {0, 24 * 60 * 60000LL}, {}, false);
+  const std::vector<float> scores{0.2f, 0.3f, 0.4f};
+  for (std::size_t i = 0; i < mon::Monitor::kMaxSpanMessages + 50; ++i) m.add({0, "a", ""}, scores);  // all at once
+  EXPECT_EQ(m.summary()["a"]["window"]["messages"], mon::Monitor::kMaxSpanMessages);
+}

@@ -57,6 +57,13 @@ TEST(PredictionWriter, PrettyShowsBarsBestFirstAndMarksWhatPasses) {
                        "  neutral " + bars18 + std::string(12, ' ') + " 0.600\n");
 }
 
+TEST(PredictionWriter, PrettyPrintsNoEscapeSequencesFromTheText) {
+  std::ostringstream out;
+  PredictionWriter w(out, PredictionFormat::Pretty, kLabels, {0.5f, 0.5f, 0.7f}, 2, false);
+  w.write("hi\x1b[2J\x1b]0;title\x07", example());
+  EXPECT_EQ(out.str().substr(0, out.str().find('\n')), "hi\\x1b[2J\\x1b]0;title\\x07");
+}
+
 TEST(PredictionWriter, UnknownFormatNamesTheSetting) {
   EXPECT_THROW(
       {

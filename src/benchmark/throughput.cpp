@@ -101,11 +101,14 @@ nlohmann::ordered_json measure_throughput(const ThroughputOptions& a) {
     if (k < a.warmup) continue;
     seconds += dt;
     step_ms.push_back(dt * 1e3);
-    const double seq = static_cast<double>(mb.inputs.input_ids.size(1));
     real += static_cast<double>(mb.inputs.real_tokens);
     padded += static_cast<double>(mb.inputs.input_ids.numel());
-    flops += static_cast<double>(mb.inputs.real_tokens) * bundle.config().forward_flops_per_token(seq) *
-             (a.mode == "train" ? 3.0 : 1.0);
+    // Executed work only: each text's own tokens (no padding), the last layer's skipped rows left out;
+    // a training step's backward pass is counted as twice its forward.
+    const auto lengths = mb.inputs.attention_mask.sum(1).to(torch::kCPU);
+    for (int64_t i = 0; i < lengths.size(0); ++i)
+      flops += bundle.config().classifier_forward_flops(static_cast<double>(lengths[i].item<int64_t>())) *
+               (a.mode == "train" ? 3.0 : 1.0);
   }
   // float32: libtorch's BLAS (or the GPU's cuBLAS) and oneDNN; the useful fraction is of the faster one.
   auto torch_mm = [](const torch::Tensor& x, const torch::Tensor& w) { return torch::mm(x, w); };

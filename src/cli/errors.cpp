@@ -17,7 +17,7 @@ std::string first_line(std::string s) {
 namespace {
 
 FailureReport internal(const std::string& what) {
-  return {1, "emotune: internal error: " + first_line(what) +
+  return {1, "emotune: internal error: " + printable(first_line(what)) +
                  " (a bug in emotune, not in your input: please report it with the command that caused it)"};
 }
 
@@ -32,7 +32,7 @@ FailureReport report_failure(const std::exception_ptr& failure) {
     return internal(e.what_without_backtrace());
   } catch (const std::exception& e) {
     if (classify(e) == Failure::Internal) return internal(e.what());
-    return {2, "emotune: error: " + first_line(render_settings(e.what(), /*as_flags=*/true))};
+    return {2, "emotune: error: " + printable(first_line(render_settings(e.what(), /*as_flags=*/true)))};
   } catch (...) {
     return internal("an exception that is not a std::exception");
   }

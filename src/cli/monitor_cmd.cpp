@@ -32,6 +32,7 @@ struct MonitorArgs {
   bool keep_text = false;
   bool skip_bad_lines = false;
   std::size_t batch_size = 32;
+  std::size_t max_sources = monitor::Monitor::kDefaultMaxSources;
   int threads = 0;
   std::string device = "cpu";
   std::string precision;
@@ -67,7 +68,8 @@ int run_monitor(const MonitorArgs& a) {
       throw SettingError(std::string("--rules ") + e.what());
     }
   }
-  monitor::Monitor mon(bundle.labels(), infer::load_thresholds(a.model_dir, bundle.labels()), window, rules, a.keep_text);
+  monitor::Monitor mon(bundle.labels(), infer::load_thresholds(a.model_dir, bundle.labels()), window, rules, a.keep_text,
+                       a.max_sources);
   std::ofstream alerts_file;
   if (!a.alerts.empty()) {
     alerts_file.open(a.alerts, std::ios::app);  // appended: alerts of earlier runs stay
@@ -80,8 +82,10 @@ int run_monitor(const MonitorArgs& a) {
   std::string listed;
   for (auto n : summary.first_bad_lines) listed += (listed.empty() ? "" : ", ") + std::to_string(n);
   const bool more = summary.bad_lines > summary.first_bad_lines.size();
-  spdlog::info("monitor: {} messages from {} sources, {} alerts{}{}", mon.messages_total(),
-               mon.sources_by_activity().size(), mon.alerts_total(),
+  spdlog::info("monitor: {} messages from {} sources{}, {} alerts{}{}", mon.messages_total(),
+               mon.sources_by_activity().size(),
+               mon.sources_dropped() ? " (" + std::to_string(mon.sources_dropped()) + " less recent ones dropped: --max-sources)" : "",
+               mon.alerts_total(),
                summary.bad_lines ? ", " + std::to_string(summary.bad_lines) + " malformed lines skipped (lines " + listed +
                                        (more ? ", ..." : "") + ")"
                                  : "",
@@ -107,6 +111,9 @@ void add_monitor_command(CLI::App& app, Action& action) {
   cmd->add_flag("--keep-text", a->keep_text, "Keep the window's texts (in summary.json); otherwise no text is kept");
   cmd->add_flag("--skip-bad-lines", a->skip_bad_lines, "Skip and count malformed lines instead of stopping");
   cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-sources", a->max_sources,
+                  "Sources kept at once (default 10000): the least recently active one makes room for a new one")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10000000}));
   add_runtime_options(cmd, a->threads, a->device, a->precision, a->offline);
   cmd->callback([a, &action] {
     action = [a] {

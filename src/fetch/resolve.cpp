@@ -1,6 +1,7 @@
 #include "fetch/resolve.h"
 
 #include "util/atomic_file.h"
+#include "util/errors.h"
 
 #include <unistd.h>
 
@@ -57,6 +58,8 @@ bool offline(const FetchOptions& o) { return o.offline || hub_offline_from_env()
 FetchOptions cli_fetch_options(bool offline) {
   FetchOptions o;
   o.offline = offline;
+  const std::string pickle = env("EMOTUNE_ALLOW_PICKLE");
+  o.allow_pickle = pickle == "1" || pickle == "true" || pickle == "yes";
   o.progress = ::isatty(STDERR_FILENO) != 0;
   return o;
 }
@@ -89,6 +92,14 @@ void check_replaceable(const fs::path& dest) {
   throw std::invalid_argument("{to} " + dest.string() + " holds files that are not a model: choose a new or empty directory");
 }
 
+// A hub model whose weights are only a Python pickle: taken on the user's word alone.
+InputError pickle_refused(const std::string& repo, const std::string& where) {
+  return InputError(where + " " + repo + " with pytorch_model.bin and no model.safetensors: a Python pickle, which can "
+                    "run code when loaded and meets libtorch 1.13's unpickler, which has known memory-safety bugs. "
+                    "Take it only if you trust its author: `emotune fetch " + repo + " --allow-pickle` (or "
+                    "EMOTUNE_ALLOW_PICKLE=1); better, convert it to model.safetensors");
+}
+
 }  // namespace
 
 fs::path fetch_model(const std::string& repo, const FetchOptions& o, const std::string& flag) {
@@ -97,7 +108,10 @@ fs::path fetch_model(const std::string& repo, const FetchOptions& o, const std::
   const fs::path dest = o.to ? *o.to : model_cache_dir(repo, o.revision);
   if (is_complete_model_dir(dest)) return dest;
   if (!o.to)
-    if (auto hf = find_in_hf_cache(repo, o.revision)) return *hf;
+    if (auto hf = find_in_hf_cache(repo, o.revision)) {
+      if (!o.allow_pickle && !fs::exists(*hf / kModelFiles[kSafetensors])) throw pickle_refused(repo, "the Hugging Face cache has");
+      return *hf;
+    }
   if (offline(o))
     throw std::runtime_error(repo + " is not in the emotune cache (" + dest.string() + ") or the Hugging Face cache (" +
                              hf_hub_cache().string() + "), and downloads are off ({offline} / HF_HUB_OFFLINE)");
@@ -117,7 +131,10 @@ fs::path fetch_model(const std::string& repo, const FetchOptions& o, const std::
     try {
       download(r, policy);
     } catch (const FetchError& e) {
-      if (e.kind == Failure::not_found && i == kSafetensors) continue;  // then pytorch_model.bin
+      if (e.kind == Failure::not_found && i == kSafetensors) {
+        if (!o.allow_pickle) throw pickle_refused(repo, "the hub has");
+        continue;  // then pytorch_model.bin
+      }
       if (e.kind == Failure::not_found && i == kTorchBin)
         throw FetchError(e.kind, repo + " has neither model.safetensors nor pytorch_model.bin at revision " + o.revision, 404);
       if (e.kind == Failure::not_found && i > kTorchBin) continue;  // optional tokenizer files

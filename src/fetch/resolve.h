@@ -14,9 +14,14 @@ struct FetchOptions {
   std::string revision = "main";        // hub branch, tag or commit
   std::optional<std::filesystem::path> to;  // store here instead of the cache
   bool progress = false;                // progress bars on stderr
+  // Take a hub model whose only weights are pytorch_model.bin (a Python pickle) from a download or the
+  // Hugging Face cache: `fetch --allow-pickle` or EMOTUNE_ALLOW_PICKLE=1. Local folders are the user's
+  // own choice and always load.
+  bool allow_pickle = false;
 };
 
-// Options for a command-line run: progress bars when stderr is a terminal.
+// Options for a command-line run: progress bars when stderr is a terminal, pickles as
+// EMOTUNE_ALLOW_PICKLE says.
 FetchOptions cli_fetch_options(bool offline);
 
 // Whether `arg` has the form of a hub model id: NAME or ORG/NAME.

@@ -74,7 +74,7 @@ void PredictionWriter::write_tsv(const std::string& text, const Prediction& p, c
 
 void PredictionWriter::write_pretty(const std::string& text, const Prediction& p) {
   constexpr int kBarWidth = 30;
-  out_ << text << (p.truncated ? "  (truncated)" : "") << '\n';
+  out_ << printable(text) << (p.truncated ? "  (truncated)" : "") << '\n';  // a terminal: no escape sequences
   std::vector<std::size_t> order(p.probs.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return p.probs[x] > p.probs[y]; });

@@ -139,9 +139,9 @@ LoadReport load_packing(SequenceClassifierImpl& model, const fs::path& path, Pre
 namespace {
 
 // A config that asks for far more parameters than the checkpoint holds (n_layers: 1000000) fails
-// here, before anything is allocated.
+// here, before anything is allocated. (A pickle is read whole here and again by the load: pickles are
+// rare and the check is worth the second read.)
 void check_parameter_count(const ModelConfig& c, const fs::path& weights_path) {
-  if (weights_path.extension() != ".safetensors") return;  // a pickle is read whole: once is enough
   const weights::WeightsFile file(weights_path);
   double held = 0;
   for (const auto& [_, shape] : file.shapes()) {

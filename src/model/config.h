@@ -44,12 +44,18 @@ struct ModelConfig {
   // 0 `default_length` capped at the model's positions, or when that is 0 too the model's positions.
   // Outside 2..max_tokens() is a SettingError naming {max_length}.
   std::size_t choose_max_length(std::size_t requested, std::size_t default_length = 0) const;
-  // Matrix-product FLOPs per real token of one encoder forward pass, attention over `seq` positions:
-  // per layer, the q, k, v and output projections (4 d^2), the feed-forward pair (2 d h), each a
-  // multiply and an add, plus q k^T and the weighted sum of v (2 seq d each).
-  double forward_flops_per_token(double seq) const {
+  // Matrix-product FLOPs (a multiply and an add each count) that a classifier's forward pass executes
+  // for one text of `tokens` tokens, which attend to each other alone (rows are packed, no padding).
+  // Every layer but the last computes, per token, the q, k, v and output projections (4 d^2), the
+  // feed-forward pair (2 d h), q k^T and the weighted sum of v (2 tokens d each). The last computes
+  // keys and values for every token, and the rest for the first position alone: the classifier reads
+  // nothing else.
+  double classifier_forward_flops(double tokens) const {
+    if (num_layers == 0) return 0;
     const double d = static_cast<double>(hidden_size), h = static_cast<double>(intermediate_size);
-    return static_cast<double>(num_layers) * (2 * (4 * d * d + 2 * d * h) + 4 * seq * d);
+    const double full_layer_per_token = 2 * (4 * d * d + 2 * d * h) + 4 * tokens * d;
+    const double last_layer = tokens * 2 * (2 * d * d) + 2 * (2 * d * d + 2 * d * h) + 4 * tokens * d;
+    return static_cast<double>(num_layers - 1) * tokens * full_layer_per_token + last_layer;
   }
 
   // Reads and validates config.json; errors name the file and the field.

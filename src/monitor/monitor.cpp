@@ -52,9 +52,9 @@ void group_view(const std::vector<int>& map, std::size_t groups, const std::vect
 }  // namespace
 
 Monitor::Monitor(std::vector<std::string> labels, std::vector<float> thresholds, Window window, std::vector<Rule> rules,
-                 bool keep_text)
+                 bool keep_text, std::size_t max_sources)
     : labels_(std::move(labels)), thresholds_(std::move(thresholds)), window_(window), rules_(std::move(rules)),
-      keep_text_(keep_text), grouped_(labels_ == data::goemotions_labels()) {
+      keep_text_(keep_text), grouped_(labels_ == data::goemotions_labels()), max_sources_(std::max<std::size_t>(max_sources, 1)) {
   if (grouped_) {
     for (auto t : {data::Taxonomy::ekman, data::Taxonomy::sentiment}) {
       views_.push_back({t, data::taxonomy_map(t), data::taxonomy_labels(t)});
@@ -81,6 +81,7 @@ void Monitor::trim_window(Source& s) const {
     while (s.window.size() > window_.last) s.window.pop_front();
   } else {
     while (!s.window.empty() && s.window.front().time_ms < s.latest - window_.span_ms) s.window.pop_front();
+    while (s.window.size() > kMaxSpanMessages) s.window.pop_front();
   }
 }
 
@@ -110,10 +111,25 @@ std::vector<Alert> Monitor::update_rules(Source& s, const std::string& name, std
   return fired;
 }
 
+Monitor::Source& Monitor::source_of(const std::string& name) {
+  if (auto it = sources_.find(name); it != sources_.end()) {
+    recency_.splice(recency_.begin(), recency_, it->second.recency);
+    return it->second;
+  }
+  if (sources_.size() >= max_sources_) {  // the least recently active source makes room
+    sources_.erase(recency_.back());
+    recency_.pop_back();
+    ++sources_dropped_;
+  }
+  recency_.push_front(name);
+  Source& s = sources_[name];
+  s.rules.resize(rules_.size());
+  s.recency = recency_.begin();
+  return s;
+}
+
 std::vector<Alert> Monitor::add(const Message& m, const std::vector<float>& scores) {
-  auto [it, fresh] = sources_.try_emplace(m.source);
-  Source& s = it->second;
-  if (fresh) s.rules.resize(rules_.size());
+  Source& s = source_of(m.source);
   ++s.total;
   ++messages_total_;
   s.latest = std::max(s.latest, m.time_ms);

@@ -1,11 +1,13 @@
 // `emotune monitor`'s state: per source, the recent messages' scores (a window of the last N messages
 // or of a duration), each rule's rolling average and whether it holds, and a coarse timeline for the
-// dashboard. Memory grows with the number of sources and the window, never with the stream: texts
-// are kept only when asked, and the timeline merges its buckets as time goes on.
+// dashboard. Memory grows with the number of sources (at most max_sources: the least recently active
+// one makes room for a new one) and the window, never with the stream: texts are kept only when
+// asked, and the timeline merges its buckets as time goes on.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -50,7 +52,10 @@ class Monitor {
  public:
   // labels and thresholds: the model's; grouped: the labels are GoEmotions' 28 (Ekman and sentiment views).
   Monitor(std::vector<std::string> labels, std::vector<float> thresholds, Window window, std::vector<Rule> rules,
-          bool keep_text);
+          bool keep_text, std::size_t max_sources = kDefaultMaxSources);
+  static constexpr std::size_t kDefaultMaxSources = 10000;
+  // A duration window keeps at most this many of a source's latest messages.
+  static constexpr std::size_t kMaxSpanMessages = 100000;
 
   // Adds a scored message; returns the alerts it set off (rules that start to hold).
   std::vector<Alert> add(const Message& m, const std::vector<float>& scores);
@@ -74,6 +79,8 @@ class Monitor {
   const std::deque<Alert>& recent_alerts() const { return alerts_; }
   std::size_t alerts_total() const { return alerts_total_; }
   std::size_t messages_total() const { return messages_total_; }
+  // Sources forgotten to make room for new ones (max_sources).
+  std::size_t sources_dropped() const { return sources_dropped_; }
   static constexpr std::size_t kKeptAlerts = 10000;
 
  private:
@@ -93,6 +100,7 @@ class Monitor {
     std::deque<Entry> window;
     std::vector<RuleState> rules;
     Timeline timeline;
+    std::list<std::string>::iterator recency;  // its place in recency_
   };
 
   std::vector<double> series_values(const std::vector<float>& scores) const;
@@ -114,8 +122,12 @@ class Monitor {
   std::vector<GroupView> views_;
   std::vector<std::string> series_names_;
   std::unordered_map<std::string, Source> sources_;
+  std::list<std::string> recency_;  // source names, most recently active first
+  std::size_t max_sources_;
   std::deque<Alert> alerts_;
-  std::size_t alerts_total_ = 0, messages_total_ = 0;
+  std::size_t alerts_total_ = 0, messages_total_ = 0, sources_dropped_ = 0;
+
+  Source& source_of(const std::string& name);
 };
 
 }  // namespace emotune::monitor

@@ -69,7 +69,7 @@ class Stream {
     ++summary_.bad_lines;
     if (summary_.first_bad_lines.size() < kListedBadLines) {
       summary_.first_bad_lines.push_back(number);
-      spdlog::warn("{} (skipped)", where);
+      spdlog::warn("{} (skipped)", printable(where));
     }
   }
 

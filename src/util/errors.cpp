@@ -40,4 +40,26 @@ std::string render_settings(const std::string& message, bool as_flags) {
   return out;
 }
 
+std::string printable(const std::string& text) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) {
+      out.append("\\x").push_back(digits[c >> 4]);
+      out.push_back(digits[c & 15]);
+    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {  // U+0080..U+009F in UTF-8
+      const auto c1 = static_cast<unsigned char>(text[++i]);
+      out.append("\\u{").push_back(digits[c1 >> 4]);
+      out.push_back(digits[c1 & 15]);
+      out.push_back('}');
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
 }  // namespace emotune

@@ -42,4 +42,9 @@ Failure classify(const std::exception& e);
 // "max_length". Braces around anything but a lower-case name stay as they are.
 std::string render_settings(const std::string& message, bool as_flags);
 
+// `text` safe to print on a terminal: control characters (C0 but tab, DEL, and C1 such as the CSI
+// that starts escape sequences) become \xNN or \u{NN}, so that input quoted in a message cannot
+// move the cursor, rewrite the screen or set the window title.
+std::string printable(const std::string& text);
+
 }  // namespace emotune

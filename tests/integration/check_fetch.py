@@ -91,7 +91,11 @@ class Fetch(unittest.TestCase):
         os.remove(os.path.join(old, "model.safetensors"))
         torch.save(tensors, os.path.join(old, "pytorch_model.bin"))
         with self.server(models={"org/old": old}) as s:
-            p = self.emotune(self.env(s), "fetch", "org/old")
+            # A pickle only on the user's word: refused, naming the flag, and nothing of it downloaded.
+            p = self.emotune(self.env(s), "predict", "--model", "org/old", "so happy today")
+            self.assert_fails(p, "pytorch_model.bin and no model.safetensors", "emotune fetch org/old --allow-pickle")
+            self.assertFalse([r for r in s.requests() if r[1].endswith("pytorch_model.bin")])
+            p = self.emotune(self.env(s), "fetch", "org/old", "--allow-pickle")
             self.assertEqual(p.returncode, 0, p.stderr)
             got = p.stdout.strip()
             self.assertFalse(os.path.exists(os.path.join(got, "model.safetensors")))
@@ -287,6 +291,17 @@ class Fetch(unittest.TestCase):
         p = self.emotune(env, "predict", "--model", "org/cached", "--format", "jsonl", "what a day")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.home, "models")), "nothing is copied")
+        # A snapshot holding only a pickle is taken only when allowed.
+        os.unlink(os.path.join(snap, "model.safetensors"))
+        import torch
+        from safetensors.torch import load_file
+        blob = os.path.join(root, "blobs", "pickle")
+        torch.save(load_file(os.path.join(self.model, "model.safetensors")), blob)
+        os.symlink(os.path.relpath(blob, snap), os.path.join(snap, "pytorch_model.bin"))
+        self.assert_fails(self.emotune(env, "predict", "--model", "org/cached", "what a day"),
+                          "the Hugging Face cache has org/cached with pytorch_model.bin", "--allow-pickle")
+        p = self.emotune({**env, "EMOTUNE_ALLOW_PICKLE": "1"}, "predict", "--model", "org/cached", "what a day")
+        self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_no_network_explains_the_way_out(self):
         env = self.env(None, HF_ENDPOINT="http://host.invalid", EMOTUNE_GOEMOTIONS_URL="http://data.invalid/x")

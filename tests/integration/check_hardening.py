@@ -287,6 +287,14 @@ class NoSilentNonsense(Case):
         started = time.time()
         self.assert_error(self.predict(self.edit_config("huge", n_layers=1000000)), "n")
         self.assertLess(time.time() - started, 10)
+        # The same check for a pickle (pytorch_model.bin), before anything is allocated.
+        # (512 layers of 1024 x 4096: 6 G parameters, 25 GB, were it allocated.)
+        pickled = self.edit_config("huge_pickle", n_layers=512, dim=1024, hidden_dim=4096, n_heads=16)
+        torch.save(load_file(os.path.join(pickled, "model.safetensors")), os.path.join(pickled, "pytorch_model.bin"))
+        os.remove(os.path.join(pickled, "model.safetensors"))
+        started = time.time()
+        self.assert_error(self.predict(pickled), "pytorch_model.bin holds", "parameters but config.json describes")
+        self.assertLess(time.time() - started, 10)
         self.assert_error(self.predict(self.edit_config("huge_dim", dim=16 * 100000, hidden_dim=32)), "config.json")
 
     def test_config_fields_are_checked(self):
