@@ -11,6 +11,7 @@
 #include <mutex>
 #include <vector>
 
+#include "families.h"
 #include "infer/predictor.h"
 #include "model/checkpoint.h"
 #include "serve/batcher.h"
@@ -33,13 +34,9 @@ m::ModelBundle small_bundle() {
     vocab << "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
     for (int i = 5; i < 30; ++i) vocab << "w" << i << "\n";
   }
-  m::ModelConfig c;
+  m::ModelConfig c = emotune::tests::small_config(
+      "bert", {{"hidden", 32}, {"intermediate", 64}, {"heads", 4}, {"layers", 2}, {"positions", 24}});
   c.vocab_size = 30;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_heads = 4;
-  c.num_layers = 2;
-  c.max_position_embeddings = 24;
   c.labels = {"x", "y", "z"};
   m::ModelBundle bundle{m::init_classifier(c, 7), emotune::text::load_tokenizer(dir), dir, {}};
   fs::remove_all(dir);
