@@ -1,6 +1,8 @@
 // The differentiable packed attention and the hashed dropout, against the same math in libtorch ops.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
+
+#include "expect_error.h"
 #include <torch/torch.h>
 
 #include <cmath>
@@ -176,7 +178,7 @@ TEST(HashedDropout, ModuleActsInTrainingModeOnly) {
   EXPECT_FALSE(torch::equal(d(x), x));
   emotune::kernels::Dropout all(1.0);
   EXPECT_EQ(all(x).abs().sum().item<float>(), 0.0f);
-  EXPECT_THROW(emotune::kernels::Dropout(1.5), std::invalid_argument);
+  EXPECT_THROW_MESSAGE(emotune::kernels::Dropout(1.5), std::invalid_argument, "probability must be in [0, 1");
 }
 
 }  // namespace

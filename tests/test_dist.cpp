@@ -3,6 +3,8 @@
 // (two threads of this process, over loopback).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include "expect_error.h"
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -82,10 +84,10 @@ TEST(Launcher, RefusesImpossibleLaunches) {
   LauncherOptions o;
   o.nproc_per_node = 1;
   o.nnodes = 2;
-  EXPECT_THROW(run_workers(o), std::invalid_argument);  // no --master-addr
+  EXPECT_THROW_MESSAGE(run_workers(o), std::invalid_argument, "needs {master_addr}");
   o.master_addr = "127.0.0.1";
   o.node_rank = 2;
-  EXPECT_THROW(run_workers(o), std::invalid_argument);
+  EXPECT_THROW_MESSAGE(run_workers(o), std::invalid_argument, "{node_rank} 2 is outside 0..1");
 }
 
 TEST(Group, OfOneDoesNothing) {

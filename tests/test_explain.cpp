@@ -3,6 +3,8 @@
 // difference measures; occlusion is the logit drop of replacing one token; batching the interpolation
 // steps changes nothing; words gather their tokens.
 #include <gtest/gtest.h>
+
+#include "expect_error.h"
 #include <torch/torch.h>
 
 #include <cmath>
@@ -211,9 +213,10 @@ TEST(Explain, LabelsToExplainFollowTheRequestThenTheThresholds) {
 
 TEST(Explain, RefusesWhatItCannotDo) {
   auto b = bundle("distilbert");
-  EXPECT_THROW(x::Explainer(b, options(x::Method::IntegratedGradients, 0)), std::invalid_argument);
+  EXPECT_THROW_MESSAGE(x::Explainer(b, options(x::Method::IntegratedGradients, 0)), std::invalid_argument,
+                       "{steps} must be between 1 and");
   const x::Explainer e(b, options(x::Method::IntegratedGradients, 4));
-  EXPECT_THROW(e.explain(kText, {3}), std::out_of_range);
+  EXPECT_THROW_MESSAGE(e.explain(kText, {3}), std::out_of_range, "label id 3 is not one of the model's");
   EXPECT_FALSE(x::method_named("lime").has_value());
   EXPECT_EQ(x::method_name(*x::method_named("gradient-x-input")), "gradient-x-input");
 }

@@ -2,6 +2,8 @@
 // through the commands): GoEmotions TSV files, request bodies, hub names and the caches, and the
 // atomic writes that must never leave a half-written file.
 #include <gtest/gtest.h>
+
+#include "expect_error.h"
 #include <unistd.h>
 
 #include <cstdlib>
@@ -69,7 +71,8 @@ TEST(GoEmotionsTsv, ABadLineIsNamedWithItsNumberOrCountedWhenSkipped) {
   const auto file = d.write("dev.tsv", "fine\t1\tc1\nno labels here\nbad id\t28\tc3\nnot a number\tx\tc4\nok\t2\tc5\n");
   const auto what = message_of([&] { emotune::data::read_goemotions_tsv(file, emotune::data::Taxonomy::original, false); });
   EXPECT_EQ(what, file.string() + ":2: missing the label column (use {skip_bad_lines} to skip such lines)");
-  EXPECT_THROW(emotune::data::read_goemotions_tsv(file, emotune::data::Taxonomy::original, false), emotune::InputError);
+  EXPECT_THROW_MESSAGE(emotune::data::read_goemotions_tsv(file, emotune::data::Taxonomy::original, false),
+                       emotune::InputError, ":2: missing the label column");
   const auto ds = emotune::data::read_goemotions_tsv(file, emotune::data::Taxonomy::original, true);
   EXPECT_EQ(ds.examples.size(), 2u);
   EXPECT_EQ(ds.skipped_lines, 3u);
@@ -77,8 +80,8 @@ TEST(GoEmotionsTsv, ABadLineIsNamedWithItsNumberOrCountedWhenSkipped) {
   EXPECT_NE(message_of([&] { emotune::data::read_goemotions_tsv(invalid, emotune::data::Taxonomy::original, false); })
                 .find(":1: invalid UTF-8"),
             std::string::npos);
-  EXPECT_THROW(emotune::data::read_goemotions_tsv(d.path / "missing.tsv", emotune::data::Taxonomy::original, false),
-               emotune::InputError);
+  EXPECT_THROW_MESSAGE(emotune::data::read_goemotions_tsv(d.path / "missing.tsv", emotune::data::Taxonomy::original, false),
+                       emotune::InputError, "missing.tsv");
 }
 
 // ---- request bodies ----
@@ -120,10 +123,10 @@ TEST(Requests, ExplainNamesEachLabelOnceAndBoundsTheSteps) {
   EXPECT_EQ(r.method, "occlusion");
   EXPECT_EQ(r.steps, 8u);
   EXPECT_EQ(emotune::serve::parse_explain_request(R"({"text": "hi"})", limits, 16).steps, 16u);
-  EXPECT_THROW(emotune::serve::parse_explain_request(R"({"text": "hi", "steps": 65})", limits, 64),
-               emotune::serve::HttpError);
-  EXPECT_THROW(emotune::serve::parse_explain_request(R"({"text": "hi", "baseline": "zero"})", limits, 64),
-               emotune::serve::HttpError);
+  EXPECT_THROW_MESSAGE(emotune::serve::parse_explain_request(R"({"text": "hi", "steps": 65})", limits, 64),
+                       emotune::serve::HttpError, "steps");
+  EXPECT_THROW_MESSAGE(emotune::serve::parse_explain_request(R"({"text": "hi", "baseline": "zero"})", limits, 64),
+                       emotune::serve::HttpError, "baseline");
 }
 
 // ---- hub names and the caches ----
@@ -167,11 +170,11 @@ TEST(AtomicFiles, AFailedWriteLeavesTheOldFileAndNoTemporary) {
   const auto file = d.write("thresholds.json", "old");
   emotune::util::write_text_atomically(file, "new");
   EXPECT_EQ(contents(file), "new");
-  EXPECT_THROW(emotune::util::write_file_atomically(file, [](std::ostream& out) {
-                 out << "half";
-                 throw std::runtime_error("disk full");
-               }),
-               std::runtime_error);
+  auto half_then_fail = [](std::ostream& out) {
+    out << "half";
+    throw std::runtime_error("disk full");
+  };
+  EXPECT_THROW_MESSAGE(emotune::util::write_file_atomically(file, half_then_fail), std::runtime_error, "disk full");
   EXPECT_EQ(contents(file), "new");
   std::size_t entries = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(d.path)) ++entries;
@@ -183,13 +186,14 @@ TEST(AtomicFiles, ADirectoryIsReplacedOnlyWhenAskedAndWhole) {
   const auto run = d.path / "run";
   emotune::util::write_directory_atomically(run, false, [](const fs::path& p) { std::ofstream(p / "a") << "1"; });
   EXPECT_TRUE(fs::exists(run / "a"));
-  EXPECT_THROW(emotune::util::write_directory_atomically(run, false, [](const fs::path&) {}), std::runtime_error);
-  EXPECT_THROW(emotune::util::write_directory_atomically(run, true,
-                                                         [](const fs::path& p) {
-                                                           std::ofstream(p / "b") << "2";
-                                                           throw std::runtime_error("killed halfway");
-                                                         }),
-               std::runtime_error);
+  EXPECT_THROW_MESSAGE(emotune::util::write_directory_atomically(run, false, [](const fs::path&) {}), std::runtime_error,
+                       "already exists");
+  auto killed_halfway = [](const fs::path& p) {
+    std::ofstream(p / "b") << "2";
+    throw std::runtime_error("killed halfway");
+  };
+  EXPECT_THROW_MESSAGE(emotune::util::write_directory_atomically(run, true, killed_halfway), std::runtime_error,
+                       "killed halfway");
   EXPECT_TRUE(fs::exists(run / "a"));  // the old run is back
   EXPECT_FALSE(fs::exists(run / "b"));
   emotune::util::write_directory_atomically(run, true, [](const fs::path& p) { std::ofstream(p / "b") << "2"; });

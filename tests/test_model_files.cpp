@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "expect_error.h"
 #include <unistd.h>
 
 #include <cstdlib>
@@ -72,7 +74,7 @@ TEST(Safetensors, RejectsByteCountsThatDisagreeWithTheShape) {
   out.write(reinterpret_cast<const char*>(&n), 8);
   out << header << std::string(8, '\0');
   out.close();
-  EXPECT_THROW(SafetensorsFile{path}, std::runtime_error);
+  EXPECT_THROW_MESSAGE(SafetensorsFile{path}, std::runtime_error, "bytes for a");
   fs::remove(path);
 }
 
@@ -104,9 +106,9 @@ TEST(Config, ReadsSizesAndLabelsAndRejectsNonsense) {
   EXPECT_EQ(j["label2id"]["b"], 1);
   EXPECT_EQ(j["problem_type"], "multi_label_classification");
   std::ofstream(path) << R"({"model_type":"distilbert","dim":10,"n_heads":4})";
-  EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
+  EXPECT_THROW_MESSAGE(ModelConfig::load(path), std::runtime_error, "a multiple of the head count");
   std::ofstream(path) << R"({"model_type":"gpt2"})";
-  EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
+  EXPECT_THROW_MESSAGE(ModelConfig::load(path), std::runtime_error, "gpt2");
   fs::remove(path);
 }
 
@@ -132,9 +134,9 @@ TEST(Config, ReadsBertFieldsAndWritesThemBack) {
   EXPECT_EQ(j["num_hidden_layers"], 2);
   EXPECT_EQ(j.count("dim"), 0u) << "no DistilBERT field names in a BERT config";
   std::ofstream(path) << R"({"model_type":"bert","position_embedding_type":"relative_key"})";
-  EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
+  EXPECT_THROW_MESSAGE(ModelConfig::load(path), std::runtime_error, "relative_key");
   std::ofstream(path) << R"({"model_type":"bert","hidden_act":"swish"})";
-  EXPECT_THROW(ModelConfig::load(path), std::runtime_error);
+  EXPECT_THROW_MESSAGE(ModelConfig::load(path), std::runtime_error, "swish");
   fs::remove(path);
 }
 

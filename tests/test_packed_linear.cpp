@@ -1,6 +1,8 @@
 // Packed (oneDNN) linear layers against torch's own linear: float equal up to summation order, int8
 // close, activations fused, any row count, several threads at once.
 #include <gtest/gtest.h>
+
+#include "expect_error.h"
 #include <torch/torch.h>
 
 #include <unistd.h>
@@ -59,8 +61,9 @@ TEST(PackedLinear, Float32EqualsTorchLinearForAnyRowCount) {
   const auto x = torch::randn({3, 96, 5}).transpose(1, 2);  // [3, 5, 96], not contiguous
   EXPECT_LT(max_abs(packed.forward(x) - reference(layer, x, Activation::None)), 1e-4);
   EXPECT_EQ(packed.forward(torch::empty({0, 96})).sizes(), (std::vector<int64_t>{0, 80}));
-  EXPECT_THROW(packed.forward(torch::randn({2, 95})), std::invalid_argument);
-  EXPECT_THROW(packed.forward(torch::randn({2, 96}, torch::kFloat64)), std::invalid_argument);
+  EXPECT_THROW_MESSAGE(packed.forward(torch::randn({2, 95})), std::invalid_argument, "expected float CPU input with");
+  EXPECT_THROW_MESSAGE(packed.forward(torch::randn({2, 96}, torch::kFloat64)), std::invalid_argument,
+                       "expected float CPU input with");
 }
 
 TEST(PackedLinear, BFloat16IsFloatOnRoundedOperands) {
@@ -201,7 +204,7 @@ TEST(PackedLinear, LinearLayerReleasesItsPlainWeights) {
   EXPECT_EQ(lin->weight.numel(), 0);
   EXPECT_EQ(lin->bias.numel(), 0);
   EXPECT_TRUE(torch::allclose(lin(x), want, 1e-5, 1e-6));
-  EXPECT_THROW(lin->pack(Precision::Int8), std::logic_error);
+  EXPECT_THROW_MESSAGE(lin->pack(Precision::Int8), std::logic_error, "packed twice");
 }
 
 // load_model_dir with a precision packs each block while loading (the float encoder is never whole):

@@ -2,6 +2,8 @@
 // the logits of one batch at a time, in input order, leave the caller's thread settings alone, and
 // pass a failure in any stream back to the caller.
 #include <gtest/gtest.h>
+
+#include "expect_error.h"
 #include <omp.h>
 #include <torch/torch.h>
 
@@ -78,7 +80,8 @@ TEST(Streams, PassAFailureBackToTheCaller) {
   auto seqs = sequences(30);
   seqs[17][1] = 1000;  // beyond the vocabulary: the embedding lookup throws inside a stream
   auto model = small_model(m::Precision::Float32);
-  EXPECT_THROW(emotune::infer::compute_logits(model, pointers(seqs), 4, 0, torch::kCPU, 2), std::exception);
+  EXPECT_THROW_MESSAGE(emotune::infer::compute_logits(model, pointers(seqs), 4, 0, torch::kCPU, 2), std::exception,
+                       "out of range");
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // forward against the same model run one sequence at a time, and the last block computed for the
 // [CLS] rows only against the whole block.
 #include <gtest/gtest.h>
+
+#include "expect_error.h"
 #include <torch/torch.h>
 
 #include <functional>
@@ -37,12 +39,15 @@ TEST(AdamW, FusedPassEqualsOpByOpFormula) {
     const double norm_ref = torch::stack({grads[0].norm(2), grads[1].norm(2)}).norm(2).item<double>();
     EXPECT_NEAR(norm, norm_ref, 1e-4 * norm_ref);
     const double coef = emotune::train::clip_coefficient(norm, max_norm);
-    EXPECT_LT(coef, 1.0);
+    // torch.nn.utils.clip_grad_norm_'s coefficient, computed here: max_norm / (total norm + 1e-6), at most 1.
+    const double coef_ref = std::min(1.0, max_norm / (norm_ref + 1e-6));
+    EXPECT_LT(coef_ref, 1.0);  // the clipping binds
+    EXPECT_NEAR(coef, coef_ref, 1e-6 * coef_ref);
     opt.step(lr, coef);
     // torch.optim.AdamW, single-tensor form, after clip_grad_norm_ scaled the gradients.
     const double b1 = 1 - std::pow(0.9, t), b2 = std::sqrt(1 - std::pow(0.999, t));
     for (std::size_t i = 0; i < params.size(); ++i) {
-      auto g = grads[i] * coef;
+      auto g = grads[i] * coef_ref;
       if (i == 0) ref[i].mul_(1 - lr * wd);
       m[i].mul_(0.9).add_(g, 0.1);
       v[i].mul_(0.999).addcmul_(g, g, 0.001);
@@ -153,7 +158,7 @@ TEST_P(PackedForward, PaddedBatchEqualsEachSequenceAlone) {
   }
   // The classifier reads position 0, so a batch whose first position is padding is refused.
   mask[1][0] = 0;
-  EXPECT_THROW(model->forward(ids, mask), c10::Error);
+  EXPECT_THROW_MESSAGE(model->forward(ids, mask), c10::Error, "position 0 of every sequence must be a token");
 }
 
 // The classifier reads position 0 only, so the last block runs for those rows alone: same hidden

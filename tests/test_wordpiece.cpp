@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "expect_error.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -101,7 +103,7 @@ TEST(WordPiece, TruncatesWordPiecesFromTheEndKeepingSep) {
   EXPECT_TRUE(e.truncated);
   EXPECT_FALSE(tiny().encode("hello world hello", 5).truncated);
   EXPECT_EQ(tiny().encode("hello", 2).ids, (V{2, 3}));
-  EXPECT_THROW(tiny().encode("hello", 1), std::invalid_argument);
+  EXPECT_THROW_MESSAGE(tiny().encode("hello", 1), std::invalid_argument, "max_length must be at least 2");
 }
 
 TEST(WordPiece, HugeTextsKeepOnlyWhatFits) {
@@ -125,7 +127,8 @@ TEST(WordPiece, CasedOptionsKeepCaseAndAccents) {
 }
 
 TEST(WordPiece, MissingSpecialTokenIsAnError) {
-  EXPECT_THROW(WordPiece(std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]"}, WordPieceOptions{}), std::runtime_error);
+  EXPECT_THROW_MESSAGE(WordPiece(std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]"}, WordPieceOptions{}), std::runtime_error,
+                       "is not in the vocabulary");
 }
 
 TEST(WordPiece, LoadErrorsNameThePath) {

@@ -160,7 +160,7 @@ class TrainerParity:
             "--eval-every", "none", "--threads", "1", "--output", out, *extra)
         return out
 
-    def compare(self, out, ref_losses, ref_model, ref_norms=None):
+    def compare(self, out, ref_losses, ref_model, ref_norms=None, weights_tol=1e-6):
         logged, _ = read_metrics(out)
         self.assertEqual(len(logged), len(ref_losses))
         worst = 0.0
@@ -175,7 +175,9 @@ class TrainerParity:
         diff = max((got[n] - p.detach()).abs().max().item() for n, p in ref_model.named_parameters())
         print(f"  {os.path.basename(out)}: {len(ref_losses)} steps, worst loss rel diff {worst:.1e}, "
               f"max |weight diff| {diff:.1e}")
-        self.assertLessEqual(diff, 1e-4)
+        # Against the PyTorch loop observed up to 1.5e-7 (float summation order); one step of a wrong
+        # decay rule moves a weight by lr x decay x weight, ~1e-3 in the heavy-decay case.
+        self.assertLessEqual(diff, weights_tol)
 
     def test_hugging_face_trainer_gives_the_same_losses_and_weights(self):
         """The report's training stack: Trainer with the same arguments (lr, linear schedule with
@@ -184,7 +186,8 @@ class TrainerParity:
         out = self.emotune_train("vs_trainer", steps=10, bs=8, lr=5e-4, wd=0.01, warmup=3, max_norm=0.1)
         losses, model = trainer_run(self.init, self.train_tsv, os.path.join(self.tmp, "hf_trainer"), steps=10, bs=8,
                                     lr=5e-4, wd=0.01, warmup=3, max_norm=0.1)
-        self.compare(out, losses, model)
+        # The Trainer pads and sums in its own order: observed up to 1.5e-6 (MPNet, the real MiniLM).
+        self.compare(out, losses, model, weights_tol=5e-6)
 
 
 class TrainingParity(TrainerParity, unittest.TestCase):
@@ -214,6 +217,17 @@ class TrainingParity(TrainerParity, unittest.TestCase):
         self.assertEqual(logged[0]["lr"], 0.0)  # warm-up starts from zero, as LambdaLR does
         self.assertAlmostEqual(logged[3]["lr"], 5e-4)
         self.assertTrue(any(r["grad_norm"] > 0.1 for r in logged))  # clipping was exercised
+
+    def test_heavy_decay_spares_biases_and_layer_norms(self):
+        """Weight decay 0.5 at a high rate, clipping binding at every step: decaying a LayerNorm weight
+        or a bias (which the reference's no-decay group spares), or skipping a decayed weight, moves
+        the weights by ~1e-3 per step, far outside the tolerance."""
+        out = self.emotune_train("heavy_decay", steps=5, lr=2e-3, wd=0.5, warmup=0, max_norm=0.05)
+        ref = Reference(self.init)
+        losses, norms = ref.train(self.train_tsv, 5, 8, 2e-3, 0.5, 0, 0.05)
+        self.compare(out, losses, ref.model, norms)
+        logged, _ = read_metrics(out)
+        self.assertTrue(all(r["grad_norm"] > 0.05 for r in logged))  # clipping bound at every step
 
     def test_single_label_with_gradient_accumulation(self):
         out = self.emotune_train("single", "--objective", "single-label", "--grad-accum", "2", steps=6, warmup=0)
