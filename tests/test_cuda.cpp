@@ -89,8 +89,9 @@ TEST_P(CudaFamily, Float32LogitsMatchTheCpu) {
 
 TEST_P(CudaFamily, TwentyTrainingStepsMatchTheCpu) {
   const auto c = small_config(GetParam());
-  t::StepRunner cpu(model_on(c, 5, torch::kCPU), t::Loss{}, 0.01, 1.0, torch::kCPU);
-  t::StepRunner gpu(model_on(c, 5, torch::kCUDA), t::Loss{}, 0.01, 1.0, torch::kCUDA);
+  auto cpu_model = model_on(c, 5, torch::kCPU), gpu_model = model_on(c, 5, torch::kCUDA);
+  t::StepRunner cpu(cpu_model, t::Loss{}, 0.01, 1.0, torch::kCPU);
+  t::StepRunner gpu(gpu_model, t::Loss{}, 0.01, 1.0, torch::kCUDA);
   for (int64_t step = 0; step < 20; ++step) {
     const auto mb = batch(step, c);
     double cpu_norm = 0, gpu_norm = 0;
@@ -98,6 +99,14 @@ TEST_P(CudaFamily, TwentyTrainingStepsMatchTheCpu) {
     const double got = gpu.step({mb}, 1e-3, gpu_norm);
     EXPECT_LE(std::abs(got - want) / std::max(1e-12, std::abs(want)), 1e-4) << "step " << step;
     EXPECT_LE(std::abs(gpu_norm - cpu_norm) / std::max(1e-12, cpu_norm), 1e-3) << "gradient norm, step " << step;
+  }
+  // The weights themselves, not only the losses: a wrong update that happens to leave the loss
+  // close would show here.
+  const auto gpu_params = gpu_model->named_parameters();
+  for (const auto& p : cpu_model->named_parameters()) {
+    const auto theirs = gpu_params[p.key()].to(torch::kCPU);
+    const double scale = std::max(1.0, p.value().abs().max().item<double>());
+    EXPECT_LE((theirs - p.value()).abs().max().item<double>(), 1e-4 * scale) << p.key();
   }
 }
 
