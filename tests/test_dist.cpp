@@ -214,6 +214,15 @@ std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; 
 
 const std::string kSecret = "0123456789abcdef-the-run-secret";
 
+// 127.0.0.1:port, for the tests' own raw sockets.
+sockaddr_in loopback(int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
 TEST(RendezvousStore, ServesOnItsAddressAloneAndAnswersEveryRequest) {
   const int port = free_local_port();
   RendezvousStore master("127.0.0.1", port, kSecret, true, std::chrono::seconds(5));
@@ -260,10 +269,7 @@ TEST(RendezvousStore, RefusesARankWithoutTheSecretAndServesTheOthers) {
   // which fails, and the connection closes.
   master.set("gloo/address", bytes("10.0.0.1:4000"));
   const int raw = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(port));
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in to = loopback(port);
   ASSERT_EQ(::connect(raw, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
   std::string request(64, '\0');  // exactly a challenge and a proof's length, so all of it is read
   request[0] = 3;                  // shaped as a get of the key
@@ -294,10 +300,7 @@ TEST(RendezvousStore, AMissingKeyIsNamedAfterTheTimeout) {
 TEST(RendezvousStore, ANonEmotuneListenerIsNamed) {
   const int port = free_local_port();
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in at{};
-  at.sin_family = AF_INET;
-  at.sin_port = htons(static_cast<uint16_t>(port));
-  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in at = loopback(port);
   ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
   ::listen(listener, 1);
   auto other = std::async(std::launch::async, [&] {

@@ -18,19 +18,13 @@ std::string rendezvous_error(const std::string& where, const std::string& what) 
 
 }  // namespace
 
-struct RendezvousStore::Connection {
-  rendezvous::Socket socket;
-};
-
 RendezvousStore::RendezvousStore(const std::string& address, int port, const std::string& secret, bool serve,
                                  std::chrono::milliseconds timeout)
-    : c10d::Store(timeout), address_(address), secret_(secret), port_(port) {
+    : c10d::Store(timeout), address_(address), secret_(secret), port_(port), where_(address + ":" + std::to_string(port)) {
   if (serve)
     server_ = std::make_unique<rendezvous::Server>(address, port, secret, [](const std::string& peer) {
       spdlog::warn("rendezvous: refused {}: it does not hold this run's secret", peer);
     });
-  const std::string where = address + ":" + std::to_string(port);
-  connection_ = std::make_unique<Connection>();
   try {
     Socket s = connect_within(address, port, timeout);
     // A peer that stops answering mid-handshake or mid-request fails this rank instead of hanging it.
@@ -38,7 +32,7 @@ RendezvousStore::RendezvousStore(const std::string& address, int port, const std
     char magic[kMagicSize];
     s.read(magic, kMagicSize);
     if (std::memcmp(magic, kMagic, kMagicSize) != 0)
-      throw std::runtime_error(rendezvous_error(where, "the process there is not an emotune rendezvous (another program on MASTER_PORT?)"));
+      throw std::runtime_error(rendezvous_error(where_, "the process there is not an emotune rendezvous (another program on MASTER_PORT?)"));
     uint8_t theirs[kChallenge];
     s.read(theirs, kChallenge);
     const auto mine = challenge();
@@ -46,20 +40,20 @@ RendezvousStore::RendezvousStore(const std::string& address, int port, const std
     s.write(mine.data(), mine.size());
     s.write(proof.data(), proof.size());
     if (static_cast<Reply>(s.read_byte()) != Reply::ok)
-      throw SettingError(rendezvous_error(where, "rank 0 refused this rank: its secret differs (give every rank the same "
+      throw SettingError(rendezvous_error(where_, "rank 0 refused this rank: its secret differs (give every rank the same "
                                                  "{dist_secret_file} or EMOTUNE_DIST_SECRET)"));
     uint8_t answer[kProof];
     s.read(answer, kProof);
     if (!same(prove(secret, "master", theirs, mine.data()), answer))
-      throw std::runtime_error(rendezvous_error(where, "the process there does not hold this run's secret"));
-    connection_->socket = std::move(s);
+      throw std::runtime_error(rendezvous_error(where_, "the process there does not hold this run's secret"));
+    connection_ = std::move(s);
   } catch (const Broken& e) {
-    throw std::runtime_error(rendezvous_error(where, e.what()));
+    throw std::runtime_error(rendezvous_error(where_, e.what()));
   }
 }
 
 RendezvousStore::~RendezvousStore() {
-  connection_.reset();  // before the server, whose handler then sees the connection close
+  connection_.close();  // before the server, whose handler then sees the connection close
   server_.reset();
 }
 
@@ -100,84 +94,76 @@ void require(Reply status, const std::string& where, const std::string& key) {
 }  // namespace
 
 void RendezvousStore::set(const std::string& key, const std::vector<uint8_t>& value) {
-  const std::string where = address_ + ":" + std::to_string(port_);
-  exchange(connection_->socket, mutex_, where, Frame().byte(static_cast<uint8_t>(Op::set)).field(key).field(value), timeout_,
+  exchange(connection_, mutex_, where_, Frame().byte(static_cast<uint8_t>(Op::set)).field(key).field(value), timeout_,
            [&](Reply r) {
-             require(r, where, key);
+             require(r, where_, key);
              return 0;
            });
 }
 
 std::vector<uint8_t> RendezvousStore::compareSet(const std::string& key, const std::vector<uint8_t>& expected,
                                                  const std::vector<uint8_t>& desired) {
-  const std::string where = address_ + ":" + std::to_string(port_);
-  return exchange(connection_->socket, mutex_, where,
+  return exchange(connection_, mutex_, where_,
                   Frame().byte(static_cast<uint8_t>(Op::compare_set)).field(key).field(expected).field(desired), timeout_, [&](Reply r) {
-                    require(r, where, key);
-                    return connection_->socket.read_bytes(kMaxValue);
+                    require(r, where_, key);
+                    return connection_.read_bytes(kMaxValue);
                   });
 }
 
 std::vector<uint8_t> RendezvousStore::get(const std::string& key) {
-  const std::string where = address_ + ":" + std::to_string(port_);
-  return exchange(connection_->socket, mutex_, where,
+  return exchange(connection_, mutex_, where_,
                   Frame().byte(static_cast<uint8_t>(Op::get)).field(key).integer(timeout_.count()), timeout_, [&](Reply r) {
                     if (r == Reply::timed_out)
-                      throw std::runtime_error(rendezvous_error(where, "key '" + key + "' did not appear within " +
+                      throw std::runtime_error(rendezvous_error(where_, "key '" + key + "' did not appear within " +
                                                                            std::to_string(timeout_.count() / 1000) + " s"));
-                    require(r, where, key);
-                    return connection_->socket.read_bytes(kMaxValue);
+                    require(r, where_, key);
+                    return connection_.read_bytes(kMaxValue);
                   });
 }
 
 int64_t RendezvousStore::add(const std::string& key, int64_t value) {
-  const std::string where = address_ + ":" + std::to_string(port_);
-  return exchange(connection_->socket, mutex_, where, Frame().byte(static_cast<uint8_t>(Op::add)).field(key).integer(value), timeout_,
+  return exchange(connection_, mutex_, where_, Frame().byte(static_cast<uint8_t>(Op::add)).field(key).integer(value), timeout_,
                   [&](Reply r) {
-                    require(r, where, key);
-                    return connection_->socket.read_integer();
+                    require(r, where_, key);
+                    return connection_.read_integer();
                   });
 }
 
 bool RendezvousStore::deleteKey(const std::string& key) {
-  const std::string where = address_ + ":" + std::to_string(port_);
-  return exchange(connection_->socket, mutex_, where, Frame().byte(static_cast<uint8_t>(Op::remove)).field(key), timeout_,
+  return exchange(connection_, mutex_, where_, Frame().byte(static_cast<uint8_t>(Op::remove)).field(key), timeout_,
                   [&](Reply r) {
                     if (r == Reply::missing) return false;
-                    require(r, where, key);
+                    require(r, where_, key);
                     return true;
                   });
 }
 
 bool RendezvousStore::check(const std::vector<std::string>& keys) {
-  const std::string where = address_ + ":" + std::to_string(port_);
-  return exchange(connection_->socket, mutex_, where, Frame().byte(static_cast<uint8_t>(Op::check)).keys(keys), timeout_,
+  return exchange(connection_, mutex_, where_, Frame().byte(static_cast<uint8_t>(Op::check)).keys(keys), timeout_,
                   [&](Reply r) {
                     if (r == Reply::missing) return false;
-                    require(r, where, keys.empty() ? "" : keys[0]);
+                    require(r, where_, keys.empty() ? "" : keys[0]);
                     return true;
                   });
 }
 
 int64_t RendezvousStore::getNumKeys() {
-  const std::string where = address_ + ":" + std::to_string(port_);
-  return exchange(connection_->socket, mutex_, where, Frame().byte(static_cast<uint8_t>(Op::num_keys)), timeout_, [&](Reply r) {
-    require(r, where, "");
-    return connection_->socket.read_integer();
+  return exchange(connection_, mutex_, where_, Frame().byte(static_cast<uint8_t>(Op::num_keys)), timeout_, [&](Reply r) {
+    require(r, where_, "");
+    return connection_.read_integer();
   });
 }
 
 void RendezvousStore::wait(const std::vector<std::string>& keys) { wait(keys, timeout_); }
 
 void RendezvousStore::wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) {
-  const std::string where = address_ + ":" + std::to_string(port_);
   const auto limit = timeout == kNoTimeout ? timeout_ : timeout;  // never wait without end
-  exchange(connection_->socket, mutex_, where, Frame().byte(static_cast<uint8_t>(Op::wait)).keys(keys).integer(limit.count()), limit,
+  exchange(connection_, mutex_, where_, Frame().byte(static_cast<uint8_t>(Op::wait)).keys(keys).integer(limit.count()), limit,
            [&](Reply r) {
              if (r == Reply::timed_out)
-               throw std::runtime_error(rendezvous_error(where, std::to_string(keys.size()) + " key(s) did not appear within " +
+               throw std::runtime_error(rendezvous_error(where_, std::to_string(keys.size()) + " key(s) did not appear within " +
                                                              std::to_string(limit.count() / 1000) + " s"));
-             require(r, where, keys.empty() ? "" : keys[0]);
+             require(r, where_, keys.empty() ? "" : keys[0]);
              return 0;
            });
 }

@@ -48,11 +48,11 @@ class RendezvousStore : public c10d::Store {
   std::string listening_address() const;
 
  private:
-  struct Connection;
   std::string address_, secret_;
   int port_;
+  std::string where_;  // "ADDRESS:PORT", for messages
   std::unique_ptr<rendezvous::Server> server_;
-  std::unique_ptr<Connection> connection_;
+  rendezvous::Socket connection_;
   std::mutex mutex_;  // one request at a time on the connection
 };
 
