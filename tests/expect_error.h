@@ -5,9 +5,21 @@
 
 #include <gtest/gtest.h>
 
+#include <exception>
+#include <functional>
 #include <string>
 
 namespace emotune::tests {
+
+// What `f` threw (a std::exception's what()), or "" when it threw nothing.
+inline std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
 
 template <class Error>
 std::string message_of_error(const Error& e) {

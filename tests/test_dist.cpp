@@ -201,14 +201,7 @@ TEST(Group, UnreachableMasterIsNamedWithinTheTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using emotune::tests::message_of;
 
 std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
@@ -243,7 +236,7 @@ TEST(RendezvousStore, ServesOnItsAddressAloneAndAnswersEveryRequest) {
   EXPECT_EQ(master.getNumKeys(), 3);
   EXPECT_TRUE(rank1.deleteKey("fresh"));
   EXPECT_FALSE(rank1.deleteKey("fresh"));
-  EXPECT_NE(error_of([&] { rank1.add("a", 1); }).find("key 'a' does not hold a number"), std::string::npos);
+  EXPECT_NE(message_of([&] { rank1.add("a", 1); }).find("key 'a' does not hold a number"), std::string::npos);
   // get and wait block until another rank sets the key.
   auto later = std::async(std::launch::async, [&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -260,10 +253,10 @@ TEST(RendezvousStore, RefusesARankWithoutTheSecretAndServesTheOthers) {
   const int port = free_local_port();
   RendezvousStore master("127.0.0.1", port, kSecret, true, std::chrono::seconds(5));
   const std::string refused =
-      error_of([&] { RendezvousStore("127.0.0.1", port, kSecret + "-not", false, std::chrono::seconds(5)); });
+      message_of([&] { RendezvousStore("127.0.0.1", port, kSecret + "-not", false, std::chrono::seconds(5)); });
   EXPECT_NE(refused.find("the rendezvous at 127.0.0.1:" + std::to_string(port) + ": rank 0 refused this rank: its secret differs"),
             std::string::npos) << refused;
-  EXPECT_NE(error_of([&] { RendezvousStore("127.0.0.1", port, "", false, std::chrono::seconds(5)); }).find("refused"),
+  EXPECT_NE(message_of([&] { RendezvousStore("127.0.0.1", port, "", false, std::chrono::seconds(5)); }).find("refused"),
             std::string::npos);
   // A peer that skips the handshake and sends requests gets no key: its bytes are taken as a proof,
   // which fails, and the connection closes.
@@ -290,10 +283,10 @@ TEST(RendezvousStore, AMissingKeyIsNamedAfterTheTimeout) {
   const int port = free_local_port();
   RendezvousStore master("127.0.0.1", port, kSecret, true, std::chrono::seconds(1));
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string e = error_of([&] { master.get("never"); });
+  const std::string e = message_of([&] { master.get("never"); });
   EXPECT_NE(e.find("key 'never' did not appear within 1 s"), std::string::npos) << e;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
-  EXPECT_NE(error_of([&] { master.wait({"never"}, std::chrono::milliseconds(300)); }).find("did not appear"),
+  EXPECT_NE(message_of([&] { master.wait({"never"}, std::chrono::milliseconds(300)); }).find("did not appear"),
             std::string::npos);
 }
 
@@ -310,7 +303,7 @@ TEST(RendezvousStore, ANonEmotuneListenerIsNamed) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     ::close(c);
   });
-  const std::string e = error_of([&] { RendezvousStore("127.0.0.1", port, kSecret, false, std::chrono::seconds(3)); });
+  const std::string e = message_of([&] { RendezvousStore("127.0.0.1", port, kSecret, false, std::chrono::seconds(3)); });
   other.get();
   ::close(listener);
   EXPECT_NE(e.find("not an emotune rendezvous"), std::string::npos) << e;
@@ -322,11 +315,11 @@ TEST_F(Environment, TheSecretComesFromTheVariableOrAPrivateFile) {
   { std::ofstream(file) << "s3cret-s3cret-s3cret-s3cret\n"; }
   ::setenv("EMOTUNE_DIST_SECRET_FILE", file.c_str(), 1);
   ::chmod(file.c_str(), 0644);
-  EXPECT_NE(error_of([] { rendezvous_secret(); }).find("may be read by others: chmod 600"), std::string::npos);
+  EXPECT_NE(message_of([] { rendezvous_secret(); }).find("may be read by others: chmod 600"), std::string::npos);
   ::chmod(file.c_str(), 0600);
   EXPECT_EQ(rendezvous_secret(), "s3cret-s3cret-s3cret-s3cret");
   { std::ofstream(file) << "short\n"; }
-  EXPECT_NE(error_of([] { rendezvous_secret(); }).find("shorter than 16 bytes"), std::string::npos);
+  EXPECT_NE(message_of([] { rendezvous_secret(); }).find("shorter than 16 bytes"), std::string::npos);
   ::setenv("EMOTUNE_DIST_SECRET", "from-the-variable-0123456789", 1);
   EXPECT_EQ(rendezvous_secret(), "from-the-variable-0123456789");
   std::filesystem::remove(file);
@@ -344,7 +337,7 @@ TEST(Group, RanksOnSeveralHostsNeedASecret) {
   l.master_addr = "10.1.2.3";
   GroupOptions o;
   o.timeout = std::chrono::seconds(1);
-  const std::string e = error_of([&] { Group g(l, o); });
+  const std::string e = message_of([&] { Group g(l, o); });
   EXPECT_NE(e.find("rank 1 of 2: MASTER_ADDR 10.1.2.3 is not this host's loopback"), std::string::npos) << e;
   EXPECT_NE(e.find("{dist_secret_file}"), std::string::npos) << e;
 }
