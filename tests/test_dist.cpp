@@ -13,7 +13,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <future>
+#include <limits>
 #include <thread>
 
 #include "dist/gradients.h"
@@ -237,6 +239,11 @@ TEST(RendezvousStore, ServesOnItsAddressAloneAndAnswersEveryRequest) {
   EXPECT_TRUE(rank1.deleteKey("fresh"));
   EXPECT_FALSE(rank1.deleteKey("fresh"));
   EXPECT_NE(message_of([&] { rank1.add("a", 1); }).find("key 'a' does not hold a number"), std::string::npos);
+  // A sum past int64 is refused and leaves the counter as it was (the fuzzer found the wrap-around).
+  EXPECT_EQ(rank1.add("big", std::numeric_limits<int64_t>::max()), std::numeric_limits<int64_t>::max());
+  EXPECT_NE(message_of([&] { rank1.add("big", 1); }).find("adding to key 'big' would overflow"), std::string::npos);
+  EXPECT_EQ(rank1.add("big", -1), std::numeric_limits<int64_t>::max() - 1);
+  EXPECT_TRUE(rank1.deleteKey("big"));
   // get and wait block until another rank sets the key.
   auto later = std::async(std::launch::async, [&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -330,7 +330,11 @@ void Table::answer(Socket& s) {
           break;
         }
       }
-      value += delta;
+      // A hostile or buggy peer may add anything: the sum must stay an int64 (no wrap-around).
+      if (__builtin_add_overflow(value, delta, &value)) {
+        status(Reply::out_of_range);
+        break;
+      }
       const std::string text = std::to_string(value);
       if (!put(key, Bytes(text.begin(), text.end()))) {
         status(Reply::full);

@@ -33,7 +33,7 @@ inline constexpr std::size_t kMaxKey = 4096, kMaxValue = 16u << 20, kMaxKeysPerR
 inline constexpr std::size_t kMaxStoredBytes = 256u << 20;
 
 enum class Op : uint8_t { set = 1, compare_set, get, add, remove, check, num_keys, wait };
-enum class Reply : uint8_t { ok = 0, missing, timed_out, refused, full, not_a_number };
+enum class Reply : uint8_t { ok = 0, missing, timed_out, refused, full, not_a_number, out_of_range };
 
 using Bytes = std::vector<uint8_t>;
 using Proof = std::array<uint8_t, kProof>;

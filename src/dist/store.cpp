@@ -86,6 +86,8 @@ void require(Reply status, const std::string& where, const std::string& key) {
       throw std::runtime_error(rendezvous_error(where, "the store is full (" + std::to_string(kMaxStoredBytes >> 20) + " MiB)"));
     case Reply::not_a_number:
       throw std::runtime_error(rendezvous_error(where, "key '" + key + "' does not hold a number"));
+    case Reply::out_of_range:
+      throw std::runtime_error(rendezvous_error(where, "adding to key '" + key + "' would overflow a 64-bit integer"));
     default:
       throw std::runtime_error(rendezvous_error(where, "unexpected answer to a request on key '" + key + "'"));
   }
