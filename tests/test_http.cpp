@@ -122,6 +122,17 @@ class Http : public ::testing::Test {
       r.content_type = "text/plain";
       r.body = req.method + " " + req.path + " " + req.body;
       if (req.path == "/throw") throw std::runtime_error("handler failed");
+      if (req.path == "/watch") {  // answers once the client hangs up, or after 2 s: says which
+        const std::lock_guard<std::mutex> lock(later_mutex_);
+        later_.emplace_back([this, r, respond, gone = req.client_gone]() mutable {
+          const auto until = std::chrono::steady_clock::now() + 2s;
+          while (!gone() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
+          hung_up_.set_value(gone());
+          r.body = gone() ? "gone" : "still there";
+          respond(r);
+        });
+        return;
+      }
       if (req.path == "/later") {
         const std::lock_guard<std::mutex> lock(later_mutex_);
         later_.emplace_back([r, respond] {
@@ -147,6 +158,7 @@ class Http : public ::testing::Test {
   std::thread running_;
   std::mutex later_mutex_;
   std::vector<std::thread> later_;
+  std::promise<bool> hung_up_;  // what /watch saw
 };
 
 TEST_F(Http, PipelinedRequestsAreAnsweredInOrder) {
@@ -259,6 +271,33 @@ TEST_F(Http, AnAddressInUseIsRefused) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(port_)), std::string::npos);
   }
+}
+
+TEST_F(Http, AHandlerLearnsThatItsClientHungUp) {
+  start();
+  auto seen = hung_up_.get_future();
+  const auto sent = std::chrono::steady_clock::now();
+  {
+    Client c(port_);
+    c.send("POST /watch HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    std::this_thread::sleep_for(100ms);
+  }  // closed while the handler works
+  ASSERT_EQ(seen.wait_for(3s), std::future_status::ready);
+  EXPECT_TRUE(seen.get());
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 1500ms);  // told at the close, not at the 2 s limit
+}
+
+TEST_F(Http, AClientThatWaitsIsNotTakenForGoneAndKeepsItsConnection) {
+  start();
+  auto seen = hung_up_.get_future();
+  Client c(port_);
+  c.send("POST /watch HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+  const std::string got = c.receive(5s);
+  EXPECT_NE(got.find("still there"), std::string::npos) << got;
+  EXPECT_FALSE(seen.get());
+  // The watch is over once the answer is written: the connection serves its next request.
+  c.send("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(c.receive(3s, 2).find("GET /next"), std::string::npos);
 }
 
 }  // namespace

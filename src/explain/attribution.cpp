@@ -104,15 +104,21 @@ torch::Tensor all_ones_mask(std::int64_t rows, std::int64_t n, torch::Device dev
   return torch::ones({rows, n}, torch::TensorOptions().dtype(torch::kInt64).device(device));
 }
 
+void stop_if_asked(const StopRequested& stop) {
+  if (stop && stop()) throw Cancelled("the explanation was stopped: its client has gone");
+}
+
 // Per label: sum over the given alphas of dlogit/d(inputs_embeds) at b + alpha (x - b), [n, hidden]
 // each, running at most `rows_per_pass` interpolated sequences per forward/backward pass.
 std::vector<torch::Tensor> summed_gradients(model::SequenceClassifierImpl& model, const torch::Tensor& x,
                                             const torch::Tensor& b, const std::vector<double>& alphas,
-                                            const std::vector<std::size_t>& labels, std::size_t rows_per_pass) {
+                                            const std::vector<std::size_t>& labels, std::size_t rows_per_pass,
+                                            const StopRequested& stop) {
   const auto n = x.size(0);
   std::vector<torch::Tensor> sums(labels.size());
   for (auto& s : sums) s = torch::zeros_like(x);
   for (std::size_t first = 0; first < alphas.size(); first += rows_per_pass) {
+    stop_if_asked(stop);
     const std::size_t rows = std::min(rows_per_pass, alphas.size() - first);
     const auto a = torch::tensor(std::vector<double>(alphas.begin() + static_cast<std::ptrdiff_t>(first),
                                                      alphas.begin() + static_cast<std::ptrdiff_t>(first + rows)),
@@ -132,11 +138,12 @@ std::vector<torch::Tensor> summed_gradients(model::SequenceClassifierImpl& model
 // logit(x) - logit(x with token i's vector replaced by the baseline's), for each of the text's positions.
 torch::Tensor occlusion_drops(model::SequenceClassifierImpl& model, const torch::Tensor& x, const torch::Tensor& b,
                               const std::vector<std::int64_t>& positions, const torch::Tensor& full_logits,
-                              std::size_t rows_per_pass) {
+                              std::size_t rows_per_pass, const StopRequested& stop) {
   const auto n = x.size(0);
   const auto count = static_cast<std::int64_t>(positions.size());
   auto drops = torch::zeros({n, full_logits.size(0)}, full_logits.options());
   for (std::int64_t first = 0; first < count; first += static_cast<std::int64_t>(rows_per_pass)) {
+    stop_if_asked(stop);
     const auto rows = std::min<std::int64_t>(static_cast<std::int64_t>(rows_per_pass), count - first);
     auto inputs = x.unsqueeze(0).repeat({rows, 1, 1});
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -202,7 +209,8 @@ std::vector<float> Explainer::scores(const std::string& text) const {
   return {scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel()};
 }
 
-std::vector<Explanation> Explainer::explain(const std::string& text, const std::vector<std::size_t>& labels) const {
+std::vector<Explanation> Explainer::explain(const std::string& text, const std::vector<std::size_t>& labels,
+                                            const StopRequested& stop) const {
   auto& model = *bundle_.model;
   const auto num_labels = bundle_.labels().size();
   for (auto l : labels)
@@ -230,7 +238,7 @@ std::vector<Explanation> Explainer::explain(const std::string& text, const std::
   std::size_t steps = 0;
   if (options_.method == Method::Occlusion) {
     torch::NoGradGuard no_grad;
-    const auto drops = occlusion_drops(model, x, b, p.text_positions, ends[0], rows_per_pass);
+    const auto drops = occlusion_drops(model, x, b, p.text_positions, ends[0], rows_per_pass, stop);
     std::vector<std::int64_t> cols(labels.begin(), labels.end());
     attributions = drops.index_select(1, torch::tensor(cols, torch::kInt64).to(device));
     steps = p.text_positions.size();
@@ -242,7 +250,7 @@ std::vector<Explanation> Explainer::explain(const std::string& text, const std::
       for (std::size_t k = 0; k < options_.steps; ++k) alphas.push_back((static_cast<double>(k) + 0.5) / static_cast<double>(options_.steps));
     }
     steps = alphas.size();
-    const auto sums = summed_gradients(model, x, b, alphas, labels, rows_per_pass);
+    const auto sums = summed_gradients(model, x, b, alphas, labels, rows_per_pass, stop);
     std::vector<torch::Tensor> columns;
     for (const auto& s : sums) columns.push_back(((x - b) * s).sum(1) / static_cast<double>(alphas.size()));
     attributions = columns.empty() ? torch::zeros({n, 0}) : torch::stack(columns, 1);

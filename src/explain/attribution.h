@@ -10,6 +10,7 @@
 //   occlusion: logit(x) - logit(x with that one token replaced by the baseline token).
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -74,6 +75,9 @@ struct Explanation {
 // Explainer needs (the packed inference model cannot take gradients).
 model::ModelBundle load_model_to_explain(const std::filesystem::path& dir, torch::Device device);
 
+// Asked between passes of an explanation: true stops it with emotune::Cancelled (util/errors.h).
+using StopRequested = std::function<bool()>;
+
 class Explainer {
  public:
   // `bundle` must hold plain (not packed) float weights; its parameters stop requiring gradients and
@@ -82,8 +86,10 @@ class Explainer {
 
   // The text's scores per label (as predict gives them), for choosing the labels to explain.
   std::vector<float> scores(const std::string& text) const;
-  // One explanation per label id, in the order given.
-  std::vector<Explanation> explain(const std::string& text, const std::vector<std::size_t>& labels) const;
+  // One explanation per label id, in the order given. `stop` (when set) is asked before every
+  // forward/backward pass.
+  std::vector<Explanation> explain(const std::string& text, const std::vector<std::size_t>& labels,
+                                   const StopRequested& stop = nullptr) const;
 
   const model::ModelBundle& bundle() const { return bundle_; }
   const Options& options() const { return options_; }

@@ -170,8 +170,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request.content_type = std::string(req[http::field::content_type]);
     request.host = std::string(req[http::field::host]);
     request.authorization = std::string(req[http::field::authorization]);
+    auto gone = std::make_shared<std::atomic<bool>>(false);
+    request.client_gone = [gone] { return gone->load(); };
+    watch_for_hang_up(std::move(gone));
     asio::post(*core_.workers, [self = shared_from_this(), request = std::move(request)]() mutable {
       self->handle(std::move(request));
+    });
+  }
+
+  // While the request is handled nothing reads the socket: it turns readable with no bytes waiting
+  // only when the client has closed (or reset) the connection.
+  void watch_for_hang_up(std::shared_ptr<std::atomic<bool>> gone) {
+    if (buffer_.size() > 0) return;  // a pipelined request is here already: its bytes hide a close
+    watching_ = true;
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), gone](beast::error_code ec) {
+      if (ec) return;  // cancelled: the answer is on its way, or the connection closed
+      self->watching_ = false;
+      beast::error_code e;
+      if (self->stream_.socket().available(e) == 0 || e) gone->store(true);
     });
   }
 
@@ -195,6 +211,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void answer(HttpResponse r) {
     if (state_ == State::closed) return;
     state_ = State::writing;
+    if (watching_) {  // nothing else waits on the socket now: this cancels the watch alone
+      watching_ = false;
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);
+    }
     auto out = std::make_shared<Outgoing>();
     auto& res = out->response;
     res.version(version_);
@@ -263,6 +284,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Clock::time_point deadline_, linger_until_;
   bool keep_alive_ = true;
   bool head_only_ = false;
+  bool watching_ = false;  // for the client hanging up while its request is handled
   unsigned version_ = 11;
   std::size_t extension_bytes_ = 0;
   std::function<void(std::uint64_t, beast::string_view, beast::error_code&)> count_extensions_ =

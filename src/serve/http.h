@@ -21,6 +21,11 @@ struct HttpRequest {
   std::string content_type;   // the headers the service decides on; "" when absent
   std::string host;
   std::string authorization;
+  // True once the client has closed its connection while this request waits for its answer, so a
+  // long handler can stop early. Watched only while nothing more has arrived on the connection (the
+  // bytes of a pipelined request hide a later close); a client that half-closes after sending counts
+  // as gone, as nginx counts it.
+  std::function<bool()> client_gone = [] { return false; };
 };
 
 struct HttpResponse {

@@ -73,6 +73,8 @@ ErrorStatus error_status_for(const std::exception_ptr& failure) {
     std::rethrow_exception(failure);
   } catch (const HttpError& e) {
     return {e.status, e.code, e.message};
+  } catch (const Cancelled& e) {  // nginx's number for it: nobody reads this answer, the log and metrics do
+    return {499, "client_closed_request", e.what()};
   } catch (const c10::Error& e) {  // libtorch's: ours, logged without its backtrace
     return {500, "internal", internal_error_message(e.what_without_backtrace())};
   } catch (const std::exception& e) {
@@ -196,7 +198,8 @@ class Service {
   // the answer on the batcher's thread. Throws HttpError for a request the client got wrong.
   void predict(const std::string& body, std::size_t& texts_out, Respond done) const;
   // Needs a plain float copy of the model (set_explainer_model); one request at a time.
-  std::string explain(const std::string& body, std::size_t& texts_out) const;
+  // Stops with emotune::Cancelled once `client_gone` says nobody waits for the answer.
+  std::string explain(const std::string& body, std::size_t& texts_out, const explain::StopRequested& client_gone) const;
   std::string labels_json() const;
   // TEI's POST /predict and the Inference API's POST / (serve/tei.h): the same limits, batcher and
   // back-pressure as predict; errors are TeiError or HttpError.
@@ -399,7 +402,8 @@ std::vector<std::size_t> Service::label_ids(const std::vector<std::string>& name
   return ids;
 }
 
-std::string Service::explain(const std::string& body, std::size_t& texts_out) const {
+std::string Service::explain(const std::string& body, std::size_t& texts_out,
+                             const explain::StopRequested& client_gone) const {
   const auto t0 = Clock::now();
   const ExplainRequest r = parse_explain_request(body, {o_.max_batch, o_.max_text_chars, grouping_}, o_.explain_max_steps);
   texts_out = r.predict.texts.size();
@@ -416,8 +420,9 @@ std::string Service::explain(const std::string& body, std::size_t& texts_out) co
     const std::lock_guard<std::mutex> one_at_a_time(explaining_);
     const explain::Explainer explainer(*plain_, how);
     for (const auto& text : r.predict.texts) {
+      if (client_gone()) throw Cancelled("the explanation was stopped: its client has gone");
       const auto chosen = explain::labels_to_explain(explainer.scores(text), thr, r.predict.top_k, named);
-      for (const auto& e : explainer.explain(text, chosen)) out["explanations"].push_back(explain::to_json(e, text, bundle_.labels()));
+      for (const auto& e : explainer.explain(text, chosen, client_gone)) out["explanations"].push_back(explain::to_json(e, text, bundle_.labels()));
     }
   }
   out["model"] = name_;
@@ -489,7 +494,7 @@ class Router {
   Finish finisher(std::shared_ptr<Exchange> x, Respond respond);
   void admit(const HttpRequest& req) const;
   std::optional<HttpResponse> page(const std::string& path) const;
-  void post(const std::string& path, const std::string& body, std::size_t& texts, Finish finish);
+  void post(const HttpRequest& req, std::size_t& texts, Finish finish);
 
   const ServeOptions& o_;
   Service& service_;
@@ -557,7 +562,7 @@ void Router::handle(HttpRequest req, Respond respond) {
     admit(req);
     if (is_post_route && req.method == "POST") {
       require_json(req.content_type);
-      return post(req.path, req.body, x->texts, finish);
+      return post(req, x->texts, finish);
     }
   } catch (...) {
     return finish(tei_post ? tei_error_answer(std::current_exception()) : error_answer(std::current_exception()));
@@ -571,7 +576,9 @@ void Router::handle(HttpRequest req, Respond respond) {
   finish(json_error(404, "not_found", "no route " + req.path));
 }
 
-void Router::post(const std::string& path, const std::string& body, std::size_t& texts, Finish finish) {
+void Router::post(const HttpRequest& req, std::size_t& texts, Finish finish) {
+  const std::string& path = req.path;
+  const std::string& body = req.body;
   // Explanations have their own count: slow ones must not take the slots predictions need.
   const bool explaining = path == "/v1/explain";
   auto counted = std::make_shared<InProgress>(explaining ? explanations_in_progress_ : in_progress_);
@@ -590,9 +597,9 @@ void Router::post(const std::string& path, const std::string& body, std::size_t&
   if (path == "/v1/predict") return service_.predict(body, texts, counted_finish);
   if (path == "/predict") return service_.tei_predict(body, texts, counted_finish);
   if (path == "/") return service_.inference_api(body, texts, counted_finish);
-  boost::asio::post(explainer_, [this, body, &texts, counted_finish] {
+  boost::asio::post(explainer_, [this, body, client_gone = req.client_gone, &texts, counted_finish] {
     try {
-      counted_finish(json_answer(service_.explain(body, texts)));
+      counted_finish(json_answer(service_.explain(body, texts, client_gone)));
     } catch (...) {
       counted_finish(error_answer(std::current_exception()));
     }

@@ -24,6 +24,12 @@ struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Work given up because whoever asked for it has gone (a client that closed its connection); there
+// is no one to tell, so the boundaries only count it.
+struct Cancelled : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // A failure of emotune's own: a condition its code should have made impossible.
 struct InternalError : std::logic_error {
   using std::logic_error::logic_error;

@@ -566,6 +566,29 @@ class HostileClients(Case):
         self.assertEqual(slow["answer"][0], 200, slow["answer"][2])
         self.assertEqual(len(slow["answer"][2]["explanations"]), 32 * 28)
 
+    def test_an_explanation_stops_when_its_client_hangs_up(self):
+        _, port = self.start("--explain-max-work", "1000000000", "--max-concurrent-explanations", "1", "--max-batch", "96")
+        # 96 texts of the model's 64 positions, every label, 256 steps: ~25 s of work whole.
+        body = json.dumps({"texts": ["so very happy " * 30] * 96, "steps": 256, "threshold": 0}).encode()
+        head = ("POST /v1/explain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n\r\n" % len(body)).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(head + body)
+            time.sleep(0.5)  # it has started: the one explanation slot is taken
+            status, _, answer = self.call(port, "POST", "/v1/explain", {"text": "hi", "label": "joy"})
+            self.assertEqual(status, 429, answer)
+        # Gone: the work stops between passes and frees the slot (it had minutes of work left).
+        hung_up = time.monotonic()
+        while True:
+            status, _, answer = self.call(port, "POST", "/v1/explain", {"text": "hi", "label": "joy"})
+            if status != 429 or time.monotonic() - hung_up > 20:
+                break
+            time.sleep(0.1)
+        self.assertEqual(status, 200, answer)
+        self.assertLess(time.monotonic() - hung_up, 5)
+        _, _, metrics = self.call(port, "GET", "/metrics")
+        self.assertIn(b'emotune_requests_total{route="/v1/explain",status="499"} 1', metrics)
+
     def test_port_zero_is_reported_and_a_taken_port_refused(self):
         _, port = self.start()
         self.assertGreater(port, 0)
