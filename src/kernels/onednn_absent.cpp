@@ -16,6 +16,7 @@ namespace {
 
 bool built_with_onednn() { return false; }
 bool cpu_runs_bf16() { return false; }
+int int8_activation_levels() { return 127; }
 std::string onednn_isa_name() { return "none"; }
 
 struct PackedLinear::Kernel {};

@@ -25,6 +25,12 @@ bool built_with_onednn();
 bool cpu_runs_bf16();
 // oneDNN's instruction set on this CPU ("avx512_core_bf16", ...), or "none" in a build without oneDNN.
 std::string onednn_isa_name();
+// Dynamic int8 quantises activations to 0..255 where oneDNN's u8 x s8 products accumulate in 32 bits
+// (VNNI, AMX), and to 0..127 on CPUs without VNNI, whose kernels add pairs of products in 16 bits and
+// would saturate with full 8-bit inputs (2 * 255 * 127 > 32767; 11% worst-case error measured on a
+// 768x3072 layer, against 2% with 7 bits; PyTorch's quantize_dynamic does the same there). Decided
+// once per process from oneDNN's instruction set.
+int int8_activation_levels();
 enum class Activation { None, Gelu, Relu };  // applied to the output inside the kernel
 
 class PackedLinear {
@@ -45,6 +51,10 @@ class PackedLinear {
 
  private:
   struct Kernel;  // oneDNN's matmul and the weights in its layout (packed_linear.cpp)
+  // operand: the input as the kernel reads it ([rows, in]: float, bf16 or uint8 with its int8
+  // scale and zero point); y: [rows, out].
+  void run_any_rows(const torch::Tensor& operand, float x_scale, int32_t x_zero, torch::Tensor& y) const;
+  void run_fixed_rows(const torch::Tensor& operand, float x_scale, int32_t x_zero, torch::Tensor& y) const;
   int64_t in_, out_;
   Precision precision_;
   Activation activation_;
