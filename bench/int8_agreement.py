@@ -1,6 +1,6 @@
 """How far --quantize int8 moves a model's answers from float: runs `emotune eval` on a split twice
 (float, int8), dumping probabilities, and prints one JSON line: the largest probability difference,
-the share of texts whose label set (threshold 0.5) is unchanged, macro-F1 of each, and wall times.
+the share of texts whose label set (threshold 0.5) is unchanged and whose top label is, macro-F1 of each, and wall times.
   bench/int8_agreement.py EMOTUNE MODEL_DIR DATA_DIR [dev|test]"""
 import json
 import os
@@ -35,7 +35,9 @@ def main():
         pq, rq, tq = run_eval(emotune, model, data_dir, split, b, "int8")
     diff = max(abs(x - y) for u, v in zip(pf, pq) for x, y in zip(u, v))
     same = sum(1 for u, v in zip(pf, pq) if [x >= 0.5 for x in u] == [y >= 0.5 for y in v]) / len(pf)
+    top = sum(1 for u, v in zip(pf, pq) if u.index(max(u)) == v.index(max(v))) / len(pf)
     print(json.dumps({"split": split, "texts": len(pf), "max_prob_diff": diff, "label_set_agreement": same,
+                      "top_label_agreement": top,
                       "macro_f1_float": macro_f1(rf), "macro_f1_int8": macro_f1(rq),
                       "eval_seconds_float": round(tf, 1), "eval_seconds_int8": round(tq, 1)}))
 

@@ -7,8 +7,11 @@ padded to each batch's longest text, timed the same way.
   infer    forward in inference mode
   ddp      the train loop under torchrun with DistributedDataParallel (gloo): each rank takes its share
            of every global batch (python3 -m torch.distributed.run --nproc-per-node N pytorch_bench.py ddp ...)
+With --compile the model runs through torch.compile (torch 2.x; the first --warmup steps, 5 by
+default then, take the compilations). It runs under whichever torch the interpreter has: Debian's 1.13
+(build/pyenv) or a current one (build/peersenv, bench/install-peers.sh); "impl" names the version.
 Usage: pytorch_bench.py (train|trainer|infer|ddp) --model DIR --data FILE [--steps N] [--warmup N]
-       [--batch-size N] [--seed N] [--threads N] [--precision f32|bf16]"""
+       [--batch-size N] [--seed N] [--threads N] [--precision f32|bf16] [--compile]"""
 import argparse
 import contextlib
 import json
@@ -20,19 +23,12 @@ import time
 
 import torch
 import torch.nn.functional as F
+from batches import draw_batches, percentile, read_rows
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                           TrainerCallback, TrainingArguments)
 from transformers.utils import logging as hf_logging
 
-MASK = (1 << 64) - 1
 hf_logging.set_verbosity_error()
-
-
-def splitmix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
-    return x ^ (x >> 31)
 
 
 def flops_per_token(c, seq):
@@ -58,13 +54,16 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (2; 5 with --compile)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
                     help="bf16: CPU autocast to bfloat16 (train, trainer: TrainingArguments(bf16=True))")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (torch 2.x)")
     a = ap.parse_args()
+    if a.warmup is None:
+        a.warmup = 5 if a.compile else 2
     bf16 = a.precision == "bf16"
     torch.set_num_threads(a.threads)
     model = AutoModelForSequenceClassification.from_pretrained(a.model)
@@ -73,15 +72,12 @@ def main():
         torch.distributed.init_process_group("gloo")
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         model = torch.nn.parallel.DistributedDataParallel(model)
+    if a.compile and a.mode != "trainer":
+        model = torch.compile(model)
     tok = AutoTokenizer.from_pretrained(a.model)
     config = model.module.config if a.mode == "ddp" else model.config
     L = config.num_labels
-    with open(a.data, encoding="utf-8") as f:
-        rows = [l.rstrip("\n").split("\t") for l in f]
-    picks = [[splitmix64(a.seed * 1000003 + k * a.batch_size + j) % len(rows) for j in range(a.batch_size)]
-             for k in range(a.warmup + a.steps)]
-    ex = [[(tok(rows[i][0], truncation=True, max_length=128)["input_ids"], [int(x) for x in rows[i][1].split(",")])
-           for i in p] for p in picks]
+    ex = draw_batches(tok, read_rows(a.data), a.seed, a.batch_size, a.warmup + a.steps)
 
     if a.mode == "trainer":
         examples = [{"input_ids": ids, "attention_mask": [1] * len(ids),
@@ -95,7 +91,8 @@ def main():
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(output_dir=out, max_steps=a.warmup + a.steps, per_device_train_batch_size=a.batch_size,
                                      learning_rate=2e-5, max_grad_norm=1.0, save_strategy="no", report_to=[],
-                                     use_cpu=True, disable_tqdm=True, logging_strategy="no", bf16=bf16)
+                                     use_cpu=True, disable_tqdm=True, logging_strategy="no", bf16=bf16,
+                                     torch_compile=a.compile)
             with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its summary; stdout is the JSON line
                 InOrderTrainer(model=model, args=args, train_dataset=examples,
                                data_collator=DataCollatorWithPadding(tok), callbacks=[timer]).train()
@@ -125,7 +122,7 @@ def main():
                 opt.zero_grad()
             else:
                 model.eval()
-                with torch.inference_mode():
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     model(input_ids=ids, attention_mask=mask)
             if k >= a.warmup:
                 step_times.append(time.perf_counter() - t0)
@@ -140,10 +137,12 @@ def main():
     if rank != 0:
         return
     impl = {"trainer": "transformers-trainer", "ddp": f"pytorch-ddp-{world}"}.get(a.mode, "pytorch")
+    impl += "-" + torch.__version__.split("+")[0] + ("-compiled" if a.compile else "")
     print(json.dumps({"mode": a.mode, "impl": impl, "precision": a.precision,
                       "batch_size": a.batch_size, "steps": a.steps, "threads": torch.get_num_threads(),
                       "examples_per_s": a.steps * a.batch_size / seconds, "tokens_per_s": real / seconds,
                       "padded_tokens_per_s": padded / seconds, "gflops_per_s": flops / seconds / 1e9,
+                      "step_ms_p50": percentile(step_times, 0.5) * 1000,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 

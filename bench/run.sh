@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Runs emotune and its Hugging Face peers back to back and prints each result and the ratios:
-# training against the plain PyTorch loop and the Trainer, batch inference against the plain loop,
-# whole-split prediction against the loop and pipeline(). The model is the full DistilBERT shape by
-# default (random init: speed does not depend on the weights); EMOTUNE_BENCH_CONFIG picks another
-# config (a directory with config.json and the tokenizer), e.g. ../shared/models/sentence-transformers--all-MiniLM-L6-v2.
-# Needs a built emotune (scripts/build.sh), the test environment (scripts/install-test-deps.sh) and
-# $EMOTUNE_SHARED (default ../shared). Every side runs with the same OPENBLAS_* settings.
-#   bench/run.sh [train|infer|predict|tokenize|all] [STEPS]
+# Runs emotune and the peers users pick instead, back to back on the same batches, and prints each
+# result (one JSON line) and then the ratios, like for like (bench/compare.py):
+#   train    emotune f32 and bf16 against a current PyTorch (bench/requirements-peers.txt): the plain
+#            loop eager and torch.compile'd, and the Trainer, each in f32 and bf16 autocast; batches of 16
+#   infer    batches of 16: emotune f32, bf16, int8 against ONNX Runtime (fused f32, quantize_dynamic
+#            int8) and the current PyTorch (eager, compiled, bf16)
+#   latency  one text at a time (p50 over STEPS x 5 texts): emotune f32 and int8 against ONNX Runtime's
+#   predict, tokenize: whole-split prediction and tokenizers, against build/pyenv's stack
+# Debian's torch 1.13 (build/pyenv), the peer of the earlier figures, runs too, marked as such.
+# Every side runs with the same threads (every core) and the best OpenBLAS kernels this CPU allows
+# (OPENBLAS_CORETYPE: SkylakeX with AVX-512, Haswell with AVX2 and FMA), whatever the environment set.
+# The model is the full DistilBERT shape by default (random init: speed does not depend on the
+# weights); EMOTUNE_BENCH_CONFIG picks another config directory (config.json and tokenizer).
+# Needs a built emotune (scripts/build.sh), the test environment (scripts/install-test-deps.sh), the
+# peers (bench/install-peers.sh, run here when missing) and $EMOTUNE_SHARED (default ../shared).
+#   bench/run.sh [train|infer|latency|predict|tokenize|all] [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -16,28 +24,67 @@ data="$shared/data/goemotions"
 config="${EMOTUNE_BENCH_CONFIG:-$shared/models/distilbert-base-uncased}"
 model="${EMOTUNE_BENCH_MODEL:-/tmp/emotune-bench-$(basename "$config")}"
 py=build/pyenv/bin/python
+peers=build/peersenv/bin/python
+bench/install-peers.sh
 [ -f "$model/model.safetensors" ] || build/emotune init --config "$config" --labels goemotions --out "$model" --seed 1 2>/dev/null
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; model: $model"
-ratio() { $py -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); \
-print(f\"ratio emotune/{b['impl']}: examples/s {a['examples_per_s']/b['examples_per_s']:.2f}x, real tokens/s {a['tokens_per_s']/b['tokens_per_s']:.2f}x\")" "$1" "$2"; }
-for mode in train infer; do
-  if [ "$what" = all ] || [ "$what" = "$mode" ]; then
-    bs=16; [ "$mode" = infer ] && bs=32
-    e=$(build/emotune bench "$mode" --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs 2>/dev/null)
-    p=$($py bench/pytorch_bench.py "$mode" --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs)
-    echo "$e"; echo "$p"; ratio "$e" "$p"
-    if [ "$mode" = train ]; then
-      b=$(build/emotune bench train --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs --products blas 2>/dev/null)
-      echo "$b"; echo -n "products through libtorch's BLAS: "; ratio "$b" "$p"
-      t=$($py bench/pytorch_bench.py trainer --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs)
-      echo "$t"; ratio "$e" "$t"
-    fi
-    if [ "$mode" = infer ]; then
-      q=$(build/emotune bench infer --model "$model" --data "$data/train.tsv" --steps "$steps" --batch-size $bs --quantize int8 2>/dev/null)
-      echo "$q"; echo -n "int8: "; ratio "$q" "$p"
-    fi
+rm -rf "$model/onnx"  # exported again from these weights
+
+flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+has() { [[ "$flags" == *" $1 "* ]]; }
+if has avx512f && has avx512bw && has avx512dq && has avx512vl; then export OPENBLAS_CORETYPE=SkylakeX
+elif has avx2 && has fma; then export OPENBLAS_CORETYPE=Haswell
+fi
+bf16=no
+if has avx512_bf16 || has amx_bf16; then bf16=yes; fi
+threads=$(nproc)
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} for every side; threads $threads; bf16 products: $bf16; model: $model"
+
+results="$(mktemp)"
+trap 'rm -f "$results" "$results.err"' EXIT
+# record GROUP COMMAND...: runs one side, prints its line, keeps it for the ratios.
+record() {
+  local group=$1 line
+  shift
+  if ! line=$("$@" 2> "$results.err" | tail -1) || [ -z "$line" ]; then
+    echo "failed ($group): $* -- $(grep -v Warning "$results.err" | tail -1)"
+    return 0
   fi
-done
+  echo "$line"
+  $py -c "import json,sys; r=json.loads(sys.argv[1]); r['group']=sys.argv[2]; print(json.dumps(r))" "$line" "$group" >> "$results"
+}
+emotune_bench() { build/emotune bench "$@" --model "$model" --data "$data/train.tsv" --threads "$threads"; }
+torch_bench() { local python=$1; shift; (cd bench && "../$python" pytorch_bench.py "$@" --model "$model" --data "$data/train.tsv" --threads "$threads"); }
+ort_bench() { (cd bench && "../$peers" onnx_bench.py "$@" --model "$model" --data "$data/train.tsv" --threads "$threads"); }
+precisions=(f32); [ $bf16 = yes ] && precisions+=(bf16)
+
+if [ "$what" = all ] || [ "$what" = train ]; then
+  for p in "${precisions[@]}"; do
+    record train emotune_bench train --steps "$steps" --batch-size 16 --precision "$p"
+    record train torch_bench "$peers" train --steps "$steps" --batch-size 16 --precision "$p"
+    record train torch_bench "$peers" train --steps "$steps" --batch-size 16 --precision "$p" --compile
+    record train torch_bench "$peers" trainer --steps "$steps" --batch-size 16 --precision "$p"
+  done
+  record train torch_bench "$py" train --steps "$steps" --batch-size 16
+fi
+if [ "$what" = all ] || [ "$what" = infer ]; then
+  for p in "${precisions[@]}" int8; do record infer emotune_bench infer --steps "$steps" --batch-size 16 --precision "$p"; done
+  record infer ort_bench --steps "$steps" --batch-size 16
+  record infer ort_bench --steps "$steps" --batch-size 16 --quantize int8
+  for p in "${precisions[@]}"; do
+    record infer torch_bench "$peers" infer --steps "$steps" --batch-size 16 --precision "$p"
+    record infer torch_bench "$peers" infer --steps "$steps" --batch-size 16 --precision "$p" --compile
+  done
+  record infer torch_bench "$py" infer --steps "$steps" --batch-size 16
+fi
+if [ "$what" = all ] || [ "$what" = latency ]; then
+  n=$((steps * 5))
+  for p in f32 int8; do record latency emotune_bench infer --steps "$n" --batch-size 1 --precision "$p"; done
+  record latency ort_bench --steps "$n" --batch-size 1
+  record latency ort_bench --steps "$n" --batch-size 1 --quantize int8
+  record latency torch_bench "$peers" infer --steps "$n" --batch-size 1
+fi
+echo "--- ratios (emotune against the best peer of the same precision; CPU and settings above)"
+$py bench/compare.py "$results"
 if [ "$what" = all ] || [ "$what" = predict ]; then
   $py bench/predict_bench.py build/emotune "$model" "$data/dev.tsv"
 fi
