@@ -84,7 +84,7 @@ def main():
                      "labels": [1.0 if i in labels else 0.0 for i in range(L)]} for b in ex for ids, labels in b]
 
         class InOrderTrainer(Trainer):
-            def _get_train_sampler(self):
+            def _get_train_sampler(self, *_):  # transformers 5 passes the dataset
                 return torch.utils.data.SequentialSampler(self.train_dataset)
 
         timer = StepTimer()
