@@ -91,6 +91,6 @@ fi
 if [ "$what" = all ] || [ "$what" = tokenize ]; then
   for tok in distilbert-base-uncased roberta-base; do
     build/tokenize_bench "$shared/models/$tok" "$data"/{train,dev,test}.tsv
-    $py bench/tokenize_peer.py "$shared/models/$tok" "$data"/{train,dev,test}.tsv
+    $peers bench/tokenize_peer.py "$shared/models/$tok" "$data"/{train,dev,test}.tsv
   done
 fi

@@ -170,8 +170,9 @@ struct ByteLevelBpe::WordCache {
     std::mutex mutex;
     std::unordered_map<std::string, std::vector<Token>, Hash, std::equal_to<>> words;
   };
-  // Bounded (as tokenizers' own cache): once a shard is full, new words are merged every time.
-  static constexpr std::size_t kShards = 16, kWordsPerShard = 4096, kLongestWord = 64;
+  // Bounded as tokenizers' own cache is (10,000 words, its DEFAULT_CACHE_CAPACITY): once a shard is
+  // full, new words are merged every time.
+  static constexpr std::size_t kShards = 16, kWordsPerShard = 625, kLongestWord = 64;
   std::array<Shard, kShards> shards;
 
   Shard& shard_of(std::string_view piece) { return shards[Hash{}(piece) % kShards]; }
