@@ -24,16 +24,13 @@ import torch
 from batches import draw_batches, percentile, read_rows
 
 
-def export(model_dir, path):
-    from transformers import AutoModelForSequenceClassification
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
+def export(model, path):
     ids = torch.ones(2, 8, dtype=torch.int64)
     with torch.inference_mode(), contextlib.redirect_stdout(sys.stderr):
         torch.onnx.export(model, (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
                           output_names=["logits"], opset_version=17, dynamo=False,
                           dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
                                         "logits": {0: "batch"}})
-    return model.config
 
 
 def optimize(path, out, config):
@@ -92,7 +89,7 @@ def main():
                     help="every text of --data once, in order, instead of random draws (for agreement over a split)")
     ap.add_argument("--work", default=None, help="where the .onnx files go (default: MODEL/onnx); reused when there")
     a = ap.parse_args()
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
     import onnxruntime as ort
     hf_logging.set_verbosity_error()
@@ -101,12 +98,12 @@ def main():
     work = a.work or os.path.join(a.model, "onnx")
     os.makedirs(work, exist_ok=True)
     plain, fused, int8 = (os.path.join(work, n) for n in ("model.onnx", "model-opt.onnx", "model-opt-int8.onnx"))
-    config = export(a.model, plain) if not os.path.exists(plain) else None
-    if config is None:
-        from transformers import AutoConfig
-        config = AutoConfig.from_pretrained(a.model)
+    # Eager attention: the graph ONNX Runtime's fusions recognise, and the reference the export is checked against.
+    hf = AutoModelForSequenceClassification.from_pretrained(a.model, attn_implementation="eager").eval()
+    if not os.path.exists(plain):
+        export(hf, plain)
     if not os.path.exists(fused):
-        optimize(plain, fused, config)
+        optimize(plain, fused, hf.config)
     fusions = fusions_in(fused)
     if a.quantize == "int8" and not os.path.exists(int8):
         quantize(fused, int8)
@@ -133,8 +130,6 @@ def main():
               "padded_tokens_per_s": pad / seconds, "step_ms_p50": percentile(times, 0.5) * 1000,
               "step_ms_p99": percentile(times, 0.99) * 1000, "fusions": fusions}
     # The export is checked, not trusted: the first timed batch against transformers' own logits.
-    from transformers import AutoModelForSequenceClassification
-    hf = AutoModelForSequenceClassification.from_pretrained(a.model).eval()
     with torch.inference_mode():
         want = hf(**{k: torch.from_numpy(v) for k, v in feeds[a.warmup].items()}).logits.numpy()
     result["max_abs_diff_to_transformers"] = float(np.abs(want - outputs[0]).max())

@@ -6,7 +6,8 @@
 #   infer    batches of 16: emotune f32, bf16, int8 against ONNX Runtime (fused f32, quantize_dynamic
 #            int8) and the current PyTorch (eager, compiled, bf16)
 #   latency  one text at a time (p50 over STEPS x 5 texts): emotune f32 and int8 against ONNX Runtime's
-#   predict, tokenize: whole-split prediction and tokenizers, against build/pyenv's stack
+#   predict  whole-split prediction against build/pyenv's loop and pipeline()
+#   tokenize tokenizers (build/peersenv's), one thread, ids only, equal word caches
 # Debian's torch 1.13 (build/pyenv), the peer of the earlier figures, runs too, marked as such.
 # Every side runs with the same threads (every core) and the best OpenBLAS kernels this CPU allows
 # (OPENBLAS_CORETYPE: SkylakeX with AVX-512, Haswell with AVX2 and FMA), whatever the environment set.
@@ -83,8 +84,10 @@ if [ "$what" = all ] || [ "$what" = latency ]; then
   record latency ort_bench --steps "$n" --batch-size 1 --quantize int8
   record latency torch_bench "$peers" infer --steps "$n" --batch-size 1
 fi
-echo "--- ratios (emotune against the best peer of the same precision; CPU and settings above)"
-$py bench/compare.py "$results"
+if [ -s "$results" ]; then
+  echo "--- ratios (emotune against the best peer of the same precision; CPU and settings above)"
+  $py bench/compare.py "$results"
+fi
 if [ "$what" = all ] || [ "$what" = predict ]; then
   $py bench/predict_bench.py build/emotune "$model" "$data/dev.tsv"
 fi

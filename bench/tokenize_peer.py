@@ -9,6 +9,7 @@ import sys
 import time
 
 os.environ["RAYON_NUM_THREADS"] = "1"
+import tokenizers  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 tok = AutoTokenizer.from_pretrained(sys.argv[1])
@@ -23,6 +24,5 @@ for _ in range(5):
     t0 = time.perf_counter()
     ids = encode(texts)
     best = min(best, time.perf_counter() - t0)
-import tokenizers  # noqa: E402
 print(json.dumps({"impl": f"tokenizers {tokenizers.__version__} " + type(tok).__name__, "texts": len(texts), "bytes": size,
                   "seconds": best, "mb_per_s": size / best / 1e6}))

@@ -104,10 +104,6 @@ torch::Tensor all_ones_mask(std::int64_t rows, std::int64_t n, torch::Device dev
   return torch::ones({rows, n}, torch::TensorOptions().dtype(torch::kInt64).device(device));
 }
 
-void stop_if_asked(const StopRequested& stop) {
-  if (stop && stop()) throw Cancelled("the explanation was stopped: its client has gone");
-}
-
 // Per label: sum over the given alphas of dlogit/d(inputs_embeds) at b + alpha (x - b), [n, hidden]
 // each, running at most `rows_per_pass` interpolated sequences per forward/backward pass.
 std::vector<torch::Tensor> summed_gradients(model::SequenceClassifierImpl& model, const torch::Tensor& x,
@@ -190,6 +186,10 @@ std::vector<WordAttribution> group_words(const std::vector<TokenAttribution>& to
 }
 
 }  // namespace
+
+void stop_if_asked(const StopRequested& stop) {
+  if (stop && stop()) throw Cancelled("the explanation was stopped: its client has gone");
+}
 
 Explainer::Explainer(model::ModelBundle& bundle, Options options) : bundle_(bundle), options_(options) {
   max_length_ = bundle.config().choose_max_length(options_.max_length);

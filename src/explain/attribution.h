@@ -77,6 +77,8 @@ model::ModelBundle load_model_to_explain(const std::filesystem::path& dir, torch
 
 // Asked between passes of an explanation: true stops it with emotune::Cancelled (util/errors.h).
 using StopRequested = std::function<bool()>;
+// Throws emotune::Cancelled when `stop` is set and says so.
+void stop_if_asked(const StopRequested& stop);
 
 class Explainer {
  public:

@@ -85,22 +85,24 @@ int64_t kernel_rows(int64_t rows) { return rows <= kRowStep ? rows : (rows + kRo
 // bias_eff[n] = bias[n] - x_scale * x_zero * w_scale[n] * sum_k w_q[n, k]. Elsewhere (AVX2 CPUs) one
 // run-time-rows primitive serves every call.
 struct PackedLinear::Kernel {
+  using Primitive = std::pair<dnnl::matmul::primitive_desc, dnnl::matmul>;
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::matmul::primitive_desc desc;  // the run-time-rows primitive, or the fixed one for kRowStep rows
-  dnnl::matmul matmul;
+  // The run-time-rows primitive's description, or the fixed one's for kRowStep rows: either way its
+  // weight layout is the one `weights` holds.
+  dnnl::matmul::primitive_desc desc;
+  dnnl::matmul matmul;  // run-time rows only
   bool fixed_rows = false;
+  dnnl::primitive_attr attr;  // fixed rows: every row count's attributes
   dnnl::memory weights;
   std::vector<float> bias;
   std::vector<float> weight_scales;  // int8: one per output channel (max |w| / 127)
   std::vector<float> weight_sums;    // int8: sum of each output channel's int8 weights
   int activation_levels = 0;         // int8: activations quantised to 0..activation_levels
-  Precision precision = Precision::Float32;
-  int64_t in = 0, out = 0;
-  dnnl::primitive_attr attr;
   mutable std::mutex mutex;
-  mutable std::unordered_map<int64_t, std::pair<dnnl::matmul::primitive_desc, dnnl::matmul>> by_rows;
+  mutable std::unordered_map<int64_t, Primitive> by_rows;  // fixed rows: made on first use
 
-  const std::pair<dnnl::matmul::primitive_desc, dnnl::matmul>& for_rows(int64_t rows) const;
+  // The fixed-rows primitive for `rows` rows of the layer [in -> out].
+  const Primitive& for_rows(int64_t rows, int64_t in, int64_t out, Precision precision) const;
 };
 
 namespace {
@@ -138,7 +140,8 @@ dnnl::matmul::primitive_desc describe(int64_t rows, int64_t in, int64_t out, Pre
 
 }  // namespace
 
-const std::pair<dnnl::matmul::primitive_desc, dnnl::matmul>& PackedLinear::Kernel::for_rows(int64_t rows) const {
+const PackedLinear::Kernel::Primitive& PackedLinear::Kernel::for_rows(int64_t rows, int64_t in, int64_t out,
+                                                                     Precision precision) const {
   const std::lock_guard<std::mutex> lock(mutex);
   auto it = by_rows.find(rows);
   if (it != by_rows.end()) return it->second;
@@ -148,6 +151,22 @@ const std::pair<dnnl::matmul::primitive_desc, dnnl::matmul>& PackedLinear::Kerne
     throw std::logic_error("packed linear layer: oneDNN wants another weight layout for " + std::to_string(rows) + " rows");
   return by_rows.emplace(rows, std::make_pair(pd, dnnl::matmul(pd))).first->second;
 }
+
+namespace {
+
+// Executes one matmul with `args` (source, weights, destination and the call's own inputs) and a
+// scratchpad of its own, so that concurrent calls share nothing.
+void execute(const dnnl::matmul::primitive_desc& desc, const dnnl::matmul& matmul, const dnnl::engine& engine,
+             std::unordered_map<int, dnnl::memory>& args) {
+  const auto scratch_desc = desc.scratchpad_desc();
+  const auto scratch = torch::empty({static_cast<int64_t>(scratch_desc.get_size())}, torch::kUInt8);
+  args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratch_desc, engine, scratch.data_ptr()));
+  dnnl::stream stream(engine);
+  matmul.execute(stream, args);
+  stream.wait();
+}
+
+}  // namespace
 
 bool built_with_onednn() { return true; }
 
@@ -166,9 +185,12 @@ std::string onednn_isa_name() {
 }
 
 int int8_activation_levels() {
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  auto has = [isa](dnnl_cpu_isa_t i) { return (isa & static_cast<unsigned>(i)) == static_cast<unsigned>(i); };
-  return has(dnnl_cpu_isa_avx512_core_vnni) || has(dnnl_cpu_isa_avx2_vnni) ? 255 : 127;
+  static const int levels = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    auto has = [isa](dnnl_cpu_isa_t i) { return (isa & static_cast<unsigned>(i)) == static_cast<unsigned>(i); };
+    return has(dnnl_cpu_isa_avx512_core_vnni) || has(dnnl_cpu_isa_avx2_vnni) ? 255 : 127;
+  }();
+  return levels;
 }
 
 bool cpu_runs_bf16() {
@@ -203,9 +225,6 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
   } else if (precision == Precision::BFloat16) {
     plain = plain.to(torch::kBFloat16);  // round to nearest even, as oneDNN's own conversion
   }
-  k->precision = precision;
-  k->in = in_;
-  k->out = out_;
   const dnnl::memory::desc any_weights({in_, out_}, weight_type(precision), tag::any);
   try {  // brgemm's fixed-rows kernels where this oneDNN and CPU have them (see Kernel)
     k->attr = attributes(precision, activation, true, k->weight_scales, out_);
@@ -214,13 +233,13 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
   } catch (const dnnl::error&) {
     k->fixed_rows = false;
   }
-  if (!k->fixed_rows) {
+  if (k->fixed_rows) {
+    k->by_rows.emplace(kRowStep, std::make_pair(k->desc, dnnl::matmul(k->desc)));
+  } else {
     k->attr = attributes(precision, activation, false, k->weight_scales, out_);
     k->desc = describe(DNNL_RUNTIME_DIM_VAL, in_, out_, precision, any_weights, k->attr, k->engine);
-  } else {
-    k->by_rows.emplace(kRowStep, std::make_pair(k->desc, dnnl::matmul(k->desc)));
+    k->matmul = dnnl::matmul(k->desc);
   }
-  k->matmul = dnnl::matmul(k->desc);
   dnnl::stream stream(k->engine);
   dnnl::memory user({{in_, out_}, weight_type(precision), tag::ba}, k->engine, plain.data_ptr());
   k->weights = dnnl::memory(k->desc.weights_desc(), k->engine);
@@ -295,9 +314,6 @@ void PackedLinear::run_any_rows(const torch::Tensor& operand, float x_scale, int
       {DNNL_ARG_WEIGHTS, k.weights},
       {DNNL_ARG_SRC, dnnl::memory({{rows, in_}, src_type(precision_), tag::ab}, k.engine, operand.data_ptr())},
       {DNNL_ARG_DST, dnnl::memory({{rows, out_}, dt::f32, tag::ab}, k.engine, y.data_ptr())}};
-  const auto scratch_desc = k.desc.scratchpad_desc();
-  const auto scratch = torch::empty({static_cast<int64_t>(scratch_desc.get_size())}, torch::kUInt8);
-  args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratch_desc, k.engine, scratch.data_ptr()));
   const dnnl::memory::desc bias_desc({1, out_}, dt::f32, tag::ab);
   std::vector<float> scales, scaled_bias;
   if (precision_ != Precision::Int8) {
@@ -312,9 +328,7 @@ void PackedLinear::run_any_rows(const torch::Tensor& operand, float x_scale, int
     args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_desc, k.engine, scaled_bias.data()));
     args.emplace(DNNL_ARG_ATTR_OUTPUT_SCALES, dnnl::memory({{out_}, dt::f32, tag::a}, k.engine, scales.data()));
   }
-  dnnl::stream stream(k.engine);
-  k.matmul.execute(stream, args);
-  stream.wait();
+  execute(k.desc, k.matmul, k.engine, args);
 }
 
 void PackedLinear::run_fixed_rows(const torch::Tensor& operand, float x_scale, int32_t x_zero, torch::Tensor& y) const {
@@ -326,16 +340,12 @@ void PackedLinear::run_fixed_rows(const torch::Tensor& operand, float x_scale, i
     for (std::size_t j = 0; j < bias_eff.size(); ++j)
       bias_eff[j] = k.bias[j] - x_scale * static_cast<float>(x_zero) * k.weight_scales[j] * k.weight_sums[j];
   }
-  dnnl::stream stream(k.engine);
   auto run = [&](int64_t m, void* src, float* dst) {
-    const auto& [desc, matmul] = k.for_rows(m);
+    const auto& [desc, matmul] = k.for_rows(m, in_, out_, precision_);
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_WEIGHTS, k.weights},
         {DNNL_ARG_SRC, dnnl::memory({{m, in_}, src_type(precision_), tag::ab}, k.engine, src)},
         {DNNL_ARG_DST, dnnl::memory({{m, out_}, dt::f32, tag::ab}, k.engine, dst)}};
-    const auto scratch_desc = desc.scratchpad_desc();
-    const auto scratch = torch::empty({static_cast<int64_t>(scratch_desc.get_size())}, torch::kUInt8);
-    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratch_desc, k.engine, scratch.data_ptr()));
     if (precision_ == Precision::Int8) {
       args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
                    dnnl::memory({{1, 1}, dt::f32, tag::ab}, k.engine, &x_scale));
@@ -344,8 +354,7 @@ void PackedLinear::run_fixed_rows(const torch::Tensor& operand, float x_scale, i
     } else {
       args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, out_}, dt::f32, tag::ab}, k.engine, const_cast<float*>(k.bias.data())));
     }
-    matmul.execute(stream, args);
-    stream.wait();
+    execute(desc, matmul, k.engine, args);
   };
   auto* bytes = static_cast<uint8_t*>(operand.data_ptr());
   const auto row_bytes = static_cast<int64_t>(element_bytes(precision_)) * in_;

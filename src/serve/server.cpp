@@ -420,7 +420,7 @@ std::string Service::explain(const std::string& body, std::size_t& texts_out,
     const std::lock_guard<std::mutex> one_at_a_time(explaining_);
     const explain::Explainer explainer(*plain_, how);
     for (const auto& text : r.predict.texts) {
-      if (client_gone()) throw Cancelled("the explanation was stopped: its client has gone");
+      explain::stop_if_asked(client_gone);
       const auto chosen = explain::labels_to_explain(explainer.scores(text), thr, r.predict.top_k, named);
       for (const auto& e : explainer.explain(text, chosen, client_gone)) out["explanations"].push_back(explain::to_json(e, text, bundle_.labels()));
     }
