@@ -106,6 +106,10 @@ TEST(Requests, PredictTakesOneTextOrAListWithinTheLimits) {
   EXPECT_EQ(status_of("{"), 400);
   EXPECT_EQ(status_of(R"({"text": "hi", "threshold": 2})"), 400);
   EXPECT_EQ(status_of(R"({"text": "hi", "taxonomy": "ekman"})"), 400);  // the model has no GoEmotions labels
+  EXPECT_FALSE(one.long_text.has_value());  // the server's --long-text
+  EXPECT_EQ(*emotune::serve::parse_predict_request(R"({"text": "hi", "long_text": "window"})", limits).long_text, "window");
+  EXPECT_EQ(status_of(R"({"text": "hi", "long_text": "slide"})"), 400);
+  EXPECT_EQ(status_of(R"({"text": "hi", "long_text": true})"), 400);
 }
 
 TEST(Requests, ExplainNamesEachLabelOnceAndBoundsTheSteps) {

@@ -21,6 +21,7 @@ int run(int argc, char** argv) {
   add_train_command(app, action);
   add_bench_command(app, action);
   add_eval_command(app, action);
+  add_calibrate_command(app, action);
   add_serve_command(app, action);
   add_fetch_command(app, action);
   add_explain_command(app, action);

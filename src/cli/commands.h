@@ -26,6 +26,7 @@ void add_predict_command(CLI::App& app, Action& action);
 void add_train_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
+void add_calibrate_command(CLI::App& app, Action& action);
 void add_serve_command(CLI::App& app, Action& action);
 void add_fetch_command(CLI::App& app, Action& action);
 void add_explain_command(CLI::App& app, Action& action);

@@ -24,6 +24,7 @@ struct EvalArgs {
   std::string device = "cpu";
   std::string precision;
   bool offline = false;
+  LongTextFlags long_text;
 };
 
 int run_eval(const EvalArgs& a) {
@@ -44,6 +45,7 @@ int run_eval(const EvalArgs& a) {
   o.max_length = a.max_length;
   o.dump_probs = a.dump_probs;
   o.report_dir = a.report_dir;
+  o.long_text = a.long_text.options();
   auto [streams, device, bundle] = load_for_inference(a.model_dir, a.threads, a.device, a.precision);
   o.streams = streams;
   eval::print_headline(eval::evaluate(bundle, a.model_dir, o, device), std::cout);
@@ -66,6 +68,7 @@ void add_eval_command(CLI::App& app, Action& action) {
   cmd->add_option("--dump-probs", a->dump_probs, "Write {gold, probs} per example as JSONL");
   cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");
+  add_long_text_options(cmd, a->long_text);
   add_runtime_options(cmd, a->threads, a->device, a->precision, a->offline);
   cmd->callback([a, &action] {
     action = [a] {

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 #include "infer/predictor.h"
 
 namespace emotune::cli {
@@ -14,5 +16,17 @@ namespace emotune::cli {
 std::string resolve_model_flag(const std::string& name, bool offline, const char* flag = "--model");
 
 using infer::load_for_inference;  // loading for inference: infer/predictor.h
+
+// --long-text, --window-stride, --window-combine: what predict, eval, serve and monitor do with texts
+// longer than the model's window.
+struct LongTextFlags {
+  std::string mode = "truncate";
+  std::size_t stride = 0;
+  std::string combine = "max";
+  infer::LongTextOptions options() const {
+    return {infer::parse_long_text(mode), stride, infer::parse_window_combine(combine)};
+  }
+};
+void add_long_text_options(CLI::App* cmd, LongTextFlags& flags);
 
 }  // namespace emotune::cli

@@ -37,6 +37,7 @@ struct MonitorArgs {
   std::string device = "cpu";
   std::string precision;
   bool offline = false;
+  LongTextFlags long_text;
 };
 
 int run_monitor(const MonitorArgs& a) {
@@ -59,7 +60,7 @@ int run_monitor(const MonitorArgs& a) {
   o.report_dir = a.report;
   auto [streams, device, bundle] = load_for_inference(a.model_dir, a.threads, a.device, a.precision);
   o.streams = streams;
-  infer::Predictor predictor(bundle, device);
+  infer::Predictor predictor(bundle, device, 0, a.long_text.options());
   std::vector<monitor::Rule> rules;
   if (!a.rules.empty()) {
     try {
@@ -114,6 +115,7 @@ void add_monitor_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-sources", a->max_sources,
                   "Sources kept at once (default 10000): the least recently active one makes room for a new one")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10000000}));
+  add_long_text_options(cmd, a->long_text);
   add_runtime_options(cmd, a->threads, a->device, a->precision, a->offline);
   cmd->callback([a, &action] {
     action = [a] {

@@ -33,6 +33,7 @@ struct PredictArgs {
   bool offline = false;
   bool explain = false;
   ExplainFlags how;
+  LongTextFlags long_text;
 };
 
 // --explain: the same model again with plain float weights (the predicting one is packed, which
@@ -53,7 +54,7 @@ int predict(PredictArgs a) {
   if (a.format.empty()) a.format = ::isatty(STDOUT_FILENO) && !a.explain ? "pretty" : "jsonl";
   if (a.explain && a.format != "jsonl") throw SettingError("--explain writes JSON lines: use --format jsonl");
   auto [threads, device, bundle] = load_for_inference(a.model_dir, a.threads, a.device, a.precision);
-  infer::Predictor predictor(bundle, device, a.max_length);
+  infer::Predictor predictor(bundle, device, a.max_length, a.long_text.options());
   std::vector<float> thresholds = infer::load_thresholds(a.model_dir, bundle.labels());
   if (a.threshold) std::fill(thresholds.begin(), thresholds.end(), *a.threshold);
   const auto explaining = a.explain ? load_explainer(a, device) : nullptr;
@@ -112,6 +113,7 @@ void add_predict_command(CLI::App& app, Action& action) {
   cmd->add_flag("--logits", a->logits, "Add the raw logits (label-id order)");
   cmd->add_option("--batch-size", a->batch_size, "Texts per forward pass")->check(CLI::PositiveNumber);
   cmd->add_option("--max-length", a->max_length, "Maximum tokens per text (default: the model's maximum)");
+  add_long_text_options(cmd, a->long_text);
   add_runtime_options(cmd, a->threads, a->device, a->precision, a->offline);
   cmd->add_flag("--explain", a->explain, "Add an explanation of each predicted label (see `emotune explain`; JSON lines)");
   add_explain_flags(cmd, a->how, "explain-");

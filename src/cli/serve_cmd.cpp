@@ -56,10 +56,13 @@ void add_serve_command(CLI::App& app, Action& action) {
   auto api_key_file = std::make_shared<std::string>();
   cmd->add_option("--api-key-file", *api_key_file,
                   "File holding a key that every route but /health then requires as \"Authorization: Bearer KEY\"");
+  auto long_text = std::make_shared<LongTextFlags>();
+  add_long_text_options(cmd, *long_text);
   auto offline = std::make_shared<bool>(false);
   add_runtime_options(cmd, o->threads, o->device, o->precision, *offline);
-  cmd->callback([o, offline, no_explain, api_key_file, &action] {
+  cmd->callback([o, offline, no_explain, api_key_file, long_text, &action] {
     o->explain = !*no_explain;
+    o->long_text = long_text->options();
     action = [o, offline, api_key_file] {
       if (!api_key_file->empty()) o->api_key = read_api_key(*api_key_file);
       o->model_dir = resolve_model_flag(o->model_dir, *offline, "--model");

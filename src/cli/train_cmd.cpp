@@ -26,7 +26,7 @@ void add_train_command(CLI::App& app, Action& action) {
   auto objective = std::make_shared<std::string>("multi-label");
   auto loss = std::make_shared<std::string>("bce");
   auto no_shuffle = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("train", "Fine-tune a DistilBERT, BERT or RoBERTa checkpoint on GoEmotions");
+  CLI::App* cmd = app.add_subcommand("train", "Fine-tune a DistilBERT, BERT, RoBERTa or MPNet checkpoint on GoEmotions");
   // data
   cmd->add_option("--data-dir", o->data_dir, "GoEmotions directory with train.tsv, dev.tsv, or goemotions (cached download; env EMOTUNE_DATA_DIR)");
   cmd->add_option("--train-file", o->train_file, "Training TSV (instead of DATA_DIR/train.tsv)");
@@ -36,6 +36,9 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_flag("--skip-bad-lines", o->skip_bad_lines, "Skip and count malformed lines instead of stopping");
   cmd->add_option("--max-length", o->max_length, "Maximum tokens per text")->check(CLI::Range(2, 1 << 20));
   cmd->add_flag("--no-shuffle", *no_shuffle, "Keep file order instead of a seeded shuffle per epoch");
+  auto no_calibrate = std::make_shared<bool>(false);
+  cmd->add_flag("--no-calibrate", *no_calibrate,
+                "At the end, leave the scores uncalibrated (default: calibration.json and thresholds.json fitted on dev)");
   // model
   auto* base = cmd->add_option("--base", o->base_dir, "Base or classifier checkpoint to start from: directory or hub name (env EMOTUNE_BASE_MODEL)");
   auto* model = cmd->add_option("--model", o->model_dir, "Classifier to continue training");
@@ -112,6 +115,7 @@ void add_train_command(CLI::App& app, Action& action) {
     o->objective = train::parse_objective(*objective);
     o->loss = train::parse_loss(*loss);
     o->shuffle = !*no_shuffle;
+    o->calibrate = !*no_calibrate;
     if (o->base_dir.empty() && o->model_dir.empty() && !o->resume) o->base_dir = env_or("EMOTUNE_BASE_MODEL", "");
     if (o->data_dir.empty() && o->train_file.empty()) o->data_dir = env_or("EMOTUNE_DATA_DIR", "");
     const bool launching = launch->nproc_per_node > 0;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "data/batch.h"
@@ -22,7 +23,9 @@ namespace {
 
 // Probabilities in the taxonomy's label space, with the loss of the model's objective.
 struct Scored {
-  torch::Tensor probs;
+  torch::Tensor logits;            // uncalibrated, in the labels' order (the model's, before any grouping)
+  torch::Tensor probs;             // as served: calibrated when the model has calibration.json
+  torch::Tensor uncalibrated;      // the plain sigmoid's; undefined without a calibration
   double loss = 0;
   data::EncodedDataset data;
 };
@@ -54,26 +57,44 @@ class Evaluator {
                        o.taxonomy + " groups");
     }
     single_label_ = bundle.config().single_label;
+    calibration_ = infer::load_model_calibration(bundle);
     max_length_ = bundle.config().choose_max_length(o.max_length);
   }
 
   const std::vector<std::string>& labels() const { return labels_; }
+  bool grouped() const { return mapped_; }
+  bool calibrated() const { return calibration_.applies(); }
+  const std::string& calibration_fit() const { return calibration_.fit; }
 
   Scored score(const fs::path& file) {
     const auto ds = data::read_goemotions_tsv(file, taxonomy_, false);
     Scored s;
-    s.data = data::encode_dataset(ds, *bundle_.tokenizer, max_length_);
+    const bool whole = o_.long_text.mode == infer::LongText::window;  // long texts in windows, else cut
+    s.data = data::encode_dataset(ds, *bundle_.tokenizer, whole ? std::numeric_limits<std::size_t>::max() : max_length_);
     std::vector<const std::vector<std::int32_t>*> seqs;
     for (const auto& ids : s.data.ids) seqs.push_back(&ids);
-    auto logits = infer::compute_logits(bundle_.model, seqs, o_.batch_size, bundle_.tokenizer->pad_id(), device_, o_.streams);
-    if (column_order_.defined()) logits = logits.index_select(1, column_order_);
+    const std::vector<std::size_t> window_lengths(
+        seqs.size(), whole ? infer::window_length_for(bundle_, o_.max_length) : std::numeric_limits<std::size_t>::max());
+    auto logits = infer::windowed_logits(bundle_.model, seqs, window_lengths, o_.long_text, o_.batch_size,
+                                         bundle_.tokenizer->pad_id(), device_, o_.streams)
+                      .logits;
+    auto served = infer::calibrated_logits(logits, calibration_);  // in the model's order, as its calibration is
+    if (column_order_.defined()) {
+      logits = logits.index_select(1, column_order_);
+      served = served.index_select(1, column_order_);
+    }
+    s.logits = logits;
     if (single_label_) {
       s.probs = torch::softmax(logits, 1);
       s.loss = torch::nn::functional::cross_entropy(logits, torch::tensor(s.data.first_label, torch::kInt64)).item<double>();
     } else {
-      s.probs = torch::sigmoid(logits);
+      s.probs = torch::sigmoid(served);
+      if (calibration_.applies()) s.uncalibrated = torch::sigmoid(logits);
     }
-    if (mapped_) s.probs = infer::group_probabilities(s.probs, taxonomy_);
+    if (mapped_) {
+      s.probs = infer::group_probabilities(s.probs, taxonomy_);
+      if (s.uncalibrated.defined()) s.uncalibrated = infer::group_probabilities(s.uncalibrated, taxonomy_);
+    }
     if (!single_label_) {
       std::vector<const std::vector<int>*> gold;
       for (const auto& g : s.data.labels) gold.push_back(&g);
@@ -92,6 +113,7 @@ class Evaluator {
   std::vector<std::string> labels_;
   bool mapped_ = false, single_label_ = false;
   torch::Tensor column_order_;  // the model's column of each label, when its order differs
+  infer::Calibration calibration_;
   std::size_t max_length_ = 512;
 };
 
@@ -173,6 +195,10 @@ EvalResult evaluate(model::ModelBundle& bundle, const fs::path& model_dir, const
   r.probs = scored.probs;
   r.gold = scored.data.labels;
   r.metrics = compute_metrics(r.probs, r.gold, r.thresholds, scored.data.first_label);
+  r.calibration = evaluator.calibration_fit();
+  r.uncalibrated_probs = scored.uncalibrated;
+  r.ece_uncalibrated = scored.uncalibrated.defined() ? compute_metrics(scored.uncalibrated, r.gold, r.thresholds).ece
+                                                     : r.metrics.ece;
   if (!o.dump_probs.empty()) write_probabilities(r, o.dump_probs);
   if (!o.report_dir.empty()) {
     r.model_sha256 = util::sha256_file(model_dir / "model.safetensors");
@@ -181,6 +207,34 @@ EvalResult evaluate(model::ModelBundle& bundle, const fs::path& model_dir, const
     spdlog::info("reports written to {} (report.json, report.md, report.html)", o.report_dir.string());
   }
   return r;
+}
+
+CalibrationChoice calibrate(model::ModelBundle& bundle, const fs::path& model_dir, const CalibrateOptions& o,
+                            torch::Device device) {
+  if (bundle.config().single_label)
+    throw InputError("calibrate fits per-label sigmoid scores, and this model is single-label (softmax)");
+  if (!fs::exists(o.dev_file)) throw InputError("calibrate: no " + o.dev_file.string());
+  // The model's own labels: a permutation of GoEmotions' 28 or of a taxonomy's groups.
+  std::string taxonomy;
+  for (const char* name : {"original", "ekman", "sentiment"}) {
+    const auto& known = data::taxonomy_labels(data::parse_taxonomy(name));
+    const auto& own = bundle.labels();
+    if (std::is_permutation(own.begin(), own.end(), known.begin(), known.end())) taxonomy = name;
+  }
+  if (taxonomy.empty())
+    throw InputError("calibrate: the model's " + std::to_string(bundle.labels().size()) +
+                     " labels are neither GoEmotions' 28 nor the ekman or sentiment groups");
+  EvaluateOptions eo;
+  eo.taxonomy = taxonomy;
+  eo.batch_size = o.batch_size;
+  eo.max_length = o.max_length;
+  eo.streams = o.streams;
+  eo.long_text = o.long_text;
+  Evaluator evaluator(eo, bundle, device);
+  const auto dev = evaluator.score(o.dev_file);
+  auto choice = choose_calibration(dev.logits, dev.data.labels, o.fit);
+  save_choice(model_dir, evaluator.labels(), bundle.labels(), choice, o.dev_file.string(), taxonomy);
+  return choice;
 }
 
 }  // namespace emotune::eval

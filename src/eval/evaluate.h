@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <string>
 
+#include "eval/calibrate.h"
+#include "infer/predictor.h"
 #include "eval/report.h"
 #include "model/checkpoint.h"
 
@@ -23,6 +25,7 @@ struct EvaluateOptions {
   std::size_t batch_size = 32;
   std::size_t max_length = 0;  // 0: the model's maximum
   std::size_t streams = 1;     // forward passes at once
+  infer::LongTextOptions long_text;  // texts longer than max_length: cut, or scored in windows
   std::filesystem::path dump_probs, report_dir;  // empty: not written
 };
 
@@ -30,5 +33,19 @@ struct EvaluateOptions {
 // thresholds tuned on the split being reported), InputError for data the model cannot be scored on.
 EvalResult evaluate(model::ModelBundle& bundle, const std::filesystem::path& model_dir, const EvaluateOptions& o,
                     torch::Device device);
+
+struct CalibrateOptions {
+  std::filesystem::path dev_file;
+  std::string fit = "auto";
+  std::size_t batch_size = 32;
+  std::size_t max_length = 0;  // 0: the model's maximum
+  std::size_t streams = 1;
+  infer::LongTextOptions long_text;
+};
+
+// `emotune calibrate`'s work: scores dev with the model's own labels (uncalibrated), chooses a
+// fit (eval/calibrate.h) and saves it with thresholds re-tuned on the calibrated scores.
+CalibrationChoice calibrate(model::ModelBundle& bundle, const std::filesystem::path& model_dir,
+                            const CalibrateOptions& o, torch::Device device);
 
 }  // namespace emotune::eval

@@ -26,6 +26,25 @@ std::string f3(double v) {
   return buf;
 }
 
+// " (calibrated: FIT; uncalibrated 0.123)" after the served ECE, when the model has a calibration.
+std::string calibration_note(const EvalResult& r) {
+  if (r.calibration.empty()) return "";
+  return " (calibrated: " + r.calibration + "; uncalibrated " + f3(r.ece_uncalibrated) + ")";
+}
+
+// A reliability diagram of probs against gold: per bin, positive rate against mean probability.
+std::string reliability_figure(const torch::Tensor& probs, const std::vector<std::vector<int>>& gold,
+                               const std::string& title) {
+  std::vector<double> mp, pr, share;
+  const double total = static_cast<double>(probs.numel());
+  for (const auto& b : calibration_bins(probs, gold)) {
+    mp.push_back(b.mean_probability);
+    pr.push_back(b.positive_rate);
+    share.push_back(total > 0 ? static_cast<double>(b.count) / total : 0);
+  }
+  return svg::reliability(title, mp, pr, share);
+}
+
 std::vector<std::size_t> by_f1(const Metrics& m) {
   std::vector<std::size_t> order(m.per_label.size());
   std::iota(order.begin(), order.end(), 0);
@@ -95,6 +114,8 @@ json report_json(const EvalResult& r) {
               {"roc_auc_macro", m.roc_auc_macro ? json(*m.roc_auc_macro) : json(nullptr)},
               {"roc_auc_excluded", excluded},
               {"ece", m.ece},
+              {"ece_uncalibrated", r.ece_uncalibrated},
+              {"calibration", r.calibration.empty() ? json(nullptr) : json(r.calibration)},
               {"top1_accuracy_first_label", m.top1_accuracy_first_label},
               {"top1_accuracy_any_label", m.top1_accuracy_any_label},
               {"thresholds", json{{"source", r.threshold_source}, {"from", r.threshold_origin}, {"values", r.thresholds}}},
@@ -119,7 +140,7 @@ std::string report_markdown(const EvalResult& r) {
     << "| weighted P / R / F1 | " << f3(m.weighted.precision) << " / " << f3(m.weighted.recall) << " / "
     << f3(m.weighted.f1) << " |\n"
     << "| ROC-AUC (macro) | " << (m.roc_auc_macro ? f3(*m.roc_auc_macro) : std::string("n/a")) << " |\n"
-    << "| ECE (15 bins) | " << f3(m.ece) << " |\n\n"
+    << "| ECE (15 bins) | " << f3(m.ece) << calibration_note(r) << " |\n\n"
     << "## Single-label figures\n\n"
     << "The often-quoted DistilBERT result (Hugging Face Trainer, softmax on the first label, dev split) is "
     << "validation loss " << kReferenceLoss << " and accuracy " << kReferenceAccuracy * 100 << "%.\n\n"
@@ -166,7 +187,7 @@ std::string report_html(const EvalResult& r) {
     << "</td></tr><tr><td>micro F1</td><td>" << f3(m.micro.f1) << "</td></tr><tr><td>macro F1</td><td>"
     << f3(m.macro.f1) << "</td></tr><tr><td>weighted F1</td><td>" << f3(m.weighted.f1)
     << "</td></tr><tr><td>ROC-AUC (macro)</td><td>" << (m.roc_auc_macro ? f3(*m.roc_auc_macro) : "n/a")
-    << "</td></tr><tr><td>ECE</td><td>" << f3(m.ece) << "</td></tr><tr><td>top-1 accuracy (first label)</td><td>"
+    << "</td></tr><tr><td>ECE</td><td>" << f3(m.ece) << svg::escape(calibration_note(r)) << "</td></tr><tr><td>top-1 accuracy (first label)</td><td>"
     << f3(m.top1_accuracy_first_label) << " (reference " << kReferenceAccuracy << ")</td></tr></table>";
 
   o << "<div class=\"charts\">";
@@ -196,16 +217,15 @@ std::string report_html(const EvalResult& r) {
                   {{"micro F1", "#1f77b4", micro}, {"macro F1", "#d62728", macro}}, true)
     << "</figure>";
 
-  // 3. reliability diagram
-  const auto bins = calibration_bins(r.probs, r.gold);
-  std::vector<double> mp, pr, share;
-  const double total = static_cast<double>(m.n_examples) * static_cast<double>(L);
-  for (const auto& b : bins) {
-    mp.push_back(b.mean_probability);
-    pr.push_back(b.positive_rate);
-    share.push_back(total > 0 ? static_cast<double>(b.count) / total : 0);
-  }
-  o << "<figure id=\"calibration\">" << svg::reliability("Reliability (ECE " + f3(m.ece) + ")", mp, pr, share)
+  // 3. reliability diagram, before and after the calibration when the model has one
+  if (r.uncalibrated_probs.defined())
+    o << "<figure id=\"calibration-before\">"
+      << reliability_figure(r.uncalibrated_probs, r.gold, "Reliability before calibration (ECE " + f3(r.ece_uncalibrated) + ")")
+      << "</figure>";
+  o << "<figure id=\"calibration\">"
+    << reliability_figure(r.probs, r.gold,
+                          std::string(r.uncalibrated_probs.defined() ? "Reliability, calibrated (" + r.calibration + ", " : "Reliability (") +
+                              "ECE " + f3(m.ece) + ")")
     << "</figure>";
 
   // 4. gold co-occurrence next to predicted-vs-gold confusion
@@ -264,9 +284,10 @@ void print_headline(const EvalResult& r, std::ostream& out) {
     out << buf;
   }
   std::snprintf(buf, sizeof buf,
-                "  loss %.4f | exact match %.3f | Hamming loss %.4f | ROC-AUC %s | ECE %.4f\n"
+                "  loss %.4f | exact match %.3f | Hamming loss %.4f | ROC-AUC %s | ECE %.4f%s\n"
                 "  top-1 accuracy: first label %.3f, any label %.3f (reference: loss 1.686, accuracy 0.524)\n",
                 r.loss, m.exact_match, m.hamming_loss, m.roc_auc_macro ? f3(*m.roc_auc_macro).c_str() : "n/a", m.ece,
+                calibration_note(r).c_str(),
                 m.top1_accuracy_first_label, m.top1_accuracy_any_label);
   out << buf;
 }

@@ -24,7 +24,10 @@ struct EvalResult {
   std::string threshold_source;  // "fixed" | "dev" | "file"
   std::string threshold_origin;  // the split or file they came from
   std::string model_sha256, data_sha256;
-  torch::Tensor probs;                    // [N, L]
+  torch::Tensor probs;                    // [N, L], as served (calibrated when the model is)
+  torch::Tensor uncalibrated_probs;       // [N, L] the plain sigmoid's; undefined when the model has no calibration
+  std::string calibration;                // calibration.json's fit; empty: none
+  double ece_uncalibrated = 0;            // ECE of uncalibrated_probs (= metrics.ece without a calibration)
   std::vector<std::vector<int>> gold;
 };
 

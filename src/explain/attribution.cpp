@@ -191,7 +191,8 @@ void stop_if_asked(const StopRequested& stop) {
   if (stop && stop()) throw Cancelled("the explanation was stopped: its client has gone");
 }
 
-Explainer::Explainer(model::ModelBundle& bundle, Options options) : bundle_(bundle), options_(options) {
+Explainer::Explainer(model::ModelBundle& bundle, Options options)
+    : bundle_(bundle), options_(options), calibration_(infer::load_model_calibration(bundle)) {
   max_length_ = bundle.config().choose_max_length(options_.max_length);
   if (options_.method == Method::IntegratedGradients && (options_.steps < 1 || options_.steps > kMaxSteps))
     throw std::invalid_argument("{steps} must be between 1 and " + std::to_string(kMaxSteps));
@@ -205,7 +206,7 @@ std::vector<float> Explainer::scores(const std::string& text) const {
   const auto enc = bundle_.tokenizer->encode(text, max_length_);
   const auto logits = infer::compute_logits(bundle_.model, {&enc.ids}, 1, bundle_.tokenizer->pad_id(),
                                             model_device(*bundle_.model));
-  const auto scores = infer::scores_from_logits(logits, bundle_.config()).contiguous();
+  const auto scores = infer::scores_from_logits(logits, bundle_.config(), calibration_).contiguous();
   return {scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel()};
 }
 
@@ -231,7 +232,7 @@ std::vector<Explanation> Explainer::explain(const std::string& text, const std::
     b = table.index_select(0, p.baseline_ids[0]);
     ends = model.forward_embeds(torch::stack({x, b}), all_ones_mask(2, n, device));
   }
-  const auto scores = infer::scores_from_logits(ends.slice(0, 0, 1), bundle_.config()).to(torch::kCPU);
+  const auto scores = infer::scores_from_logits(ends.slice(0, 0, 1), bundle_.config(), calibration_).to(torch::kCPU);
 
   // Attributions [n, labels.size()], one column per label asked for.
   torch::Tensor attributions;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "infer/calibration.h"
 #include "model/checkpoint.h"
 
 namespace emotune::explain {
@@ -99,6 +100,7 @@ class Explainer {
  private:
   model::ModelBundle& bundle_;
   Options options_;
+  infer::Calibration calibration_;  // the scores' (bundle.dir's calibration.json), as predict shows them
   std::size_t max_length_;
   std::int32_t baseline_id_;
 };

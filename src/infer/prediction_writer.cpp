@@ -49,6 +49,16 @@ void PredictionWriter::write(const std::string& text, const Prediction& p) {
   }
 }
 
+void windows_json(const Prediction& p, const std::vector<std::string>& labels, nlohmann::ordered_json& j) {
+  j["windows"] = nlohmann::ordered_json::array();
+  for (const auto& w : p.windows)
+    j["windows"].push_back({{"start", w.start}, {"end", w.end}, {"tokens", {w.first_token, w.end_token}}});
+  if (p.window_of.size() != labels.size()) return;
+  nlohmann::ordered_json from = nlohmann::ordered_json::object();
+  for (std::size_t i = 0; i < labels.size(); ++i) from[labels[i]] = p.window_of[i];
+  j["window_of"] = std::move(from);
+}
+
 void PredictionWriter::write_jsonl(const std::string& text, const Prediction& p, const std::vector<std::size_t>& ids) {
   nlohmann::ordered_json j;
   j["labels"] = nlohmann::json::array();
@@ -57,6 +67,7 @@ void PredictionWriter::write_jsonl(const std::string& text, const Prediction& p,
   for (std::size_t i = 0; i < labels_.size(); ++i) scores[labels_[i]] = round6(p.probs[i]);
   j["scores"] = std::move(scores);
   if (p.truncated) j["truncated"] = true;
+  if (!p.windows.empty()) windows_json(p, labels_, j);
   if (logits_) j["logits"] = p.logits;
   if (explain_) j["explanations"] = explain_(text, ids);
   out_ << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
@@ -74,7 +85,8 @@ void PredictionWriter::write_tsv(const std::string& text, const Prediction& p, c
 
 void PredictionWriter::write_pretty(const std::string& text, const Prediction& p) {
   constexpr int kBarWidth = 30;
-  out_ << printable(text) << (p.truncated ? "  (truncated)" : "") << '\n';  // a terminal: no escape sequences
+  out_ << printable(text) << (p.truncated ? "  (truncated)" : "")
+       << (p.windows.empty() ? "" : "  (" + std::to_string(p.windows.size()) + " windows)") << '\n';  // a terminal: no escape sequences
   std::vector<std::size_t> order(p.probs.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return p.probs[x] > p.probs[y]; });

@@ -1,5 +1,5 @@
-// Predictions as `emotune predict` writes them: JSON lines ({labels, scores, truncated, logits,
-// explanations}), TSV with a header row (text, labels, one column per label), or bars for a person
+// Predictions as `emotune predict` writes them: JSON lines ({labels, scores, truncated, windows,
+// window_of, logits, explanations}), TSV with a header row (text, labels, one column per label), or bars for a person
 // at a terminal (the five best labels, * where a label passes its threshold).
 #pragma once
 
@@ -17,6 +17,11 @@ namespace emotune::infer {
 enum class PredictionFormat { Jsonl, Tsv, Pretty };
 // "jsonl" | "tsv" | "pretty"; anything else is a SettingError naming {format}.
 PredictionFormat parse_prediction_format(const std::string& name);
+
+// A text scored in windows: "windows" [{start, end, tokens: [first, end]}] (code points of the text,
+// tokens without the special ones) and, combined by max, "window_of" {label: the window its score came
+// from}. The server writes the same fields.
+void windows_json(const Prediction& p, const std::vector<std::string>& labels, nlohmann::ordered_json& j);
 
 class PredictionWriter {
  public:

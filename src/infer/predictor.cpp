@@ -2,8 +2,11 @@
 
 #include "data/batch.h"
 #include "runtime/runtime.h"
+#include "util/errors.h"
+#include "util/json_file.h"
 
 #include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -11,6 +14,7 @@
 #include <exception>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -19,9 +23,14 @@
 
 namespace emotune::infer {
 
-Predictor::Predictor(model::ModelBundle& bundle, torch::Device device, std::size_t max_length)
-    : bundle_(bundle), device_(device) {
+Predictor::Predictor(model::ModelBundle& bundle, torch::Device device, std::size_t max_length,
+                     LongTextOptions long_text)
+    : bundle_(bundle), calibration_(load_model_calibration(bundle)), device_(device), long_text_(long_text) {
   max_length_ = bundle.config().choose_max_length(max_length);
+  window_length_ = window_length_for(bundle, max_length);
+  if (long_text_.mode == LongText::window && bundle.tokenizer->encode("", 2).ids.size() != 2)
+    throw InputError("this model's tokenizer does not put one special token at each end of a text, so long texts "
+                     "cannot be scored in windows: use {long_text} truncate");
   bundle_.model->to(device_);
   bundle_.model->eval();
 }
@@ -96,18 +105,42 @@ std::vector<Prediction> Predictor::predict(const std::vector<std::string>& texts
 }
 
 std::vector<text::Encoding> Predictor::encode(const std::vector<std::string>& texts) const {
+  return encode(texts, long_text_.mode);
+}
+
+std::vector<text::Encoding> Predictor::encode(const std::vector<std::string>& texts, LongText mode) const {
+  constexpr std::size_t kWhole = std::numeric_limits<std::size_t>::max();
+  const auto& tokenizer = *bundle_.tokenizer;
   std::vector<text::Encoding> encodings;
   encodings.reserve(texts.size());
-  for (const auto& t : texts) encodings.push_back(bundle_.tokenizer->encode(t, max_length_));
+  for (const auto& t : texts) {
+    if (mode == LongText::truncate) {
+      encodings.push_back(tokenizer.encode(t, max_length_));
+      if (encodings.back().truncated && !warned_of_a_cut_.exchange(true))
+        spdlog::warn("a text longer than the model's {} tokens was cut to them (so are any more this run); "
+                     "--long-text window (\"long_text\": \"window\" in a request) scores all of a text",
+                     max_length_);
+      continue;
+    }
+    auto e = tokenizer.encode(t, kWhole);
+    if (e.ids.size() > window_length_) e.spans = tokenizer.token_spans(t, kWhole);  // where each window lies
+    encodings.push_back(std::move(e));
+  }
   return encodings;
 }
 
 std::vector<Prediction> Predictor::predict_encoded(const std::vector<text::Encoding>& encodings, std::size_t batch_size,
                                                    std::size_t streams) {
   std::vector<const std::vector<std::int32_t>*> sequences;
-  for (const auto& e : encodings) sequences.push_back(&e.ids);
-  const auto logits = compute_logits(bundle_.model, sequences, batch_size, bundle_.tokenizer->pad_id(), device_, streams);
-  const auto probs = scores_from_logits(logits, bundle_.config());
+  std::vector<std::size_t> window_lengths;  // windows for the texts encode() made whole (with spans) only
+  for (const auto& e : encodings) {
+    sequences.push_back(&e.ids);
+    window_lengths.push_back(e.spans.empty() ? std::numeric_limits<std::size_t>::max() : window_length_);
+  }
+  const auto w = windowed_logits(bundle_.model, sequences, window_lengths, long_text_, batch_size,
+                                 bundle_.tokenizer->pad_id(), device_, streams);
+  const auto& logits = w.logits;
+  const auto probs = scores_from_logits(logits, bundle_.config(), calibration_);
   const auto num_labels = logits.size(1);
   const float* l = logits.data_ptr<float>();
   const float* p = probs.data_ptr<float>();
@@ -116,12 +149,150 @@ std::vector<Prediction> Predictor::predict_encoded(const std::vector<text::Encod
     out[i].logits.assign(l + i * num_labels, l + (i + 1) * num_labels);
     out[i].probs.assign(p + i * num_labels, p + (i + 1) * num_labels);
     out[i].truncated = encodings[i].truncated;
+    out[i].windows = w.windows[i];
+    out[i].window_of = w.window_of[i];
+    const auto& spans = encodings[i].spans;
+    for (auto& win : out[i].windows)  // token k of the text is id k + 1 (after the leading special token)
+      if (spans.size() == encodings[i].ids.size() && win.end_token > win.first_token) {
+        win.start = spans[win.first_token + 1].start;
+        win.end = spans[win.end_token].end;
+      }
   }
   return out;
 }
 
-torch::Tensor scores_from_logits(const torch::Tensor& logits, const model::ModelConfig& config) {
-  return config.single_label ? torch::softmax(logits, 1) : torch::sigmoid(logits);
+namespace {
+
+// The windows of a sequence of n ids (a special token at each end) for windows of max_length ids.
+std::vector<TextWindow> windows_of(std::size_t n, std::size_t max_length, std::size_t stride) {
+  const std::size_t tokens = n - 2, width = max_length - 2;
+  const std::size_t step = stride == 0 ? std::max<std::size_t>(1, width / 2) : std::min(stride, width);
+  std::vector<TextWindow> windows;
+  for (std::size_t first = 0;; first += step) {
+    const std::size_t end = std::min(first + width, tokens);
+    windows.push_back({first, end, 0, 0});
+    if (end == tokens) break;
+  }
+  return windows;
+}
+
+}  // namespace
+
+WindowedLogits windowed_logits(model::SequenceClassifier& model, const std::vector<const std::vector<std::int32_t>*>& sequences,
+                               const std::vector<std::size_t>& window_lengths, const LongTextOptions& options,
+                               std::size_t batch_size, std::int32_t pad_id, torch::Device device, std::size_t streams) {
+  if (window_lengths.size() != sequences.size()) throw InternalError("one window length per sequence");
+  WindowedLogits out;
+  out.windows.resize(sequences.size());
+  out.window_of.resize(sequences.size());
+  // Every pass: the short sequences as they are, each window of a long one as its own sequence.
+  std::vector<std::vector<std::int32_t>> window_ids;
+  std::vector<std::size_t> first_pass(sequences.size());  // the pass of a sequence, or of its first window
+  std::size_t passes = 0;
+  for (std::size_t i = 0; i < sequences.size(); ++i) {
+    first_pass[i] = passes;
+    const auto& ids = *sequences[i];
+    const std::size_t length = window_lengths[i];
+    if (ids.size() <= length) {
+      ++passes;
+      continue;
+    }
+    if (length < 3) throw SettingError("{max_length} must leave room for a token between the special tokens");
+    out.windows[i] = windows_of(ids.size(), length, options.stride);
+    passes += out.windows[i].size();
+  }
+  std::vector<const std::vector<std::int32_t>*> pass_ids(passes);
+  window_ids.reserve(passes);  // no reallocation: pass_ids points into it
+  for (std::size_t i = 0; i < sequences.size(); ++i) {
+    if (out.windows[i].empty()) {
+      pass_ids[first_pass[i]] = sequences[i];
+      continue;
+    }
+    const auto& ids = *sequences[i];
+    for (std::size_t w = 0; w < out.windows[i].size(); ++w) {
+      const auto& win = out.windows[i][w];
+      std::vector<std::int32_t> part{ids.front()};
+      part.insert(part.end(), ids.begin() + 1 + static_cast<std::ptrdiff_t>(win.first_token),
+                  ids.begin() + 1 + static_cast<std::ptrdiff_t>(win.end_token));
+      part.push_back(ids.back());
+      window_ids.push_back(std::move(part));
+      pass_ids[first_pass[i] + w] = &window_ids.back();
+    }
+  }
+  const auto all = compute_logits(model, pass_ids, batch_size, pad_id, device, streams);
+  if (passes == sequences.size()) {
+    out.logits = all;
+    return out;
+  }
+  const auto labels = all.size(1);
+  out.logits = torch::empty({static_cast<int64_t>(sequences.size()), labels}, torch::kFloat32);
+  for (std::size_t i = 0; i < sequences.size(); ++i) {
+    const auto count = static_cast<int64_t>(std::max<std::size_t>(1, out.windows[i].size()));
+    const auto rows = all.narrow(0, static_cast<int64_t>(first_pass[i]), count);
+    if (count == 1) {
+      out.logits[static_cast<int64_t>(i)].copy_(rows[0]);
+    } else if (options.combine == WindowCombine::mean) {
+      out.logits[static_cast<int64_t>(i)].copy_(rows.mean(0));
+    } else {
+      const auto [best, which] = rows.max(0);
+      out.logits[static_cast<int64_t>(i)].copy_(best);
+      const auto w = which.to(torch::kInt64).contiguous();
+      out.window_of[i].assign(w.data_ptr<int64_t>(), w.data_ptr<int64_t>() + labels);
+    }
+  }
+  return out;
+}
+
+std::size_t window_length_for(const model::ModelBundle& bundle, std::size_t requested) {
+  if (requested > 0 || bundle.dir.empty()) return bundle.config().choose_max_length(requested);
+  const auto args = bundle.dir / "training_args.json";
+  std::size_t trained = 0;
+  if (std::filesystem::exists(args)) {
+    try {
+      const auto j = util::read_json_file(args);
+      if (j.is_object() && j.contains("max_length") && j["max_length"].is_number_unsigned())
+        trained = j["max_length"].get<std::size_t>();
+    } catch (const std::exception&) {
+      trained = 0;  // a record of the run, not a setting: unreadable means unknown
+    }
+  }
+  const auto positions = static_cast<std::size_t>(bundle.config().max_tokens());
+  return trained >= 3 && trained <= positions ? trained : bundle.config().choose_max_length(0);
+}
+
+LongText parse_long_text(const std::string& name) {
+  if (name == "truncate") return LongText::truncate;
+  if (name == "window") return LongText::window;
+  throw SettingError("{long_text} must be truncate or window, not '" + name + "'");
+}
+
+WindowCombine parse_window_combine(const std::string& name) {
+  if (name == "max") return WindowCombine::max;
+  if (name == "mean") return WindowCombine::mean;
+  throw SettingError("{window_combine} must be max or mean, not '" + name + "'");
+}
+
+torch::Tensor scores_from_logits(const torch::Tensor& logits, const model::ModelConfig& config,
+                                 const Calibration& calibration) {
+  if (config.single_label) return torch::softmax(logits, 1);
+  return torch::sigmoid(calibrated_logits(logits, calibration));
+}
+
+torch::Tensor calibrated_logits(const torch::Tensor& logits, const Calibration& calibration) {
+  if (!calibration.applies()) return logits;
+  const auto as_row = [&](const std::vector<float>& v) {
+    return torch::tensor(v, torch::kFloat32).to(logits.device(), logits.scalar_type()).unsqueeze(0);
+  };
+  return logits / as_row(calibration.temperature) + as_row(calibration.bias);
+}
+
+Calibration load_model_calibration(const model::ModelBundle& bundle) {
+  if (bundle.dir.empty()) return {};
+  auto calibration = load_calibration(bundle.dir, bundle.labels());
+  if (calibration.applies() && bundle.config().single_label)
+    throw InputError((bundle.dir / "calibration.json").string() +
+                     ": a calibration rescales per-label sigmoid scores, and this model is single-label (softmax): remove the file");
+  return calibration;
 }
 
 std::vector<std::size_t> select_labels(const std::vector<float>& scores, const std::vector<float>& thresholds,

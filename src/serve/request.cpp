@@ -62,6 +62,12 @@ PredictRequest predict_fields(json& req, const RequestLimits& limits) {
     if (!req["return_all_scores"].is_boolean()) throw HttpError{400, "invalid_request", "\"return_all_scores\" must be true or false"};
     r.all_scores = req["return_all_scores"].get<bool>();
   }
+  if (req.contains("long_text")) {
+    const json& v = req["long_text"];
+    if (!v.is_string() || (v.get<std::string>() != "truncate" && v.get<std::string>() != "window"))
+      throw HttpError{400, "invalid_request", "\"long_text\" must be \"truncate\" or \"window\""};
+    r.long_text = v.get<std::string>();
+  }
   return r;
 }
 

@@ -28,9 +28,11 @@ struct PredictRequest {
   std::size_t top_k = 0;  // 0 = no limit
   std::string taxonomy = "original";
   bool all_scores = false;
+  std::optional<std::string> long_text;  // "truncate" | "window"; absent: the server's --long-text
 };
 
-// {"text": "..."} or {"texts": [...]}, with optional threshold, top_k, taxonomy, return_all_scores.
+// {"text": "..."} or {"texts": [...]}, with optional threshold, top_k, taxonomy, return_all_scores,
+// long_text.
 // Throws HttpError.
 PredictRequest parse_predict_request(std::string_view body, const RequestLimits& limits);
 

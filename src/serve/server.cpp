@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "explain/attribution.h"
+#include "infer/prediction_writer.h"
 #include "infer/predictor.h"
 #include "data/labels.h"
 #include "runtime/runtime.h"
@@ -266,7 +267,7 @@ void Service::predict(const std::string& body, std::size_t& texts_out, Respond d
   const auto t0 = Clock::now();
   auto r = std::make_shared<const PredictRequest>(parse_predict_request(body, {o_.max_batch, o_.max_text_chars, grouping_}));
   texts_out = r->texts.size();
-  auto encodings = predictor_.encode(r->texts);
+  auto encodings = predictor_.encode(r->texts, r->long_text ? infer::parse_long_text(*r->long_text) : o_.long_text.mode);
   check_token_budget(encodings);
   batcher_.submit(std::move(encodings), [this, r, t0, done](std::vector<infer::Prediction> preds, std::exception_ptr failed) {
     if (failed) return done(error_answer(failed));
@@ -295,6 +296,7 @@ std::string Service::predictions_json(const PredictRequest& r, const std::vector
     const auto chosen = infer::select_labels(scores, thr, r.top_k);
     ordered_json item{{"labels", json::array()}, {"truncated", p.truncated}};
     for (auto i : chosen) item["labels"].push_back(ordered_json{{"label", names[i]}, {"score", scores[i]}});
+    if (!p.windows.empty()) infer::windows_json(p, r.taxonomy == "original" ? names : std::vector<std::string>{}, item);
     if (r.all_scores) {
       ordered_json s = ordered_json::object();
       for (std::size_t i = 0; i < names.size(); ++i) s[names[i]] = scores[i];
@@ -411,7 +413,7 @@ std::string Service::explain(const std::string& body, std::size_t& texts_out,
   const auto how = explain::options_named(r.method, r.steps, r.baseline);
   std::vector<float> thr = thresholds_;
   if (r.predict.threshold) std::fill(thr.begin(), thr.end(), *r.predict.threshold);
-  const auto encodings = predictor_.encode(r.predict.texts);
+  const auto encodings = predictor_.encode(r.predict.texts, infer::LongText::truncate);  // explanations: one window
   check_token_budget(encodings);
   check_explain_work(r, named.size(), encodings);
 
@@ -627,7 +629,7 @@ int run_server(const ServeOptions& o) {
   // No mapping of the weights file: it may be replaced or truncated while we serve.
   auto [streams, device, bundle] =
       infer::load_for_inference(o.model_dir, o.threads, o.device, o.precision, /*map_embeddings=*/false);
-  infer::Predictor predictor(bundle, device);
+  infer::Predictor predictor(bundle, device, 0, o.long_text);
   ServerMetrics metrics;
   metrics.set_model_load_seconds(std::chrono::duration<double>(Clock::now() - load_start).count());
   std::optional<model::ModelBundle> plain;

@@ -6,6 +6,8 @@
 #include <exception>
 #include <string>
 
+#include "infer/predictor.h"
+
 namespace emotune::serve {
 
 struct ServeOptions {
@@ -33,6 +35,9 @@ struct ServeOptions {
   std::size_t max_concurrent_explanations = 4;  // queued or running; beyond: 429 (predictions keep their own count)
   // Non-empty: every route but /health needs "Authorization: Bearer <api_key>" (401), as TEI's --api-key.
   std::string api_key;
+  // Texts longer than the model's window: the default of a request's "long_text" ("truncate" or
+  // "window"), and the windows' stride and combination.
+  infer::LongTextOptions long_text;
 };
 
 // Who may ask: bound to a loopback address, only requests whose Host names a loopback address or

@@ -14,11 +14,6 @@
 
 namespace emotune::text {
 
-struct Encoding {
-  std::vector<std::int32_t> ids;  // with the special tokens ([CLS] ... [SEP], <s> ... </s>)
-  bool truncated = false;         // tokens were dropped to fit max_length
-};
-
 // Where a token of an Encoding came from: code points [start, end) of the text, as Hugging Face's
 // fast tokenizers give offset_mapping (byte-level tokens lose their leading space, as trim_offsets
 // does). The special tokens put around the text are `special`, at {0, 0}.
@@ -26,6 +21,12 @@ struct TokenSpan {
   std::size_t start = 0, end = 0;
   bool special = false;
   bool operator==(const TokenSpan&) const = default;
+};
+
+struct Encoding {
+  std::vector<std::int32_t> ids;  // with the special tokens ([CLS] ... [SEP], <s> ... </s>)
+  bool truncated = false;         // tokens were dropped to fit max_length
+  std::vector<TokenSpan> spans;   // one per id when a caller asked for them (token_spans); else empty
 };
 
 class Tokenizer {

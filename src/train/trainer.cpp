@@ -21,6 +21,7 @@
 #include "data/batch.h"
 #include "data/goemotions.h"
 #include "dist/group.h"
+#include "eval/calibrate.h"
 #include "eval/metrics.h"
 #include "eval/report.h"
 #include "infer/predictor.h"
@@ -252,6 +253,8 @@ class Trainer {
   void restore_device_rng_state(const std::string& hex);
   double train_step(int64_t step, double& grad_norm);
   json evaluate();
+  torch::Tensor dev_logits();
+  void calibrate_on_dev();
   void save_checkpoint(int64_t step);
   [[noreturn]] void stop_diverged(int64_t done, const std::string& what);
   void append_metrics(const json& line);
@@ -268,6 +271,7 @@ class Trainer {
   static constexpr std::size_t kDefaultMaxLength = 128;  // --max-length when not given (capped at the model's)
   std::size_t max_length_ = kDefaultMaxLength;
   data::EncodedDataset train_, dev_;
+  fs::path dev_path_;
   bool has_dev_ = false;
   Loss loss_;
   std::unique_ptr<StepRunner> runner_;
@@ -367,6 +371,7 @@ void Trainer::load_data() {
     const auto dev = data::read_goemotions_tsv(dev_path, o_.taxonomy, o_.skip_bad_lines);
     if (dev.skipped_lines) spdlog::warn("{}: skipped {} bad line(s)", dev_path.string(), dev.skipped_lines);
     dev_ = data::encode_dataset(dev, *bundle_->tokenizer, max_length_);
+    dev_path_ = dev_path;
     has_dev_ = true;
   }
   spdlog::info("train: {} examples{}", train_.ids.size(),
@@ -511,10 +516,10 @@ double Trainer::train_step(int64_t step, double& grad_norm) {
   return runner_->step(micro, schedule_.lr_at(step), grad_norm);
 }
 
-json Trainer::evaluate() {
+// Each rank scores its share of dev; every rank gets all the logits.
+torch::Tensor Trainer::dev_logits() {
   auto& model = bundle_->model;
   model->eval();
-  // Each rank scores its share of dev; every rank gets all the logits and computes the same metrics.
   const Shard mine = shard_of(0, dev_.size(), group_.rank(), group_.size());
   std::vector<const std::vector<std::int32_t>*> seqs;
   for (std::size_t i = mine.begin; i < mine.begin + mine.count; ++i) seqs.push_back(&dev_.ids[i]);
@@ -522,6 +527,22 @@ json Trainer::evaluate() {
       infer::compute_logits(model, seqs, o_.eval_batch_size, bundle_->tokenizer->pad_id(), device_).to(torch::kCPU));
   model->train();
   if (!torch::isfinite(logits).all().item<bool>()) throw NonFiniteError("the model's dev logits are not finite");
+  return logits;
+}
+
+// The finished model's calibration and thresholds, fitted on dev (every rank scores, one writes).
+void Trainer::calibrate_on_dev() {
+  const auto logits = dev_logits();
+  if (!group_.is_writer()) return;
+  const auto choice = eval::choose_calibration(logits, dev_.labels, "auto");
+  eval::save_choice(out_, labels_, labels_, choice, dev_path_.string(), data::taxonomy_name(o_.taxonomy));
+  spdlog::info("calibrated on dev ({}): log-loss {:.4f} -> {:.4f}, ECE {:.4f} -> {:.4f}; thresholds re-tuned",
+               choice.calibration.fit, choice.log_loss_before, choice.log_loss_after, choice.ece_before, choice.ece_after);
+}
+
+json Trainer::evaluate() {
+  // Every rank computes the same metrics from all the logits.
+  const auto logits = dev_logits();
   const auto L = static_cast<int64_t>(labels_.size());
   std::vector<const std::vector<int>*> labels;
   for (const auto& l : dev_.labels) labels.push_back(&l);
@@ -747,6 +768,7 @@ int Trainer::run() {
   }
   if (tty_) std::fputc('\n', stderr);
   if (group_.is_writer()) model::save_model_files(out_, *bundle_->model, *bundle_->tokenizer);
+  if (has_dev_ && o_.calibrate && o_.objective == Objective::multi_label) calibrate_on_dev();
   if (replaced_run_) replaced_run_->discard();
   // A resumed replacement has finished now: the run it replaced goes.
   if (o_.resume && group_.is_writer() && util::discard_kept_run(out_))

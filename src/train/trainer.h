@@ -54,6 +54,9 @@ struct TrainOptions {
   std::string dist_backend = "gloo";
   int dist_timeout_s = 300;
   std::string note;  // a label written into training_args.json (e.g. "random-init demo")
+  // at the end, with a dev set and the multi-label objective: calibration.json and thresholds.json
+  // fitted on dev (eval/calibrate.h) in the output directory
+  bool calibrate = true;
 };
 
 // Runs the whole fine-tuning; returns 0, or 130 when stopped by SIGINT/SIGTERM after saving.
