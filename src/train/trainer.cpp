@@ -531,11 +531,18 @@ torch::Tensor Trainer::dev_logits() {
 }
 
 // The finished model's calibration and thresholds, fitted on dev (every rank scores, one writes).
+// The model is saved by then: a calibration that cannot be made is a warning, not a failed run.
 void Trainer::calibrate_on_dev() {
   const auto logits = dev_logits();
   if (!group_.is_writer()) return;
-  const auto choice = eval::choose_calibration(logits, dev_.labels, "auto");
-  eval::save_choice(out_, labels_, labels_, choice, dev_path_.string(), data::taxonomy_name(o_.taxonomy));
+  eval::CalibrationChoice choice;
+  try {
+    choice = eval::choose_calibration(logits, dev_.labels, "auto");
+    eval::save_choice(out_, labels_, labels_, choice, dev_path_.string(), data::taxonomy_name(o_.taxonomy));
+  } catch (const std::exception& e) {
+    spdlog::warn("the model is saved, uncalibrated: {} (emotune calibrate can try again)", e.what());
+    return;
+  }
   spdlog::info("calibrated on dev ({}): log-loss {:.4f} -> {:.4f}, ECE {:.4f} -> {:.4f}; thresholds re-tuned",
                choice.calibration.fit, choice.log_loss_before, choice.log_loss_after, choice.ece_before, choice.ece_after);
 }
