@@ -446,8 +446,14 @@ std::string Service::labels_json() const {
     }
   ordered_json thr = ordered_json::object();
   for (std::size_t i = 0; i < thresholds_.size(); ++i) thr[bundle_.labels()[i]] = thresholds_[i];
-  return ordered_json{{"labels", bundle_.labels()}, {"thresholds", thr}, {"taxonomies", taxonomies}, {"model", name_},
-                      {"explain", explains()}}
+  const auto& calibration = predictor_.calibration();
+  return ordered_json{{"labels", bundle_.labels()},
+                      {"thresholds", thr},
+                      {"taxonomies", taxonomies},
+                      {"model", name_},
+                      {"explain", explains()},
+                      {"calibration", calibration.applies() ? json(calibration.fit) : json(nullptr)},
+                      {"long_text", o_.long_text.mode == infer::LongText::window ? "window" : "truncate"}}
       .dump();
 }
 

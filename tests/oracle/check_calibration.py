@@ -165,7 +165,8 @@ class Calibrate(unittest.TestCase):
         run("eval", "--model", self.model, "--data", self.dev, "--report", report, "--dump-probs", dump)
         with open(os.path.join(report, "report.json")) as f:
             r = json.load(f)
-        probs = np.array([json.loads(line)["probs"] for line in open(dump)])
+        with open(dump) as f:
+            probs = np.array([json.loads(line)["probs"] for line in f])
         self.assertAlmostEqual(r["ece"], ece(probs, self.y), places=6)
         self.assertAlmostEqual(r["ece_uncalibrated"], ece(1 / (1 + np.exp(-self.z)), self.y), places=5)
         self.assertEqual(r["calibration"], self.cal["fit"])

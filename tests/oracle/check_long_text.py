@@ -146,7 +146,8 @@ class LongText(unittest.TestCase):
         for mode in ("truncate", "window"):
             dump = os.path.join(self.tmp, f"probs-{mode}.jsonl")
             run("eval", "--model", model, "--data", data, "--long-text", mode, "--dump-probs", dump)
-            probs = [json.loads(line)["probs"] for line in open(dump)]
+            with open(dump) as f:
+                probs = [json.loads(line)["probs"] for line in f]
             rows, _ = self.predict(model, "--long-text", mode)
             for p, row in zip(probs, rows):
                 self.assertLess(max(abs(a - b) for a, b in zip(p, row["scores"].values())), 2e-6, mode)
@@ -183,6 +184,8 @@ class LongText(unittest.TestCase):
                 self.assertEqual(answer.get("window_of"), row.get("window_of"))
                 for label, score in row["scores"].items():
                     self.assertAlmostEqual(answer["scores"][label], score, delta=2e-6)
+            labels = json.loads(http_call(port, "GET", "/v1/labels")[2])
+            self.assertEqual((labels["long_text"], labels["calibration"]), ("truncate", None))
             status, _, body = http_call(port, "POST", "/v1/predict", {"texts": self.texts})  # the server's default
             self.assertEqual(status, 200, body)
             self.assertTrue(json.loads(body)["predictions"][0]["truncated"])
