@@ -133,9 +133,8 @@ CalibrationChoice choose_calibration(const torch::Tensor& logits_in, const std::
   choice.log_loss_before = calibrated_log_loss(logits, targets, {});
   choice.log_loss_after = calibrated_log_loss(logits, targets, choice.calibration);
   const auto probs = torch::sigmoid(infer::calibrated_logits(logits, choice.calibration));
-  const std::vector<float> half(static_cast<std::size_t>(labels), 0.5f);
-  choice.ece_before = compute_metrics(torch::sigmoid(logits), gold, half).ece;
-  choice.ece_after = compute_metrics(probs, gold, half).ece;
+  choice.ece_before = expected_calibration_error(torch::sigmoid(logits), gold);
+  choice.ece_after = expected_calibration_error(probs, gold);
   choice.thresholds = tune_thresholds(probs, gold);
   return choice;
 }

@@ -62,8 +62,6 @@ class Evaluator {
   }
 
   const std::vector<std::string>& labels() const { return labels_; }
-  bool grouped() const { return mapped_; }
-  bool calibrated() const { return calibration_.applies(); }
   const std::string& calibration_fit() const { return calibration_.fit; }
 
   Scored score(const fs::path& file) {
@@ -197,8 +195,8 @@ EvalResult evaluate(model::ModelBundle& bundle, const fs::path& model_dir, const
   r.metrics = compute_metrics(r.probs, r.gold, r.thresholds, scored.data.first_label);
   r.calibration = evaluator.calibration_fit();
   r.uncalibrated_probs = scored.uncalibrated;
-  r.ece_uncalibrated = scored.uncalibrated.defined() ? compute_metrics(scored.uncalibrated, r.gold, r.thresholds).ece
-                                                     : r.metrics.ece;
+  r.ece_uncalibrated =
+      scored.uncalibrated.defined() ? expected_calibration_error(scored.uncalibrated, r.gold) : r.metrics.ece;
   if (!o.dump_probs.empty()) write_probabilities(r, o.dump_probs);
   if (!o.report_dir.empty()) {
     r.model_sha256 = util::sha256_file(model_dir / "model.safetensors");
@@ -229,7 +227,6 @@ CalibrationChoice calibrate(model::ModelBundle& bundle, const fs::path& model_di
   eo.batch_size = o.batch_size;
   eo.max_length = o.max_length;
   eo.streams = o.streams;
-  eo.long_text = o.long_text;
   Evaluator evaluator(eo, bundle, device);
   const auto dev = evaluator.score(o.dev_file);
   auto choice = choose_calibration(dev.logits, dev.data.labels, o.fit);

@@ -40,7 +40,6 @@ struct CalibrateOptions {
   std::size_t batch_size = 32;
   std::size_t max_length = 0;  // 0: the model's maximum
   std::size_t streams = 1;
-  infer::LongTextOptions long_text;
 };
 
 // `emotune calibrate`'s work: scores dev with the model's own labels (uncalibrated), chooses a

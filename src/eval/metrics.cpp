@@ -135,11 +135,18 @@ Metrics compute_metrics(const torch::Tensor& probs_in, const std::vector<std::ve
       m.weighted.recall += w * s.prf.recall;
       m.weighted.f1 += w * s.prf.f1;
     }
-  double ece = 0;
-  for (const auto& b : calibration_bins(probs, gold))
-    ece += static_cast<double>(b.count) / (nd * static_cast<double>(L)) * std::abs(b.positive_rate - b.mean_probability);
-  m.ece = ece;
+  m.ece = expected_calibration_error(probs, gold);
   return m;
+}
+
+double expected_calibration_error(const torch::Tensor& probs, const std::vector<std::vector<int>>& gold, int bins) {
+  const auto table = calibration_bins(probs, gold, bins);
+  const auto total = static_cast<double>(probs.numel());
+  if (total == 0) return 0;
+  double ece = 0;
+  for (const auto& b : table)
+    ece += static_cast<double>(b.count) / total * std::abs(b.positive_rate - b.mean_probability);
+  return ece;
 }
 
 std::vector<CalibrationBin> calibration_bins(const torch::Tensor& probs_in, const std::vector<std::vector<int>>& gold,

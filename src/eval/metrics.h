@@ -44,6 +44,10 @@ Metrics compute_metrics(const torch::Tensor& probs, const std::vector<std::vecto
 // Per label, the threshold on the grid 0.01..0.99 that maximises that label's F1 (ties: the larger).
 std::vector<float> tune_thresholds(const torch::Tensor& probs, const std::vector<std::vector<int>>& gold);
 
+// Expected calibration error over every probability: the count-weighted mean over equal-width bins
+// of |positive rate - mean probability| (Metrics::ece, without the other metrics' work).
+double expected_calibration_error(const torch::Tensor& probs, const std::vector<std::vector<int>>& gold, int bins = 15);
+
 // Reliability diagram data: per equal-width bin, count, mean probability and positive rate.
 struct CalibrationBin {
   int64_t count = 0;

@@ -20,6 +20,16 @@ json parse_object(std::string_view body) {
   return req;
 }
 
+std::string one_of(const json& req, const char* key, std::string fallback, const std::vector<std::string>& allowed) {
+  if (!req.contains(key)) return fallback;
+  const json& v = req.at(key);
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  if (!v.is_string() || std::find(allowed.begin(), allowed.end(), v.get<std::string>()) == allowed.end())
+    throw HttpError{400, "invalid_request", "\"" + std::string(key) + "\" must be one of " + list};
+  return v.get<std::string>();
+}
+
 PredictRequest predict_fields(json& req, const RequestLimits& limits) {
   PredictRequest r;
   if (req.contains("text") == req.contains("texts"))
@@ -62,23 +72,8 @@ PredictRequest predict_fields(json& req, const RequestLimits& limits) {
     if (!req["return_all_scores"].is_boolean()) throw HttpError{400, "invalid_request", "\"return_all_scores\" must be true or false"};
     r.all_scores = req["return_all_scores"].get<bool>();
   }
-  if (req.contains("long_text")) {
-    const json& v = req["long_text"];
-    if (!v.is_string() || (v.get<std::string>() != "truncate" && v.get<std::string>() != "window"))
-      throw HttpError{400, "invalid_request", "\"long_text\" must be \"truncate\" or \"window\""};
-    r.long_text = v.get<std::string>();
-  }
+  if (req.contains("long_text")) r.long_text = one_of(req, "long_text", "", {"truncate", "window"});
   return r;
-}
-
-std::string one_of(const json& req, const char* key, std::string fallback, const std::vector<std::string>& allowed) {
-  if (!req.contains(key)) return fallback;
-  const json& v = req.at(key);
-  std::string list;
-  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  if (!v.is_string() || std::find(allowed.begin(), allowed.end(), v.get<std::string>()) == allowed.end())
-    throw HttpError{400, "invalid_request", "\"" + std::string(key) + "\" must be one of " + list};
-  return v.get<std::string>();
 }
 
 }  // namespace
