@@ -7,6 +7,8 @@ packages=(
   g++ cmake make pkg-config
   libtorch-dev libdnnl-dev libopenblas0-openmp libopenblas-openmp-dev libgloo-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libutf8proc-dev libgtest-dev libssl-dev libcurl4-openssl-dev libboost-dev
+  # the Python package's native module (python/, docs/python.md)
+  python3-dev pybind11-dev
   # test-only: PyTorch and scikit-learn under the oracles (scripts/install-test-deps.sh adds
   # transformers and playwright from PyPI in a virtual environment), headless Chromium for the web page
   python3 python3-venv python3-pip python3-torch python3-numpy python3-sklearn chromium

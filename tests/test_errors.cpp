@@ -35,6 +35,7 @@ TEST(Errors, EachExceptionTypeIsOneKindOfFailure) {
   EXPECT_EQ(emotune::classify(emotune::SettingError("x")), Failure::Setting);
   EXPECT_EQ(emotune::classify(std::invalid_argument("x")), Failure::Setting);
   EXPECT_EQ(emotune::classify(emotune::InputError("x")), Failure::Input);
+  EXPECT_EQ(emotune::classify(emotune::NotFoundError("x")), Failure::Input);
   EXPECT_EQ(emotune::classify(std::runtime_error("x")), Failure::System);
   EXPECT_EQ(emotune::classify(std::system_error(std::make_error_code(std::errc::no_such_file_or_directory))),
             Failure::System);

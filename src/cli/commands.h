@@ -1,6 +1,6 @@
 // The emotune subcommands: each registers its flags on the CLI11 app and returns the action
 // to run when the user picked it. run() turns exceptions from an action into one error line and an
-// exit code (cli/errors.h).
+// exit code (cli/errors.h); execute() leaves them to its caller (the Python package raises them).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,12 +10,19 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "train/trainer.h"
 #include "util/errors.h"
 
 namespace emotune::cli {
 
 using Action = std::function<int()>;
+
+// What a caller that runs commands in its own process hears while they run.
+struct Hooks {
+  std::function<void(const train::StepProgress&)> on_train_step;  // train: after every optimizer step
+};
 
 using emotune::InputError;
 using emotune::SettingError;
@@ -23,7 +30,7 @@ using emotune::SettingError;
 void add_tokenize_command(CLI::App& app, Action& action);
 void add_init_command(CLI::App& app, Action& action);
 void add_predict_command(CLI::App& app, Action& action);
-void add_train_command(CLI::App& app, Action& action);
+void add_train_command(CLI::App& app, Action& action, const Hooks& hooks);
 void add_bench_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
 void add_calibrate_command(CLI::App& app, Action& action);
@@ -80,5 +87,11 @@ inline void add_runtime_options(CLI::App* cmd, int& threads, std::string& device
 
 // Runs the emotune command line; returns the process exit code.
 int run(int argc, char** argv);
+
+// Parses `args` (the command line without the program's name) and runs the command they name;
+// returns its exit code (train: 130 when stopped by a signal, after saving). A command line CLI11
+// refuses throws CLI::ParseError; a failing command throws as the library does (util/errors.h).
+// --help and --version print and return 0.
+int execute(const std::vector<std::string>& args, const Hooks& hooks = {});
 
 }  // namespace emotune::cli

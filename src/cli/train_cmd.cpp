@@ -20,7 +20,7 @@ std::string env_or(const char* name, const std::string& fallback) {
 
 }  // namespace
 
-void add_train_command(CLI::App& app, Action& action) {
+void add_train_command(CLI::App& app, Action& action, const Hooks& hooks) {
   auto o = std::make_shared<train::TrainOptions>();
   auto taxonomy = std::make_shared<std::string>("original");
   auto objective = std::make_shared<std::string>("multi-label");
@@ -116,6 +116,7 @@ void add_train_command(CLI::App& app, Action& action) {
     o->loss = train::parse_loss(*loss);
     o->shuffle = !*no_shuffle;
     o->calibrate = !*no_calibrate;
+    o->on_step = hooks.on_train_step;
     if (o->base_dir.empty() && o->model_dir.empty() && !o->resume) o->base_dir = env_or("EMOTUNE_BASE_MODEL", "");
     if (o->data_dir.empty() && o->train_file.empty()) o->data_dir = env_or("EMOTUNE_DATA_DIR", "");
     const bool launching = launch->nproc_per_node > 0;

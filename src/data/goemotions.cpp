@@ -47,6 +47,7 @@ Example parse_line(const std::string& line, const std::vector<int>& group_of) {
 }  // namespace
 
 Dataset read_goemotions_tsv(const std::filesystem::path& path, data::Taxonomy taxonomy, bool skip_bad_lines) {
+  if (!std::filesystem::exists(path)) throw NotFoundError("data file not found: " + path.string());
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError("cannot read data file " + path.string());
   const std::vector<int> group_of = data::taxonomy_map(taxonomy);

@@ -201,7 +201,7 @@ fs::path fetch_goemotions(const FetchOptions& o) {
 fs::path resolve_model(const std::string& arg, const FetchOptions& o, const std::string& flag) {
   std::error_code ec;
   if (arg.empty() || fs::is_directory(arg, ec)) return arg;
-  if (!looks_like_repo_id(arg)) throw std::runtime_error("model directory not found: " + arg);
+  if (!looks_like_repo_id(arg)) throw NotFoundError("model directory not found: " + arg);
   spdlog::info("{} is not a directory: resolving it as a Hugging Face model name", arg);
   return fetch_model(arg, o, flag);
 }
@@ -210,7 +210,7 @@ fs::path resolve_data_dir(const std::string& arg, const FetchOptions& o) {
   std::error_code ec;
   if (arg.empty() || fs::is_directory(arg, ec)) return arg;
   if (arg == "goemotions") return fetch_goemotions(o);
-  throw std::runtime_error("data directory not found: " + arg + " (or give the name goemotions to use the cached download)");
+  throw NotFoundError("data directory not found: " + arg + " (or give the name goemotions to use the cached download)");
 }
 
 }  // namespace emotune::fetch

@@ -215,7 +215,7 @@ LoadOptions training_options(const std::string& precision, const torch::Device& 
 }
 
 ModelBundle load_model_dir(const fs::path& dir, const LoadOptions& options) {
-  if (!fs::is_directory(dir)) throw std::runtime_error("model directory not found: " + dir.string());
+  if (!fs::is_directory(dir)) throw NotFoundError("model directory not found: " + dir.string());
   const fs::path config_path = dir / "config.json";
   if (!fs::exists(config_path)) throw std::runtime_error("no config.json in model directory " + dir.string());
   const fs::path weights_path = weights::WeightsFile::in_directory(dir);

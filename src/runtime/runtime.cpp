@@ -92,17 +92,20 @@ std::optional<std::string> better_openblas_core(const std::string& chosen, bool 
   return avx512 ? "SkylakeX" : "Haswell";
 }
 
-void rerun_with_better_blas_kernels(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") || !openblas_get_corename) return;
+std::optional<std::string> better_blas_kernels() {
+  if (std::getenv("OPENBLAS_CORETYPE") || !openblas_get_corename) return std::nullopt;
   __builtin_cpu_init();
   const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  const std::string chosen = blas_core_name();
-  const auto better = better_openblas_core(chosen, avx2_fma, avx512);
+  return better_openblas_core(blas_core_name(), avx2_fma, avx512);
+}
+
+void rerun_with_better_blas_kernels(char** argv) {
+  const auto better = better_blas_kernels();
   if (!better) return;
-  std::fprintf(stderr, "emotune: OpenBLAS chose its %s kernels on this %s CPU; running with OPENBLAS_CORETYPE=%s\n",
-               chosen.c_str(), avx512 ? "AVX-512" : "AVX2", better->c_str());
+  std::fprintf(stderr, "emotune: OpenBLAS chose its %s kernels on this CPU; running with OPENBLAS_CORETYPE=%s\n",
+               blas_core_name().c_str(), better->c_str());
   ::setenv("OPENBLAS_CORETYPE", better->c_str(), 1);
   ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on with OpenBLAS's choice
 }

@@ -28,6 +28,9 @@ std::string blas_core_name();
 // SSE3 kernels (5x slower products on an AVX-512 Xeon). "SkylakeX" with AVX-512 (F, BW, DQ, VL),
 // "Haswell" with AVX2 and FMA; nothing when the choice is already one of those generations.
 std::optional<std::string> better_openblas_core(const std::string& chosen, bool avx2_fma, bool avx512);
+// That core for this process, when OPENBLAS_CORETYPE is unset and OpenBLAS chose kernels this CPU
+// outgrows; else nothing.
+std::optional<std::string> better_blas_kernels();
 // Once, first thing in main(): when OPENBLAS_CORETYPE is unset and OpenBLAS chose kernels this CPU
 // outgrows, says so in one line and runs the program again with the variable set (OpenBLAS reads it
 // only when it is loaded, before main).

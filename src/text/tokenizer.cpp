@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "text/bpe.h"
+#include "util/errors.h"
 #include "text/wordpiece.h"
 #include "util/json_file.h"
 
@@ -19,7 +20,7 @@ std::optional<std::string> special_token_field(const nlohmann::json& j, const ch
 }
 
 TokenizerPtr load_tokenizer(const fs::path& dir) {
-  if (!fs::is_directory(dir)) throw std::runtime_error("model directory not found: " + dir.string());
+  if (!fs::is_directory(dir)) throw NotFoundError("model directory not found: " + dir.string());
   if (fs::exists(dir / "vocab.txt")) return std::make_shared<WordPiece>(WordPiece::from_directory(dir));
   if (const fs::path path = dir / "tokenizer.json"; fs::exists(path)) {
     const auto j = util::read_json_file(path, std::size_t{256} << 20);

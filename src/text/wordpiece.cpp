@@ -8,6 +8,7 @@
 #include "text/unicode.h"
 #include "text/utf8.h"
 #include "util/atomic_file.h"
+#include "util/errors.h"
 #include "util/json_file.h"
 
 namespace emotune::text {
@@ -88,7 +89,7 @@ std::int32_t WordPiece::require_id(const std::string& token, const char* role) c
 }
 
 WordPiece WordPiece::from_vocab_file(const fs::path& vocab_txt, WordPieceOptions options) {
-  if (!fs::is_regular_file(vocab_txt)) throw std::runtime_error("vocabulary file not found: " + vocab_txt.string());
+  if (!fs::is_regular_file(vocab_txt)) throw NotFoundError("vocabulary file not found: " + vocab_txt.string());
   const std::string text = read_file(vocab_txt);
   if (!is_valid_utf8(text)) throw std::runtime_error("vocabulary file is not valid UTF-8: " + vocab_txt.string());
   std::vector<std::string> vocab;
@@ -216,7 +217,7 @@ WordPiece WordPiece::from_tokenizer_json(const fs::path& path, const json& j) {
 }
 
 WordPiece WordPiece::from_directory(const fs::path& dir) {
-  if (!fs::is_directory(dir)) throw std::runtime_error("model directory not found: " + dir.string());
+  if (!fs::is_directory(dir)) throw NotFoundError("model directory not found: " + dir.string());
   const fs::path vocab = dir / "vocab.txt";
   if (!fs::exists(vocab)) {
     if (fs::exists(dir / "tokenizer.json")) return from_tokenizer_json(dir / "tokenizer.json", read_json(dir / "tokenizer.json"));

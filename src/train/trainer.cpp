@@ -670,9 +670,10 @@ void Trainer::write_training_args() const {
 void Trainer::progress(int64_t step, double loss, double examples_per_s, double eta_s, bool force_line) {
   if (!group_.is_writer()) return;
   const int64_t epochs = (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_;
-  const std::string text = fmt::format("epoch {}/{} | step {}/{} | loss {:.4f} | {:.1f} ex/s | ETA {}",
-                                       std::min(step / steps_per_epoch_ + 1, epochs), epochs, step, total_steps_, loss,
-                                       examples_per_s, format_duration(eta_s));
+  const int64_t epoch = std::min(step / steps_per_epoch_ + 1, epochs);
+  if (o_.on_step) o_.on_step(StepProgress{step, total_steps_, epoch, epochs, loss, examples_per_s});
+  const std::string text = fmt::format("epoch {}/{} | step {}/{} | loss {:.4f} | {:.1f} ex/s | ETA {}", epoch, epochs,
+                                       step, total_steps_, loss, examples_per_s, format_duration(eta_s));
   if (tty_) {
     std::fprintf(stderr, "\r\033[K%s", text.c_str());
     if (force_line) std::fputc('\n', stderr);
@@ -692,7 +693,7 @@ int Trainer::run() {
   if (group_.size() > 1 && o_.batch_size < static_cast<std::size_t>(group_.size()))
     throw std::invalid_argument("{batch_size} " + std::to_string(o_.batch_size) + " is the global batch: it must hold at least one example for each of the " +
                                 std::to_string(group_.size()) + " ranks");
-  tty_ = ::isatty(STDERR_FILENO) && group_.is_writer();
+  tty_ = ::isatty(STDERR_FILENO) && group_.is_writer() && !o_.on_step;
   if (o_.resume) find_resume_checkpoint();
   check_output_target();
   load_model();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -10,6 +11,14 @@
 #include "train/objective.h"
 
 namespace emotune::train {
+
+// Where a run is, after an optimizer step.
+struct StepProgress {
+  int64_t step = 0, total_steps = 0;
+  int64_t epoch = 0, epochs = 0;  // 1-based
+  double loss = 0;                // this step's
+  double examples_per_s = 0;
+};
 
 struct TrainOptions {
   // data
@@ -57,6 +66,9 @@ struct TrainOptions {
   // at the end, with a dev set and the multi-label objective: calibration.json and thresholds.json
   // fitted on dev (eval/calibrate.h) in the output directory
   bool calibrate = true;
+  // Told after every optimizer step on the rank that writes (the Python package's progress bar).
+  // When set, the one-line display the trainer keeps on a terminal stays off (log lines remain).
+  std::function<void(const StepProgress&)> on_step;
 };
 
 // Runs the whole fine-tuning; returns 0, or 130 when stopped by SIGINT/SIGTERM after saving.

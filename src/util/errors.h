@@ -24,6 +24,12 @@ struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An input that is not there: a model or data directory, a data file, a vocabulary the caller named.
+// An Input failure; its own type so that the Python package can raise FileNotFoundError for it.
+struct NotFoundError : InputError {
+  using InputError::InputError;
+};
+
 // Work given up because whoever asked for it has gone (a client that closed its connection); there
 // is no one to tell, so the boundaries only count it.
 struct Cancelled : std::runtime_error {

@@ -4,6 +4,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "util/errors.h"
+
 namespace emotune::util {
 
 namespace fs = std::filesystem;
@@ -11,13 +13,13 @@ namespace fs = std::filesystem;
 std::string read_small_file(const fs::path& path, std::size_t max_bytes) {
   std::error_code ec;
   const auto status = fs::status(path, ec);
-  if (ec || !fs::exists(status)) throw std::runtime_error("cannot read " + path.string() + ": no such file");
-  if (fs::is_directory(status)) throw std::runtime_error(path.string() + " is a directory, not a file");
-  if (!fs::is_regular_file(status)) throw std::runtime_error(path.string() + " is not a regular file");
+  if (ec || !fs::exists(status)) throw NotFoundError("cannot read " + path.string() + ": no such file");
+  if (fs::is_directory(status)) throw InputError(path.string() + " is a directory, not a file");
+  if (!fs::is_regular_file(status)) throw InputError(path.string() + " is not a regular file");
   const auto size = fs::file_size(path, ec);
   if (ec) throw std::runtime_error("cannot read " + path.string() + ": " + ec.message());
   if (size > max_bytes)
-    throw std::runtime_error(path.string() + " is too large (" + std::to_string(size) + " bytes; at most " +
+    throw InputError(path.string() + " is too large (" + std::to_string(size) + " bytes; at most " +
                              std::to_string(max_bytes) + " expected)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path.string());
@@ -63,10 +65,10 @@ nlohmann::json read_json_file(const fs::path& path, std::size_t max_bytes) {
   try {
     j = parse_bounded(bytes, kMaxJsonDepth, too_deep);
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("invalid JSON in " + path.string() + ": " + e.what());
+    throw InputError("invalid JSON in " + path.string() + ": " + e.what());
   }
   if (too_deep)
-    throw std::runtime_error("invalid JSON in " + path.string() + ": nested more than " + std::to_string(kMaxJsonDepth) +
+    throw InputError("invalid JSON in " + path.string() + ": nested more than " + std::to_string(kMaxJsonDepth) +
                              " levels deep");
   return j;
 }

@@ -26,7 +26,7 @@ nlohmann::json parse_json(std::string_view text, std::size_t max_depth = kMaxJso
 std::string not_json_reason();
 
 // `path` parsed as JSON (read through read_small_file, nesting bounded as parse_json); invalid or
-// too deeply nested JSON throws naming the file.
+// too deeply nested JSON throws InputError naming the file (a missing file: NotFoundError).
 nlohmann::json read_json_file(const std::filesystem::path& path, std::size_t max_bytes = std::size_t{64} << 20);
 
 }  // namespace emotune::util
