@@ -12,16 +12,61 @@ Reference: docs/python.md. Errors are Python exceptions carrying the CLI's one-l
 FileNotFoundError (a path that is not there), ValueError (a setting or input emotune cannot use),
 TypeError (an option no command has), OSError, MemoryError, RuntimeError (a bug in emotune).
 """
+import importlib.abc
 import json
 import os
+import re
+import sys
 import tempfile
 import warnings
 
 import numpy as np
 
-from . import _emotune
+from ._libtorch import LIBTORCH_VERSION
 
-__all__ = ["Model", "train", "evaluate", "calibrate", "run"]
+
+def _torch_version_at(package_dir):
+    """torch's version as its version.py says, without importing it."""
+    try:
+        with open(os.path.join(package_dir, "version.py"), encoding="utf-8") as f:
+            found = re.search(r"""__version__\s*=\s*['"]([^'"]+)""", f.read())
+        return found.group(1) if found else ""
+    except OSError:
+        return ""
+
+
+def _refuse_another_libtorch(version):
+    # One process holds one libtorch: a second of another version (PyPI's torch 2.x beside Debian's
+    # 1.13 this module links) has the same symbols, and the process aborts. Say so instead.
+    if version and version.split("+")[0].split(".")[:2] != LIBTORCH_VERSION.split(".")[:2]:
+        raise ImportError(f"torch {version} cannot share a process with emotune, which runs on libtorch "
+                          f"{LIBTORCH_VERSION}: use the torch of that version (Debian's python3-torch), or keep "
+                          "emotune and this torch in separate processes (docs/python.md)")
+
+
+class _OtherLibtorchGuard(importlib.abc.MetaPathFinder):
+    """Refuses `import torch` of another libtorch version once emotune is loaded."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch":
+            return None
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None and spec.origin:
+                    _refuse_another_libtorch(_torch_version_at(os.path.dirname(spec.origin)))
+                    return spec
+        return None
+
+
+if "torch" in sys.modules:
+    _refuse_another_libtorch(getattr(sys.modules["torch"], "__version__", ""))
+elif not any(isinstance(f, _OtherLibtorchGuard) for f in sys.meta_path):
+    sys.meta_path.insert(0, _OtherLibtorchGuard())
+
+from . import _emotune  # noqa: E402 -- after the guard: loading it beside another libtorch aborts
+
+__all__ = ["Model", "train", "evaluate", "calibrate", "run", "LIBTORCH_VERSION"]
 __version__ = _emotune.__version__
 
 _better_core = _emotune.better_blas_kernels()

@@ -520,9 +520,14 @@ void ByteLevelBpe::save(const fs::path& dir, const std::string& tokenizer_class)
   std::vector<std::pair<std::int32_t, std::string>> by_id;
   for (const auto& [t, id] : ids_) by_id.emplace_back(id, t);
   std::sort(by_id.begin(), by_id.end());
-  nlohmann::ordered_json ordered = nlohmann::ordered_json::object();
-  for (const auto& [id, t] : by_id) ordered[t] = id;
-  util::write_text_atomically(dir / "vocab.json", ordered.dump() + "\n");
+  // Written directly, in id order: an ordered_json object finds each new key by a linear search, and
+  // 50,265 tokens took 1.3 s per save (every checkpoint of a RoBERTa run).
+  std::string vocab = "{";
+  for (const auto& [id, t] : by_id) {
+    if (vocab.size() > 1) vocab += ',';
+    vocab += json(t).dump() + ':' + std::to_string(id);
+  }
+  util::write_text_atomically(dir / "vocab.json", vocab + "}\n");
   std::string merges = "#version: 0.2\n";
   for (const auto& [a, b] : merge_list_) merges += a + " " + b + "\n";
   util::write_text_atomically(dir / "merges.txt", merges);

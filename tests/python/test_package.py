@@ -340,3 +340,24 @@ def test_readme_example_runs(minilm, tmp_path):
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "emotions" in p.stdout
+
+
+def test_another_libtorch_in_the_process_is_refused_not_a_crash(tmp_path):
+    """A torch of another libtorch version (PyPI's 2.x) beside emotune's would abort the process: either
+    import order raises ImportError naming both versions; the process goes on."""
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("from .version import __version__\n")
+    (fake / "version.py").write_text("__version__ = '2.99.0+cpu'\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), *sys.path])}
+    for first, second in (("torch", "emotune"), ("emotune", "torch")):
+        code = (f"import {first}\ntry:\n    import {second}\nexcept ImportError as e:\n    print('refused:', e)\n"
+                "print('still running')\n")
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert re.search(r"refused: torch 2\.99\.0\+cpu cannot share a process with emotune, which runs on libtorch "
+                         r"\d+\.\d+", p.stdout), (first, p.stdout)
+        assert "still running" in p.stdout
+    # The torch of emotune's own libtorch (Debian's python3-torch) is welcome, either order
+    import torch
+    assert torch.__version__.split(".")[:2] == emotune.LIBTORCH_VERSION.split(".")[:2]
