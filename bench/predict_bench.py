@@ -1,7 +1,9 @@
 """Batch prediction over a whole GoEmotions split: `emotune predict` (wall clock of the command,
-model load included) against two Hugging Face peers doing the same work, model load and tokenization
-included too: transformers' classifier in a plain loop (texts sorted by length, batches of 32,
-inference mode), and pipeline("text-classification", top_k=None, batch_size=32).
+model load included) and the Python package (emotune.Model(...).predict(texts), load included, in
+the build's Python: BUILD/pyenv with PYTHONPATH=BUILD/python, beside the program) against two Hugging
+Face peers doing the same work, model load and tokenization included too: transformers' classifier in
+a plain loop (texts sorted by length, batches of 32, inference mode), and
+pipeline("text-classification", top_k=None, batch_size=32).
 Usage: predict_bench.py EMOTUNE MODEL_DIR SPLIT.tsv [--threads N]"""
 import json
 import os
@@ -31,6 +33,18 @@ def main():
                        stderr=subprocess.DEVNULL, check=True)
     emotune_s = time.perf_counter() - t0
     assert len(p.stdout.splitlines()) == len(texts)
+
+    # The package cannot share a process with this (peer) torch: it runs in the build's Python.
+    build = os.path.dirname(os.path.abspath(emotune))
+    package = subprocess.run(
+        [os.path.join(build, "pyenv", "bin", "python"), "-c",
+         "import sys, time\nt0 = time.perf_counter()\nimport emotune\n"
+         "texts = [l.rstrip('\\n') for l in open(sys.argv[1], encoding='utf-8')]\n"
+         f"out = emotune.Model(sys.argv[2], threads={threads}, batch_size=32).predict(texts)\n"
+         "assert len(out) == len(texts)\nprint(time.perf_counter() - t0)", path, model_dir],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True, text=True,
+        env={**os.environ, "PYTHONPATH": os.path.join(build, "python")})
+    package_s = float(package.stdout.split()[-1])
     os.unlink(path)
 
     torch.set_num_threads(threads)
@@ -51,6 +65,7 @@ def main():
     pipeline_s = time.perf_counter() - t0
     assert len(out) == len(texts)
     print(json.dumps({"texts": len(texts), "threads": threads, "emotune_examples_per_s": len(texts) / emotune_s,
+                      "package_examples_per_s": len(texts) / package_s, "package_ratio_vs_pipeline": pipeline_s / package_s,
                       "pytorch_examples_per_s": len(texts) / torch_s, "pipeline_examples_per_s": len(texts) / pipeline_s,
                       "ratio_vs_pytorch": torch_s / emotune_s, "ratio_vs_pipeline": pipeline_s / emotune_s}))
 

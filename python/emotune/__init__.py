@@ -248,6 +248,10 @@ def train(*, progress=True, **options):
     data_dir=, output=, lr=, epochs=, loss="weighted-bce", ...; docs/commands.md). Returns the output
     directory. progress: a tqdm bar over the steps (when tqdm is installed). Ctrl-C stops after saving
     a checkpoint and raises KeyboardInterrupt; the same call with resume=True continues it."""
+    if options.get("nproc_per_node"):
+        raise ValueError("nproc_per_node starts workers that are copies of the emotune program, which this Python "
+                         "process is not: run `emotune train --nproc-per-node N`, or this script under torchrun "
+                         "(each process calling emotune.train joins the run)")
     bar = _ProgressBar() if progress else None
     try:
         code = _emotune.run_command(["train", *_flags(options)], bar if bar and bar._tqdm else None)

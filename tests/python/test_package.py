@@ -309,6 +309,8 @@ def test_bad_input_raises_one_line_python_errors(models, tmp_path):
          "learning-rate"),
         (lambda: emotune.train(base=d, data_dir=GOEMOTIONS, output=str(tmp_path / "o"), lr=-1), ValueError, "lr"),
         (lambda: emotune.evaluate(d, data_dir=str(tmp_path / "none")), FileNotFoundError, "data directory not found"),
+        (lambda: emotune.train(base=d, data_dir=GOEMOTIONS, output=str(tmp_path / "o"), nproc_per_node=2), ValueError,
+         "torchrun"),
     ]
     for call, kind, words in cases:
         with pytest.raises(kind) as caught:
