@@ -106,9 +106,10 @@ class Model:
 
     path: a model directory (written by `emotune train` or transformers' save_pretrained), or a hub
     name ("org/name", downloaded into emotune's cache unless offline). precision: "f32", "bf16" or
-    "int8" (dynamic int8, CPU). threads: 0 for every core. max_length: tokens a text is cut to (default
-    the model's maximum); long_text="window" scores longer texts in overlapping windows instead
-    (window_stride tokens apart, combined per label by window_combine "max" or "mean").
+    "int8" (dynamic int8, CPU). threads: libtorch's pool for this process, 0 for every core.
+    max_length: tokens a text is cut to (default the model's maximum); long_text="window" scores
+    longer texts in overlapping windows instead (window_stride tokens apart, combined per label by
+    window_combine "max" or "mean").
 
     One model may be shared by several Python threads: calls run one at a time, without the GIL.
     """
