@@ -1,7 +1,7 @@
 // A model loaded for the Python package (python/emotune/): what emotune.Model calls. One call at a
 // time per model (its mutex: packed layers create their oneDNN primitives on first use, and the
 // explaining copy is made on first use), so several Python threads may share one; the module
-// releases the GIL around every call. Torch-free interface: rows of floats, JSON text.
+// releases the GIL around every call. Results are plain rows of floats and JSON text, for the bindings.
 #pragma once
 
 #include <memory>
