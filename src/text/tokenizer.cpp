@@ -3,8 +3,8 @@
 #include <stdexcept>
 
 #include "text/bpe.h"
-#include "util/errors.h"
 #include "text/wordpiece.h"
+#include "util/errors.h"
 #include "util/json_file.h"
 
 namespace emotune::text {

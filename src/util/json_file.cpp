@@ -20,7 +20,7 @@ std::string read_small_file(const fs::path& path, std::size_t max_bytes) {
   if (ec) throw std::runtime_error("cannot read " + path.string() + ": " + ec.message());
   if (size > max_bytes)
     throw InputError(path.string() + " is too large (" + std::to_string(size) + " bytes; at most " +
-                             std::to_string(max_bytes) + " expected)");
+                     std::to_string(max_bytes) + " expected)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path.string());
   std::string bytes(size, '\0');
@@ -69,7 +69,7 @@ nlohmann::json read_json_file(const fs::path& path, std::size_t max_bytes) {
   }
   if (too_deep)
     throw InputError("invalid JSON in " + path.string() + ": nested more than " + std::to_string(kMaxJsonDepth) +
-                             " levels deep");
+                     " levels deep");
   return j;
 }
 
